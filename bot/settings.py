@@ -1,0 +1,83 @@
+"""Bot settings, read once at start from the environment (and an optional .env file)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings.exceptions import SettingsError
+
+TELEGRAM_API_BASE_URL = "https://api.telegram.org/bot"
+
+
+class BotSettings(BaseSettings):
+    """Everything the bot process reads from its environment."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+
+    telegram_bot_token: SecretStr | None = None
+    telegram_api_base_url: str = TELEGRAM_API_BASE_URL
+    admin_ids: Annotated[frozenset[int], NoDecode] = frozenset()
+    data_dir: Path = Path("var")
+    log_level: str = "INFO"
+
+    webhook_url: str = ""
+    webhook_secret: SecretStr | None = None
+    webhook_listen: str = "0.0.0.0"
+    webhook_port: int = Field(default=8443, ge=1, le=65535)
+
+    # Per-user and per-chat limits: at most N requests in a rolling window of W seconds.
+    question_rate: int = Field(default=20, ge=1)
+    generation_rate: int = Field(default=5, ge=1)
+    chat_rate: int = Field(default=60, ge=1)
+    rate_window_s: float = Field(default=60.0, gt=0)
+
+    # Outgoing flood control (PTB's AIORateLimiter): messages per second over all chats, as Telegram
+    # allows; 0 turns throttling off (a self-hosted Bot API server, tests). 429s are retried either way.
+    telegram_flood_rate: float = Field(default=30.0, ge=0)
+    # Updates handled at the same time; questions wait on the knowledge base in worker threads.
+    max_concurrent_updates: int = Field(default=64, ge=1)
+
+    @field_validator("admin_ids", mode="before")
+    @classmethod
+    def _parse_admin_ids(cls, value: object) -> object:
+        """Accept "1, 2,3" as well as a list; an empty string means no admins."""
+        if isinstance(value, str):
+            parts = [part.strip() for part in value.split(",") if part.strip()]
+            return frozenset(int(part) for part in parts)
+        return value
+
+    @field_validator("telegram_api_base_url")
+    @classmethod
+    def _check_base_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _check_log_level(cls, value: str) -> str:
+        value = value.upper()
+        if value not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+        return value
+
+    @property
+    def token(self) -> str | None:
+        """The bot token in clear text, or None when unset or blank."""
+        if self.telegram_bot_token is None:
+            return None
+        return self.telegram_bot_token.get_secret_value().strip() or None
+
+    @classmethod
+    def load(cls) -> BotSettings:
+        """Read the environment once; a bad value exits with one line naming the variable."""
+        try:
+            return cls()
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            raise SystemExit(f"Bad setting {str(error['loc'][0]).upper()}: {error['msg']}") from None
+        except SettingsError as exc:
+            raise SystemExit(f"Bad setting: {exc}") from None

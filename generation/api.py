@@ -1,0 +1,136 @@
+"""Request/response types and limits shared by the bot, the client and the service.
+
+This module must stay light: no torch import, so the bot can use it without loading models.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+MAX_IMAGES = 16
+MAX_PROMPT_CHARS = 500
+MAX_TEXT_LENGTH = 1000
+DEFAULT_TEXT_LENGTH = 300
+DIGITS = range(10)
+
+ModelKind = Literal["gan", "lstm"]
+
+
+class GenerationError(Exception):
+    """Base class for errors the bot can show to a user."""
+
+
+class InvalidRequest(GenerationError):
+    """The request breaks a limit; the message says which, in plain words."""
+
+
+class GeneratorUnavailable(GenerationError):
+    """No model is loaded, or the service is down or overloaded."""
+
+
+class DeadlineExceeded(GeneratorUnavailable):
+    """The request could not finish within its deadline; nothing else was affected."""
+
+
+class Overloaded(GeneratorUnavailable):
+    """Too many requests are queued; trying again shortly may work."""
+
+
+class ImageRequest(BaseModel):
+    """Draw `count` digits; `digit=None` draws a mix."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    digit: int | None = Field(default=None, ge=0, le=9)
+    count: int = Field(default=8, ge=1, le=MAX_IMAGES)
+    seed: int | None = Field(default=None, ge=0, le=2**31 - 1)
+
+
+class ImageResult(BaseModel):
+    """A PNG grid plus what made it."""
+
+    png: bytes
+    model_version: str
+    seed: int
+    digits: list[int | None]
+
+    def to_json(self) -> dict:
+        """JSON-safe form: the PNG as base64."""
+        data = self.model_dump(exclude={"png"})
+        data["png_base64"] = base64.b64encode(self.png).decode("ascii")
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict) -> ImageResult:
+        """Inverse of to_json."""
+        fields = {key: value for key, value in data.items() if key != "png_base64"}
+        return cls(png=base64.b64decode(data["png_base64"]), **fields)
+
+
+class TextRequest(BaseModel):
+    """Continue `prompt` for `length` characters."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prompt: str = Field(default="", max_length=MAX_PROMPT_CHARS)
+    length: int = Field(default=DEFAULT_TEXT_LENGTH, ge=1, le=MAX_TEXT_LENGTH)
+    temperature: float = Field(default=0.8, gt=0.0, le=2.0)
+    top_k: int = Field(default=0, ge=0, le=1000)  # 0 = off
+    top_p: float = Field(default=0.95, gt=0.0, le=1.0)
+    seed: int | None = Field(default=None, ge=0, le=2**31 - 1)
+
+
+class TextResult(BaseModel):
+    """Generated text (prompt included) plus what made it."""
+
+    text: str
+    model_version: str
+    seed: int
+
+
+class ModelInfo(BaseModel):
+    """The champion of one generator kind."""
+
+    kind: ModelKind
+    version: str | None
+    metrics: dict[str, float] = Field(default_factory=dict)
+    created_at: str | None = None
+
+
+_ERROR_WORDING = {
+    "less_than_equal": "must be at most {le}",
+    "less_than": "must be less than {lt}",
+    "greater_than_equal": "must be at least {ge}",
+    "greater_than": "must be greater than {gt}",
+    "string_too_long": "must be at most {max_length} characters",
+    "int_parsing": "must be a whole number",
+    "int_from_float": "must be a whole number",
+    "int_type": "must be a whole number",
+    "float_parsing": "must be a number",
+    "float_type": "must be a number",
+    "string_type": "must be text",
+    "extra_forbidden": "is not a known field",
+    "missing": "is required",
+}
+
+
+def explain_validation_error(error: ValidationError | list[dict]) -> str:
+    """One plain sentence per broken limit, e.g. "count must be at most 16"."""
+    details = error.errors() if isinstance(error, ValidationError) else error
+    sentences = []
+    for detail in details:
+        if detail.get("type") == "json_invalid":
+            sentences.append("the request body is not valid JSON")
+            continue
+        location = [str(part) for part in detail.get("loc", ()) if part not in ("body", "query")]
+        field = ".".join(location) or "request"
+        wording = _ERROR_WORDING.get(detail.get("type", ""))
+        try:
+            message = wording.format(**detail.get("ctx", {})) if wording else detail.get("msg", "is invalid")
+        except (KeyError, IndexError):
+            message = detail.get("msg", "is invalid")
+        sentences.append(f"{field} {message}")
+    return "; ".join(sentences) or "the request is invalid"

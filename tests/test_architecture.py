@@ -1,0 +1,94 @@
+"""The package import rules of ARCHITECTURE.md, checked on the source."""
+
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("bot", "knowledge", "generation")
+# generation.models may use torch, the standard library, and safetensors (the checkpoint format).
+MODELS_ALLOWED = {"torch", "safetensors", "generation"}
+
+
+def imported_modules(path: Path, root: Path = ROOT) -> set[str]:
+    """Absolute module names imported anywhere in a source file (relative imports resolved)."""
+    package = ".".join(path.relative_to(root).with_suffix("").parts[:-1])
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                module = ".".join([*base, node.module] if node.module else base)
+            else:
+                module = node.module or ""
+            names.add(module)
+            names.update(f"{module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def sources(package: str) -> list[Path]:
+    return sorted((ROOT / package).rglob("*.py"))
+
+
+def top(name: str) -> str:
+    return name.split(".")[0]
+
+
+@pytest.mark.parametrize(("package", "forbidden"), [("knowledge", {"bot", "generation"}), ("generation", {"bot", "knowledge"})])
+def test_services_never_import_bot_or_each_other(package: str, forbidden: set[str]) -> None:
+    offences = [
+        f"{path.relative_to(ROOT)} imports {name}"
+        for path in sources(package)
+        for name in imported_modules(path)
+        if top(name) in forbidden
+    ]
+    assert offences == []
+
+
+def test_bot_reaches_generation_only_through_api_and_client() -> None:
+    allowed = ("generation.api", "generation.client", "generation.settings")
+    offences = [
+        f"{path.relative_to(ROOT)} imports {name}"
+        for path in sources("bot")
+        for name in imported_modules(path)
+        if top(name) == "generation" and not name.startswith(allowed) and name != "generation"
+    ]
+    assert offences == []
+
+
+def test_generation_models_import_only_torch_and_stdlib() -> None:
+    offences = [
+        f"{path.relative_to(ROOT)} imports {name}"
+        for path in sorted((ROOT / "generation" / "models").rglob("*.py"))
+        for name in imported_modules(path)
+        if name and top(name) not in sys.stdlib_module_names and top(name) not in MODELS_ALLOWED
+    ]
+    assert offences == []
+    internal = [
+        name
+        for path in sorted((ROOT / "generation" / "models").rglob("*.py"))
+        for name in imported_modules(path)
+        if top(name) == "generation" and not name.startswith("generation.models")
+    ]
+    assert internal == []
+
+
+def test_generation_api_stays_light() -> None:
+    tops = {top(name) for name in imported_modules(ROOT / "generation" / "api.py")}
+    assert not tops & {"torch", "numpy", "safetensors"}
+
+
+def test_checker_sees_a_violation(tmp_path: Path) -> None:
+    """Guard against a checker that can never fail."""
+    bad = tmp_path / "knowledge" / "probe.py"
+    bad.parent.mkdir()
+    bad.write_text("from bot import settings\nfrom . import ingest\n", encoding="utf-8")
+    names = imported_modules(bad, root=tmp_path)
+    assert "bot.settings" in names
+    assert "knowledge.ingest" in names
