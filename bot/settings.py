@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Annotated
 
@@ -40,6 +41,14 @@ class BotSettings(BaseSettings):
     # Updates handled at the same time; questions wait on the knowledge base in worker threads.
     max_concurrent_updates: int = Field(default=64, ge=1)
 
+    # /retrain runs `python -m generation.train KIND --progress-json RETRAIN_ARGS...` in the background;
+    # RETRAIN_ARGS adds trainer options to every run, e.g. "--dry-run --device cpu" (tests, quick checks).
+    retrain_args: str = ""
+    # The job's progress message is edited at most once per this many seconds (Telegram limits edits).
+    retrain_progress_interval_s: float = Field(default=5.0, gt=0)
+    # /retrain cancel: SIGTERM first, SIGKILL if the trainer is still running after this many seconds.
+    retrain_cancel_grace_s: float = Field(default=10.0, gt=0)
+
     @field_validator("admin_ids", mode="before")
     @classmethod
     def _parse_admin_ids(cls, value: object) -> object:
@@ -48,6 +57,17 @@ class BotSettings(BaseSettings):
             parts = [part.strip() for part in value.split(",") if part.strip()]
             return frozenset(int(part) for part in parts)
         return value
+
+    @field_validator("retrain_args")
+    @classmethod
+    def _check_retrain_args(cls, value: str) -> str:
+        shlex.split(value)  # unbalanced quotes fail here, at start, naming the variable
+        return value
+
+    @property
+    def retrain_argv(self) -> list[str]:
+        """RETRAIN_ARGS split as a shell would."""
+        return shlex.split(self.retrain_args)
 
     @field_validator("telegram_api_base_url")
     @classmethod

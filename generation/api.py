@@ -100,6 +100,27 @@ class ModelInfo(BaseModel):
     created_at: str | None = None
 
 
+class ModelVersion(BaseModel):
+    """One stored version of a generator: the champion, a previous champion, or a candidate that was
+    not promoted (`note` says why, or which rollback replaced it)."""
+
+    kind: ModelKind
+    version: str
+    status: Literal["champion", "previous", "candidate", "rejected"]
+    created_at: str | None = None
+    metrics: dict[str, float] = Field(default_factory=dict)
+    note: str = ""
+
+
+class RollbackRequest(BaseModel):
+    """Make `version` champion again; None means the previous champion."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: ModelKind
+    version: str | None = Field(default=None, min_length=1, max_length=100)
+
+
 _ERROR_WORDING = {
     "less_than_equal": "must be at most {le}",
     "less_than": "must be less than {lt}",

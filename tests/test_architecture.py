@@ -40,7 +40,9 @@ def top(name: str) -> str:
     return name.split(".")[0]
 
 
-@pytest.mark.parametrize(("package", "forbidden"), [("knowledge", {"bot", "generation"}), ("generation", {"bot", "knowledge"})])
+@pytest.mark.parametrize(
+    ("package", "forbidden"), [("knowledge", {"bot", "generation"}), ("generation", {"bot", "knowledge"})]
+)
 def test_services_never_import_bot_or_each_other(package: str, forbidden: set[str]) -> None:
     offences = [
         f"{path.relative_to(ROOT)} imports {name}"

@@ -1,0 +1,109 @@
+"""Generator quality with the default CPU recipes: train each from scratch, score it, time it.
+
+    python -m benchmarks.generation_quality [--kind gan|lstm|both] [--threads N] [--keep DIR] [--time-limit S]
+    python -m benchmarks.generation_quality --evaluate-only      (score the champions under DATA_DIR)
+
+Targets (issue 4): GAN conditional accuracy >= 0.95, Frechet distance <= 3x the real-vs-real floor,
+diversity >= 0.8x real, no near-copies; LSTM <= 1.9 bits per character on the held-out tenth of
+every corpus file; each default recipe trains in <= 5 minutes. Exits 1 when a target is missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from generation import evaluate
+from generation.data import load_images, load_text_corpus
+from generation.models.checkpoint import load_checkpoint
+from generation.registry import ModelRegistry
+from generation.settings import GenerationSettings
+from generation.train.run import TrainOptions, train_and_register
+
+TRAIN_SECONDS_TARGET = 300.0
+
+
+def score_champion(kind: str, settings: GenerationSettings, models_dir: Path) -> dict[str, float] | None:
+    champion = ModelRegistry(models_dir).champion(kind)
+    if champion is None:
+        return None
+    checkpoint = load_checkpoint(champion.path, kind)
+    if kind == "lstm":
+        corpus = load_text_corpus(settings.text_corpus_dir)
+        return evaluate.bits_per_char(checkpoint.model, checkpoint.vocab, corpus.train, corpus.heldout)
+    data = load_images(None, checkpoint.model.config.image_size, models_dir / "datasets")
+    judge = evaluate.load_or_train_judge(data, models_dir / "evaluator")
+    return evaluate.evaluate_gan(checkpoint.model, data, judge)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.generation_quality", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--kind", choices=["gan", "lstm", "both"], default="both")
+    parser.add_argument("--threads", type=int, default=0, help="0 = torch's default (all cores)")
+    parser.add_argument("--keep", type=Path, help="models folder to train into (default: a temporary one)")
+    parser.add_argument(
+        "--time-limit", type=float, help="override the recipes' training time cap, in seconds (0 = none)"
+    )
+    parser.add_argument(
+        "--evaluate-only", action="store_true", help="score the champions under DATA_DIR/models"
+    )
+    args = parser.parse_args(argv)
+    settings = GenerationSettings.load()
+    kinds = ["gan", "lstm"] if args.kind == "both" else [args.kind]
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    ok = True
+    with tempfile.TemporaryDirectory() as scratch:
+        for kind in kinds:
+            if args.evaluate_only:
+                metrics = score_champion(kind, settings, settings.models_dir)
+                if metrics is None:
+                    print(f"{kind}: no champion under {settings.models_dir}")
+                    ok = False
+                    continue
+                timing = ""
+            else:
+                models_dir = args.keep or Path(scratch)
+                options = TrainOptions(
+                    kind=kind,
+                    models_dir=models_dir,
+                    text_corpus_dir=settings.text_corpus_dir,
+                    device="cpu",
+                    threads=args.threads,
+                    time_limit_s=args.time_limit,
+                    quiet=True,
+                )
+                started = time.perf_counter()
+                report = train_and_register(options)
+                wall = time.perf_counter() - started
+                metrics = report["candidate"]
+                in_time = wall <= TRAIN_SECONDS_TARGET
+                ok = ok and in_time
+                timing = (
+                    f"  whole run {wall:.0f} s wall (training {report['train']['train_seconds']:.0f} s wall, "
+                    f"{report['train']['train_cpu_seconds']:.0f} s CPU, {report['train']['steps']}/"
+                    f"{report['train']['planned_steps']} steps"
+                    f"{', cut by the time limit' if report['train']['stopped_by_time_limit'] else ''}) "
+                    f"target <= {TRAIN_SECONDS_TARGET:.0f} s {'PASS' if in_time else 'FAIL'}"
+                )
+            met = evaluate.targets_met(kind, metrics)
+            ok = ok and all(met.values())
+            print(f"== {kind}")
+            print(json.dumps({key: round(value, 4) for key, value in metrics.items()}))
+            for name, passed in met.items():
+                print(f"  {name}: {metrics[name]:.4f} {'PASS' if passed else 'FAIL'}")
+            if timing:
+                print(timing)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,102 @@
+"""Knowledge speed: in-process ask latency vs one bare query encoding, cold start, full build.
+
+Targets (issue 3), on the 2-core machine: ask p50 <= 15 ms and p99 <= 60 ms after warm-up; ask p50
+at most 2.5x a bare query encoding measured in the same run; cold start with a cached index <= 5 s;
+a full build <= 60 s. Builds into a temporary DATA_DIR, so the real index is untouched.
+Usage: python -m benchmarks.knowledge_speed [--skip-build]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+DEV_SET = Path(__file__).resolve().parents[1] / "knowledge" / "eval" / "dev.jsonl"
+COLD_START = """
+import time
+started = time.perf_counter()
+from knowledge.service import KnowledgeBase
+from knowledge.settings import KnowledgeSettings
+kb = KnowledgeBase.from_settings(KnowledgeSettings.load())
+kb.initialize()
+ready = time.perf_counter() - started
+print(f"{ready:.3f} {time.process_time():.3f}")
+"""
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", type=Path, help="reuse this DATA_DIR's index instead of a fresh build")
+    args = parser.parse_args()
+
+    from knowledge.evaluate import read_questions
+    from knowledge.service import KnowledgeBase
+    from knowledge.settings import KnowledgeSettings
+    from knowledge.speed import measure
+
+    print(f"load average: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
+    with tempfile.TemporaryDirectory() as scratch:
+        data_dir = args.data_dir or Path(scratch)
+        settings = KnowledgeSettings.load().model_copy(update={"data_dir": data_dir})
+        kb = KnowledgeBase.from_settings(settings)
+        if args.data_dir:
+            kb.initialize()
+            build_seconds = build_cpu = None
+        else:
+            kb._get_encoder()  # the model load belongs to cold start, not to the build
+            started, cpu = time.perf_counter(), time.process_time()
+            kb.rebuild()
+            build_seconds = time.perf_counter() - started
+            build_cpu = time.process_time() - cpu
+        latency = measure(kb, [q.question for q in read_questions(DEV_SET)])
+        kb.shutdown()
+        env = {**os.environ, "DATA_DIR": str(data_dir)}
+        runs = [
+            subprocess.run(
+                [sys.executable, "-c", COLD_START], env=env, capture_output=True, text=True, check=True
+            ).stdout.split()
+            for _ in range(2)
+        ]
+    cold = [float(wall) for wall, _ in runs]
+    cold_start = min(cold)
+    cold_cpu = min(float(cpu) for _, cpu in runs)
+    print(
+        f"ask p50 {latency.ask_p50:.1f} ms, p99 {latency.ask_p99:.1f} ms over {latency.asks} asks; "
+        f"bare query encoding p50 {latency.encode_p50:.1f} ms; ratio {latency.ratio:.2f}"
+    )
+    print(
+        f"  same asks in CPU time of the asking thread (idle-machine estimate): ask p50 "
+        f"{latency.ask_cpu_p50:.1f} ms, p99 {latency.ask_cpu_p99:.1f} ms; encoding p50 {latency.encode_cpu_p50:.1f} ms"
+    )
+    print(
+        f"cold start with cached index: {cold_start:.2f} s (runs: {', '.join(f'{c:.2f}' for c in cold)}); "
+        f"process CPU time {cold_cpu:.2f} s"
+    )
+    checks = [
+        ("ask p50 ms", latency.ask_p50, 15.0),
+        ("ask p99 ms", latency.ask_p99, 60.0),
+        ("ask p50 / encode p50", latency.ratio, 2.5),
+        ("cold start s", cold_start, 5.0),
+    ]
+    if build_seconds is not None:
+        print(f"full build: {build_seconds:.1f} s (process CPU time {build_cpu:.1f} s, all threads)")
+        checks.append(("full build s", build_seconds, 60.0))
+    failed = 0
+    print("\ntarget check")
+    for name, value, target in checks:
+        ok = value <= target
+        failed += not ok
+        print(f"{'PASS' if ok else 'FAIL'}  {name}: {value:.2f} (target <= {target})")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

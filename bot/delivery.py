@@ -1,0 +1,151 @@
+"""Sending to Telegram robustly: split long HTML, retry transient failures, follow group migrations,
+skip users who blocked the bot, and keep a chat action alive while slow work runs."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dtm
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager, suppress
+from typing import TYPE_CHECKING, TypeVar
+
+from telegram import InlineKeyboardMarkup, Message, ReplyParameters
+from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter, TelegramError
+
+from bot.formatting import MESSAGE_LIMIT, html_to_plain, split_html
+
+if TYPE_CHECKING:
+    from bot.context import CustomContext
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+ATTEMPTS = 4
+BACKOFF_S = (0.5, 1.0, 2.0)
+MAX_RETRY_AFTER_S = 30.0
+CHAT_ACTION_INTERVAL_S = 4.0  # Telegram shows an action for about 5 s
+CHAT_ACTION_GRACE_S = 0.3  # work done sooner needs no indicator: the reply itself arrives first
+
+
+def _seconds(value: int | float | dtm.timedelta) -> float:
+    return value.total_seconds() if isinstance(value, dtm.timedelta) else float(value)
+
+
+async def call_telegram(
+    context: CustomContext, chat_id: int, make_call: Callable[[int], Awaitable[T]]
+) -> T | None:
+    """Run `make_call(chat_id)`; retry flood waits, timeouts and network errors; follow a migration to
+    the supergroup; return None when the user blocked the bot. Bad requests propagate at once."""
+    for attempt in range(ATTEMPTS):
+        last = attempt == ATTEMPTS - 1
+        try:
+            return await make_call(chat_id)
+        except ChatMigrated as exc:
+            new_chat_id = exc.new_chat_id
+            logger.info("chat %s migrated to %s; following it", chat_id, new_chat_id)
+            remember_migration(context, chat_id, new_chat_id)
+            chat_id = new_chat_id
+        except Forbidden:
+            logger.info("chat %s blocked the bot or removed it; skipping", chat_id)
+            context.store.set_blocked(chat_id, True)
+            return None
+        except RetryAfter as exc:
+            wait = _seconds(exc.retry_after)
+            if last or wait > MAX_RETRY_AFTER_S:
+                raise
+            logger.warning("flood limit for chat %s: waiting %.1f s", chat_id, wait)
+            await asyncio.sleep(wait)
+        except BadRequest:
+            raise
+        except NetworkError as exc:  # TimedOut included
+            if last:
+                raise
+            logger.warning("network error talking to Telegram (%s); retrying", type(exc).__name__)
+            await asyncio.sleep(BACKOFF_S[attempt])
+    return None
+
+
+def remember_migration(context: CustomContext, old_chat_id: int, new_chat_id: int) -> None:
+    """Carry a group's data over to the supergroup it became (idempotent)."""
+    if context.store.migrated_to(old_chat_id) == new_chat_id:
+        return
+    context.store.record_migration(old_chat_id, new_chat_id)
+    with suppress(ValueError, KeyError):
+        context.application.migrate_chat_data(old_chat_id=old_chat_id, new_chat_id=new_chat_id)
+
+
+async def send_html(
+    context: CustomContext,
+    chat_id: int,
+    html: str,
+    *,
+    reply_to: Message | None = None,
+    reply_markup: InlineKeyboardMarkup | None = None,
+) -> list[Message]:
+    """Send `html` split under the message limit; quote `reply_to` on the first part, put the buttons on
+    the last. If Telegram rejects the markup, the same text goes out as plain text."""
+    parts = split_html(html, MESSAGE_LIMIT)
+    sent: list[Message] = []
+    for index, part in enumerate(parts):
+        quote = (
+            ReplyParameters(message_id=reply_to.message_id, allow_sending_without_reply=True)
+            if reply_to is not None and index == 0
+            else None
+        )
+        markup = reply_markup if index == len(parts) - 1 else None
+
+        async def send(target: int, part: str = part, quote=quote, markup=markup) -> Message:
+            try:
+                return await context.bot.send_message(
+                    target, part, reply_parameters=quote, reply_markup=markup
+                )
+            except BadRequest as exc:
+                if "can't parse entities" not in exc.message.lower():
+                    raise
+                logger.warning("Telegram rejected our HTML (%s); sending plain text", exc.message)
+                return await context.bot.send_message(
+                    target, html_to_plain(part), parse_mode=None, reply_parameters=quote, reply_markup=markup
+                )
+
+        message = await call_telegram(context, chat_id, send)
+        if message is None:
+            break
+        chat_id = message.chat_id
+        sent.append(message)
+    return sent
+
+
+_background: set[asyncio.Task] = set()  # keeps running action loops referenced until they end
+
+
+@asynccontextmanager
+async def chat_action(context: CustomContext, chat_id: int, action: str) -> AsyncIterator[None]:
+    """Show `action` ("typing", "upload_photo") until the block ends, renewing it before it fades.
+
+    The first action goes out only if the work outlasts a short grace period, so quick answers cost no
+    extra request. The loop runs beside the work; at the end it is told to stop rather than cancelled,
+    so a request already on the wire completes instead of being torn down."""
+    stop = asyncio.Event()
+
+    async def renew() -> None:
+        with suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), CHAT_ACTION_GRACE_S)
+        while not stop.is_set():
+            try:
+                await context.bot.send_chat_action(chat_id, action)
+            except Forbidden:
+                return
+            except TelegramError as exc:  # an action is cosmetic: never fail the request for it
+                logger.debug("chat action failed: %s", type(exc).__name__)
+            with suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), CHAT_ACTION_INTERVAL_S)
+
+    task = asyncio.create_task(renew())
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+    try:
+        yield
+    finally:
+        stop.set()

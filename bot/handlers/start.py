@@ -1,0 +1,53 @@
+"""/start, /help and /about."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from telegram import Update
+
+from bot.context import CustomContext
+from bot.formatting import escape
+from bot.handlers.common import message_lang, reply_html
+from bot.texts import text
+
+logger = logging.getLogger(__name__)
+
+
+async def start(update: Update, context: CustomContext) -> None:
+    """Greet the user and say what the bot does."""
+    lang = message_lang(update, "")
+    user = update.effective_user
+    name = escape(user.first_name) if user else ""
+    await reply_html(update, context, text("start", lang, name=name))
+
+
+async def help_command(update: Update, context: CustomContext) -> None:
+    """List the commands with examples."""
+    await reply_html(update, context, text("help", message_lang(update, "")))
+
+
+async def about(update: Update, context: CustomContext) -> None:
+    """Show model versions and the knowledge base's size."""
+    lang = message_lang(update, "")
+    missing = text("no_model", lang)
+    stats = await asyncio.to_thread(context.knowledge.stats)
+    versions = {"gan": missing, "lstm": missing}
+    try:
+        for model in await context.generation.models():
+            if model.version:
+                versions[model.kind] = escape(model.version)
+    except Exception as exc:  # the generators being down must not hide the knowledge base's figures
+        logger.warning("could not list generator models: %s", type(exc).__name__)
+    values = {
+        key: escape(stats.get(key, "?"))
+        for key in ("documents", "sections", "faq_entries", "encoder", "fingerprint")
+    }
+    values["built_at"] = escape(stats.get("built_at") or "?")
+    await reply_html(update, context, text("about", lang, **values, **versions))
+
+
+async def unknown_command(update: Update, context: CustomContext) -> None:
+    """Point a private-chat user who mistyped a command to /help."""
+    await reply_html(update, context, text("unknown_command", message_lang(update, "")))

@@ -1,0 +1,247 @@
+"""User-facing strings in English and Chinese, and the rule that picks one."""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+Lang = Literal["en", "zh"]
+
+_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+
+
+def detect_lang(text: str | None, language_code: str | None = None) -> Lang:
+    """Chinese when the text holds CJK characters; for text without letters, the user's client language."""
+    if text and _CJK.search(text):
+        return "zh"
+    if text and re.search(r"[A-Za-z]{2,}", text):
+        return "en"
+    if language_code and language_code.lower().startswith("zh"):
+        return "zh"
+    return "en"
+
+
+TEXTS: dict[str, dict[Lang, str]] = {
+    "start": {
+        "en": (
+            "Hi {name}! I answer questions about building a startup on large AI models, "
+            "citing the articles I know, and I can draw digits (/image) or write text (/text).\n\n"
+            "Just send me a question, or try /help."
+        ),
+        "zh": (
+            "你好 {name}！我可以回答关于基于大模型创业的问题，并注明出处；"
+            "也可以画数字（/image）或生成文字（/text）。\n\n直接发问题给我，或者试试 /help。"
+        ),
+    },
+    "help": {
+        "en": (
+            "<b>Commands</b>\n"
+            "/ask &lt;question&gt; — ask a question, e.g. <code>/ask How do I price an AI product?</code>\n"
+            "/image [digit] [count] — draw digits, e.g. <code>/image 7 4</code>\n"
+            "/text [prompt] — continue a text, e.g. <code>/text Our startup</code>\n"
+            "/about — model versions and knowledge base size\n"
+            "/help — this message\n\n"
+            "In a private chat any message is a question. In groups, mention me, reply to me or use /ask."
+        ),
+        "zh": (
+            "<b>命令</b>\n"
+            "/ask &lt;问题&gt; — 提问，例如 <code>/ask 如何给 AI 产品定价？</code>\n"
+            "/image [数字] [数量] — 画数字，例如 <code>/image 7 4</code>\n"
+            "/text [开头] — 续写文字，例如 <code>/text Our startup</code>\n"
+            "/about — 模型版本和知识库规模\n"
+            "/help — 显示本帮助\n\n"
+            "私聊时任何消息都会被当作问题。群组中请 @我、回复我的消息或使用 /ask。"
+        ),
+    },
+    "about": {
+        "en": (
+            "<b>Knowledge base</b>: {documents} articles, {sections} sections, {faq_entries} FAQ entries "
+            "(corpus {fingerprint}, encoder {encoder}, built {built_at})\n"
+            "<b>Image model</b>: {gan}\n<b>Text model</b>: {lstm}"
+        ),
+        "zh": (
+            "<b>知识库</b>：{documents} 篇文章，{sections} 个章节，{faq_entries} 条 FAQ"
+            "（语料 {fingerprint}，编码器 {encoder}，构建于 {built_at}）\n"
+            "<b>图像模型</b>：{gan}\n<b>文本模型</b>：{lstm}"
+        ),
+    },
+    "no_model": {"en": "not loaded", "zh": "未加载"},
+    "ask_usage": {
+        "en": "Ask me something, e.g. /ask How do I find my first customers?",
+        "zh": "请提一个问题，例如 /ask 如何找到第一批客户？",
+    },
+    "sources": {"en": "Sources", "zh": "来源"},
+    "suggestions": {"en": "You could ask instead:", "zh": "你可以试着问："},
+    "more_sources": {"en": "More sources", "zh": "更多来源"},
+    "no_more_sources": {"en": "No more sources.", "zh": "没有更多来源了。"},
+    "helpful": {"en": "👍 Helpful", "zh": "👍 有帮助"},
+    "not_helpful": {"en": "👎 Not helpful", "zh": "👎 没帮助"},
+    "feedback_thanks": {"en": "Thanks for the feedback!", "zh": "感谢反馈！"},
+    "answer_gone": {"en": "That answer is no longer available.", "zh": "这个回答已不可用。"},
+    "image_usage": {
+        "en": "Usage: /image [digit 0-9] [count 1-{max_images}], e.g. /image 7 4",
+        "zh": "用法：/image [数字 0-9] [数量 1-{max_images}]，例如 /image 7 4",
+    },
+    "text_usage": {
+        "en": "Usage: /text [prompt of at most {max_chars} characters], e.g. /text Our startup",
+        "zh": "用法：/text [不超过 {max_chars} 个字符的开头]，例如 /text Our startup",
+    },
+    "image_caption": {
+        "en": "{what} · model {model_version} · seed {seed}",
+        "zh": "{what} · 模型 {model_version} · 种子 {seed}",
+    },
+    "digits_mixed": {"en": "{count} mixed digits", "zh": "{count} 个混合数字"},
+    "digits_one": {"en": "{count} × digit {digit}", "zh": "{count} 个数字 {digit}"},
+    "text_footer": {"en": "model {model_version} · seed {seed}", "zh": "模型 {model_version} · 种子 {seed}"},
+    "generators_unavailable": {
+        "en": "The generators are not available right now. Please try again later.",
+        "zh": "生成模型暂时不可用，请稍后再试。",
+    },
+    "rate_limited": {
+        "en": "You're going a bit fast. Please try again in {seconds} s.",
+        "zh": "请求太频繁了，请 {seconds} 秒后再试。",
+    },
+    "error": {
+        "en": "Sorry, something went wrong. Please try again.",
+        "zh": "抱歉，出了点问题，请再试一次。",
+    },
+    "unknown_command": {
+        "en": "I don't know that command. /help lists what I can do.",
+        "zh": "我不认识这个命令。/help 会列出我能做的事。",
+    },
+    "admins_only": {"en": "Sorry, admins only.", "zh": "抱歉，仅限管理员。"},
+    # Admin commands ----------------------------------------------------------------------------
+    "retrain_usage": {
+        "en": (
+            "Usage: /retrain gan|lstm|all [epochs=N] [steps=N] — retrain in the background\n"
+            "/retrain cancel &lt;job id&gt; — stop a running job\nRunning: {running}"
+        ),
+        "zh": (
+            "用法：/retrain gan|lstm|all [epochs=N] [steps=N] — 在后台重新训练\n"
+            "/retrain cancel &lt;任务编号&gt; — 停止运行中的任务\n运行中：{running}"
+        ),
+    },
+    "none": {"en": "none", "zh": "无"},
+    "retrain_started": {
+        "en": "Job <code>{job_id}</code> started: retraining {kind}{options}. Cancel: /retrain cancel {job_id}",
+        "zh": "任务 <code>{job_id}</code> 已开始：重新训练 {kind}{options}。取消：/retrain cancel {job_id}",
+    },
+    "retrain_running": {
+        "en": "{kind} is already being retrained by job <code>{job_id}</code> (/retrain cancel {job_id}).",
+        "zh": "{kind} 正在由任务 <code>{job_id}</code> 训练中（/retrain cancel {job_id}）。",
+    },
+    "job_progress": {
+        "en": "⏳ Job <code>{job_id}</code> ({kind}): {phase} step {step}/{total} · loss {loss} · ETA {eta} s",
+        "zh": "⏳ 任务 <code>{job_id}</code>（{kind}）：{phase} 第 {step}/{total} 步 · 损失 {loss} · 预计还需 {eta} 秒",
+    },
+    "job_starting": {
+        "en": "⏳ Job <code>{job_id}</code> ({kind}): starting the trainer…",
+        "zh": "⏳ 任务 <code>{job_id}</code>（{kind}）：正在启动训练程序…",
+    },
+    "job_over": {
+        "en": "Job <code>{job_id}</code> ({kind}): {status} after {seconds} s.",
+        "zh": "任务 <code>{job_id}</code>（{kind}）：{status}，用时 {seconds} 秒。",
+    },
+    "status_succeeded": {"en": "finished", "zh": "已完成"},
+    "status_failed": {"en": "failed", "zh": "失败"},
+    "status_cancelled": {"en": "cancelled", "zh": "已取消"},
+    "job_report": {
+        "en": "<b>Job {job_id} ({kind}) finished in {seconds} s</b>",
+        "zh": "<b>任务 {job_id}（{kind}）完成，用时 {seconds} 秒</b>",
+    },
+    "job_promoted": {
+        "en": "✅ Promoted ({reason}); now serving {version}.",
+        "zh": "✅ 已上线（{reason}）；当前服务版本 {version}。",
+    },
+    "job_not_promoted": {
+        "en": "❌ Not promoted ({reason}); {champion} keeps serving.",
+        "zh": "❌ 未上线（{reason}）；继续使用 {champion}。",
+    },
+    "job_candidate": {"en": "Candidate {version}: {metrics}", "zh": "候选 {version}：{metrics}"},
+    "job_champion": {"en": "Champion {version}: {metrics}", "zh": "当前冠军 {version}：{metrics}"},
+    "job_no_champion": {"en": "Champion: none yet", "zh": "当前冠军：暂无"},
+    "job_swap_failed": {
+        "en": "⚠️ The new champion could not be loaded into the running bot: {error}",
+        "zh": "⚠️ 新模型未能加载到运行中的机器人：{error}",
+    },
+    "job_sample": {"en": "Sample from {version} (seed {seed})", "zh": "{version} 的样例（种子 {seed}）"},
+    "job_failed": {
+        "en": "Job <code>{job_id}</code> ({kind}) failed: {error}. The champion is unchanged.",
+        "zh": "任务 <code>{job_id}</code>（{kind}）失败：{error}。当前冠军模型未变。",
+    },
+    "job_cancelled": {
+        "en": "Job <code>{job_id}</code> ({kind}) cancelled. The champion is unchanged.",
+        "zh": "任务 <code>{job_id}</code>（{kind}）已取消。当前冠军模型未变。",
+    },
+    "job_unknown": {
+        "en": "No running job <code>{job_id}</code>. Running: {running}",
+        "zh": "没有运行中的任务 <code>{job_id}</code>。运行中：{running}",
+    },
+    "reindex_done": {
+        "en": "Index rebuilt in {seconds} s: {documents} articles, {sections} sections, {faq_entries} FAQ entries.",
+        "zh": "索引已重建，用时 {seconds} 秒：{documents} 篇文章，{sections} 个章节，{faq_entries} 条 FAQ。",
+    },
+    "reindex_failed": {
+        "en": "Rebuilding the index failed: {error}. The previous index keeps serving.",
+        "zh": "重建索引失败：{error}。继续使用之前的索引。",
+    },
+    "rollback_usage": {
+        "en": "Usage: /rollback gan|lstm [version] — without a version, the previous champion",
+        "zh": "用法：/rollback gan|lstm [版本] — 不指定版本则恢复上一个冠军",
+    },
+    "rollback_done": {
+        "en": "Rolled back {kind}: {version} is the champion again and serving.",
+        "zh": "{kind} 已回滚：{version} 重新成为冠军并在服务中。",
+    },
+    "rollback_failed": {
+        "en": "Rollback refused: {error}. Nothing changed.",
+        "zh": "回滚被拒绝：{error}。未做任何更改。",
+    },
+    "models_title": {"en": "<b>Models</b>", "zh": "<b>模型</b>"},
+    "models_serving": {"en": "serving {version}", "zh": "服务中 {version}"},
+    "stats_title": {"en": "<b>Last 7 days</b>", "zh": "<b>最近 7 天</b>"},
+    "stats_totals": {
+        "en": (
+            "Questions answered: {answered}\nQuestions declined: {declined}\n"
+            "Images: {images} · Texts: {texts}\nFeedback: {helpful} helpful, {unhelpful} not helpful{ratio}"
+        ),
+        "zh": (
+            "已回答问题：{answered}\n未能回答：{declined}\n"
+            "图片：{images} · 文本：{texts}\n反馈：{helpful} 有帮助，{unhelpful} 没帮助{ratio}"
+        ),
+    },
+    "stats_per_day": {
+        "en": "<b>Per day</b> (answered/declined · images/texts · 👍/👎)",
+        "zh": "<b>每日</b>（已答/未答 · 图片/文本 · 👍/👎）",
+    },
+    "stats_unanswered": {"en": "<b>Top unanswered</b>", "zh": "<b>未能回答的热门问题</b>"},
+}
+
+COMMANDS: dict[str, dict[Lang, str]] = {
+    "ask": {"en": "Ask a question", "zh": "提问"},
+    "image": {"en": "Draw digits: /image [digit] [count]", "zh": "画数字：/image [数字] [数量]"},
+    "text": {"en": "Generate text: /text [prompt]", "zh": "生成文字：/text [开头]"},
+    "about": {"en": "Model versions and knowledge base size", "zh": "模型版本和知识库规模"},
+    "help": {"en": "Commands and examples", "zh": "命令和示例"},
+    "start": {"en": "Welcome", "zh": "欢迎"},
+}
+
+ADMIN_COMMANDS: dict[str, dict[Lang, str]] = {
+    "stats": {"en": "Usage statistics", "zh": "使用统计"},
+    "models": {"en": "Model versions", "zh": "模型版本"},
+    "reindex": {"en": "Rebuild the knowledge index", "zh": "重建知识索引"},
+    "retrain": {
+        "en": "Retrain a generator: /retrain gan|lstm|all",
+        "zh": "重新训练生成模型：/retrain gan|lstm|all",
+    },
+    "rollback": {
+        "en": "Restore an earlier model: /rollback gan|lstm [version]",
+        "zh": "恢复旧版模型：/rollback gan|lstm [版本]",
+    },
+}
+
+
+def text(key: str, lang: Lang, **values: object) -> str:
+    """The string `key` in `lang`, formatted with `values` (callers escape HTML values themselves)."""
+    template = TEXTS[key][lang]
+    return template.format(**values) if values else template

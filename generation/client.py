@@ -1,0 +1,510 @@
+"""GenerationClient: the only generation object the bot uses.
+
+With GENERATION_URL empty it runs the generators in-process through the same GenerationEngine
+(and so the same micro-batcher, off the event loop) as the service. With a URL it calls
+`python -m generation.serve` over HTTP: one budget per call (GENERATION_TIMEOUT_S, retries
+included), retries with jittered backoff for failures that are safe to retry (every endpoint is
+free of side effects except reload, which is idempotent), and a circuit breaker so that a service
+that is down makes calls fail in milliseconds instead of hanging the bot. Either way, errors are
+InvalidRequest (a limit, with a plain message) or GeneratorUnavailable (and its subclasses).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, get_args
+
+import httpx
+from pydantic import BaseModel, ValidationError
+
+from generation.api import (
+    DeadlineExceeded,
+    GenerationError,
+    GeneratorUnavailable,
+    ImageRequest,
+    ImageResult,
+    InvalidRequest,
+    ModelInfo,
+    ModelKind,
+    ModelVersion,
+    Overloaded,
+    RollbackRequest,
+    TextRequest,
+    TextResult,
+    explain_validation_error,
+)
+from generation.settings import GenerationSettings
+
+if TYPE_CHECKING:  # the engine pulls in torch; HTTP mode never needs it
+    from generation.service.engine import GenerationEngine
+
+logger = logging.getLogger(__name__)
+
+TIMEOUT_HEADER = "X-Request-Timeout"  # same name as generation.service.app (not imported: no fastapi here)
+_MODEL_INFO_TTL_S = 30.0  # how long "the service has no model" is believed without asking again
+RequestT = TypeVar("RequestT", bound=BaseModel)
+
+
+class CircuitBreaker:
+    """Closed -> open after `failure_threshold` failed calls in a row -> half-open after `reset_after_s`.
+
+    Half-open lets one probe call through: success closes the circuit, failure opens it again.
+    """
+
+    def __init__(
+        self,
+        failure_threshold: int = 3,
+        reset_after_s: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.failure_threshold = failure_threshold
+        self.reset_after_s = reset_after_s
+        self._clock = clock
+        self._failures = 0
+        self._opened_at: float | None = None
+        self._probing = False
+
+    @property
+    def state(self) -> str:
+        """`closed`, `open` or `half-open`."""
+        if self._opened_at is None:
+            return "closed"
+        if self._probing or self._clock() - self._opened_at >= self.reset_after_s:
+            return "half-open"
+        return "open"
+
+    def allows_call(self) -> bool:
+        """Whether a call would be let through now (changes nothing)."""
+        state = self.state
+        return state == "closed" or (state == "half-open" and not self._probing)
+
+    def retry_in(self) -> float:
+        """Seconds until a probe will be let through (0 when closed)."""
+        if self._opened_at is None:
+            return 0.0
+        return max(0.0, self._opened_at + self.reset_after_s - self._clock())
+
+    def before_call(self) -> None:
+        """Raise GeneratorUnavailable at once while open; in half-open, let exactly one probe through."""
+        state = self.state
+        if state == "closed":
+            return
+        if state == "half-open" and not self._probing:
+            self._probing = True
+            return
+        raise GeneratorUnavailable(
+            f"the generation service is not reachable; trying again in {max(self.retry_in(), 0.1):.0f} s"
+        )
+
+    def record_success(self) -> None:
+        """The service answered: close the circuit."""
+        if self._opened_at is not None:
+            logger.info("generation service is reachable again; circuit closed")
+        self._failures = 0
+        self._opened_at = None
+        self._probing = False
+
+    def abandon_call(self) -> None:
+        """A call was cancelled before it could tell: let the next call probe instead."""
+        self._probing = False
+
+    def record_failure(self) -> None:
+        """The service failed a call: count it, open (or re-open) the circuit when over the threshold."""
+        self._failures += 1
+        if self._probing or self._failures >= self.failure_threshold:
+            if self._opened_at is None or self._probing:
+                logger.warning("generation service failing; circuit open for %.1f s", self.reset_after_s)
+            self._opened_at = self._clock()
+            self._probing = False
+
+
+class GenerationBackend(Protocol):
+    """What GenerationClient delegates to: the in-process engine or the HTTP service."""
+
+    async def initialize(self) -> None: ...
+    async def image(self, request: ImageRequest) -> ImageResult: ...
+    async def text(self, request: TextRequest) -> TextResult: ...
+    async def models(self) -> list[ModelInfo]: ...
+    async def reload(self) -> list[ModelInfo]: ...
+    async def versions(self, kind: ModelKind) -> list[ModelVersion]: ...
+    async def rollback(self, kind: ModelKind, version: str | None) -> ModelVersion: ...
+    def available_for(self, kind: ModelKind | None) -> bool: ...
+    async def shutdown(self) -> None: ...
+
+
+class InProcessBackend:
+    """Runs the champions in this process through a GenerationEngine (torch is imported on initialize)."""
+
+    def __init__(
+        self, settings: GenerationSettings | None = None, engine: GenerationEngine | None = None
+    ) -> None:
+        if settings is None and engine is None:
+            raise ValueError("give settings or an engine")
+        self._settings = settings
+        self._engine = engine
+
+    @property
+    def engine(self) -> GenerationEngine | None:
+        """The engine, once initialized."""
+        return self._engine
+
+    async def initialize(self) -> None:
+        """Load the champions (if any) off the event loop and warm them up."""
+        if self._engine is None:
+            from generation.service.engine import GenerationEngine
+
+            assert self._settings is not None
+            self._engine = GenerationEngine.from_settings(self._settings)
+        await self._engine.start()
+
+    def _started(self) -> GenerationEngine:
+        if self._engine is None or not self._engine.started:
+            raise GeneratorUnavailable("the generators are not started")
+        return self._engine
+
+    async def image(self, request: ImageRequest) -> ImageResult:
+        return await self._started().image(request)
+
+    async def text(self, request: TextRequest) -> TextResult:
+        return await self._started().text(request)
+
+    async def models(self) -> list[ModelInfo]:
+        return self._started().models()
+
+    async def reload(self) -> list[ModelInfo]:
+        return await self._started().reload()
+
+    async def versions(self, kind: ModelKind) -> list[ModelVersion]:
+        return await self._started().versions(kind)
+
+    async def rollback(self, kind: ModelKind, version: str | None) -> ModelVersion:
+        return await self._started().rollback(kind, version)
+
+    def available_for(self, kind: ModelKind | None) -> bool:
+        engine = self._engine
+        if engine is None or not engine.started:
+            return False
+        return engine.ready if kind is None else engine.has_model(kind)
+
+    async def shutdown(self) -> None:
+        if self._engine is not None:
+            await self._engine.stop()
+
+
+class HttpBackend:
+    """Calls the generation service: per-call budget, retries with backoff, circuit breaker, bearer token."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        token: str | None = None,
+        timeout_s: float = 20.0,
+        retries: int = 2,
+        breaker: CircuitBreaker | None = None,
+        backoff_s: float = 0.1,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout_s = timeout_s
+        self.retries = retries
+        self.breaker = breaker or CircuitBreaker()
+        self.backoff_s = backoff_s
+        self._token = token
+        self._transport = transport
+        self._client: httpx.AsyncClient | None = None
+        self._missing_since: dict[str, float] = {}  # kind -> when the service said it has none
+
+    @classmethod
+    def from_settings(cls, settings: GenerationSettings) -> HttpBackend:
+        """A backend for GENERATION_URL with the configured budget, retries and breaker."""
+        breaker = CircuitBreaker(settings.generation_breaker_failures, settings.generation_breaker_reset_s)
+        return cls(
+            settings.generation_url,
+            token=settings.token,
+            timeout_s=settings.generation_timeout_s,
+            retries=settings.generation_retries,
+            breaker=breaker,
+        )
+
+    async def initialize(self) -> None:
+        """Open the connection pool and ask which models the service has (a service still down is fine)."""
+        headers = {"Authorization": f"Bearer {self._token}"} if self._token else {}
+        self._client = httpx.AsyncClient(
+            base_url=self.base_url,
+            headers=headers,
+            transport=self._transport,
+            limits=httpx.Limits(max_connections=128, max_keepalive_connections=64),
+        )
+        try:
+            await self.models()
+        except GenerationError as exc:
+            logger.warning("generation service at %s not usable yet: %s", self.base_url, exc)
+
+    async def image(self, request: ImageRequest) -> ImageResult:
+        data = await self._call("POST", "/v1/image", request.model_dump(), kind="gan")
+        return ImageResult.from_json(data)
+
+    async def text(self, request: TextRequest) -> TextResult:
+        data = await self._call("POST", "/v1/text", request.model_dump(), kind="lstm")
+        return TextResult.model_validate(data)
+
+    async def models(self) -> list[ModelInfo]:
+        infos = [ModelInfo.model_validate(item) for item in await self._call("GET", "/v1/models")]
+        self._remember(infos)
+        return infos
+
+    async def reload(self) -> list[ModelInfo]:
+        infos = [ModelInfo.model_validate(item) for item in await self._call("POST", "/v1/reload")]
+        self._remember(infos)
+        return infos
+
+    async def versions(self, kind: ModelKind) -> list[ModelVersion]:
+        return [ModelVersion.model_validate(item) for item in await self._call("GET", f"/v1/versions/{kind}")]
+
+    async def rollback(self, kind: ModelKind, version: str | None) -> ModelVersion:
+        body = RollbackRequest(kind=kind, version=version).model_dump()
+        champion = ModelVersion.model_validate(await self._call("POST", "/v1/rollback", body))
+        self._mark(kind, loaded=True)
+        return champion
+
+    def available_for(self, kind: ModelKind | None) -> bool:
+        if self._client is None or not self.breaker.allows_call():
+            return False
+        if kind is None:
+            return not all(self._known_missing(each) for each in get_args(ModelKind))
+        return not self._known_missing(kind)
+
+    async def shutdown(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    def _remember(self, infos: list[ModelInfo]) -> None:
+        for info in infos:
+            self._mark(info.kind, loaded=info.version is not None)
+
+    def _mark(self, kind: str, loaded: bool) -> None:
+        if loaded:
+            self._missing_since.pop(kind, None)
+        else:
+            self._missing_since[kind] = time.monotonic()
+
+    def _known_missing(self, kind: str) -> bool:
+        """The service said lately that it has no such model (after a while, let a call ask again)."""
+        since = self._missing_since.get(kind)
+        return since is not None and time.monotonic() - since < _MODEL_INFO_TTL_S
+
+    async def _call(self, method: str, path: str, body: dict | None = None, kind: str | None = None) -> Any:
+        """One logical call: retries inside one budget; the breaker sees only the final outcome."""
+        if self._client is None:
+            raise GeneratorUnavailable("the generation client is not initialized")
+        self.breaker.before_call()
+        try:
+            return await self._call_with_retries(method, path, body, kind)
+        except asyncio.CancelledError:
+            self.breaker.abandon_call()
+            raise
+
+    async def _call_with_retries(self, method: str, path: str, body: dict | None, kind: str | None) -> Any:
+        deadline = time.monotonic() + self.timeout_s
+        attempt = 0
+        while True:
+            remaining = deadline - time.monotonic()
+            try:
+                if remaining <= 0:
+                    raise DeadlineExceeded(
+                        f"the generation service did not answer within {self.timeout_s:.0f} s"
+                    )
+                data = await self._attempt(method, path, body, remaining)
+            except _Retryable as exc:
+                attempt += 1
+                pause = self._backoff(attempt, exc.retry_after)
+                if attempt > self.retries or time.monotonic() + pause >= deadline:
+                    self.breaker.record_failure()
+                    raise exc.error from None
+                logger.info(
+                    "generation call %s %s failed (%s); retry %d in %.2f s", method, path, exc, attempt, pause
+                )
+                await asyncio.sleep(pause)
+                continue
+            except (DeadlineExceeded, _ServiceFailure) as exc:
+                self.breaker.record_failure()
+                raise (exc.error if isinstance(exc, _ServiceFailure) else exc) from None
+            except _NoModel:
+                self.breaker.record_success()  # the service answered; it just has no such model
+                if kind is not None:
+                    self._mark(kind, loaded=False)
+                raise
+            except GenerationError:
+                self.breaker.record_success()
+                raise
+            self.breaker.record_success()
+            if kind is not None:
+                self._mark(kind, loaded=True)
+            return data
+
+    def _backoff(self, attempt: int, retry_after: float | None) -> float:
+        """Full jitter, doubling per attempt; a server's Retry-After is a floor (capped at 2 s)."""
+        pause = random.uniform(0, self.backoff_s * 2 ** (attempt - 1))
+        if retry_after is not None:
+            pause = max(pause, min(retry_after, 2.0))
+        return pause
+
+    async def _attempt(self, method: str, path: str, body: dict | None, remaining: float) -> Any:
+        assert self._client is not None
+        # Tell the service how long we will wait, a little less than our budget, so it answers with a
+        # clean deadline error before our own read timeout fires.
+        headers = {TIMEOUT_HEADER: f"{max(remaining * 0.95 - 0.05, 0.01):.3f}"}
+        timeout = httpx.Timeout(remaining, connect=min(remaining, 2.0))
+        try:
+            response = await self._client.request(method, path, json=body, headers=headers, timeout=timeout)
+        except httpx.ConnectTimeout as exc:
+            raise _Retryable(GeneratorUnavailable("the generation service is not reachable"), exc) from None
+        except httpx.TimeoutException:
+            raise DeadlineExceeded(
+                f"the generation service did not answer within {self.timeout_s:.0f} s"
+            ) from None
+        except httpx.TransportError as exc:  # refused, reset, dropped keep-alive connection
+            raise _Retryable(GeneratorUnavailable("the generation service is not reachable"), exc) from None
+        if response.status_code < 400:
+            return response.json()
+        raise _error_for_response(response)
+
+
+class _Retryable(Exception):
+    """Internal: a failure worth another try (the request never reached the model, or was shed)."""
+
+    def __init__(self, error: GenerationError, cause: object, retry_after: float | None = None) -> None:
+        super().__init__(str(cause) or type(cause).__name__)
+        self.error, self.retry_after = error, retry_after
+
+
+class _NoModel(GeneratorUnavailable):
+    """Internal: the service is fine but has no model of the requested kind."""
+
+
+class _ServiceFailure(Exception):
+    """Internal: the service is up but broken in a way that counts against the circuit."""
+
+    def __init__(self, error: GenerationError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _error_for_response(response: httpx.Response) -> Exception:
+    """Map the service's error JSON (see generation.service.app) back to generation.api errors."""
+    try:
+        payload = response.json()
+        code, detail = str(payload.get("error", "")), str(payload.get("detail", ""))
+    except (ValueError, AttributeError):
+        code, detail = "", ""
+    status = response.status_code
+    if status in (400, 413, 422) or code == "invalid_request":
+        return InvalidRequest(detail or "the request breaks a limit")
+    if status in (401, 403):
+        return GeneratorUnavailable("the generation service refused our token (check GENERATION_TOKEN)")
+    if code == "overloaded" or status == 429:
+        retry_after = _parse_retry_after(response.headers.get("Retry-After"))
+        return _Retryable(
+            Overloaded(detail or "the generation service is busy"), f"HTTP {status}", retry_after
+        )
+    if code == "deadline_exceeded":
+        return DeadlineExceeded(detail or "the generation service ran out of time")
+    if code == "unavailable":
+        return _NoModel(detail or "the generation service has no model for this")
+    if code == "generation_failed":
+        return GeneratorUnavailable("the generator failed on this request")
+    if status >= 500:  # a proxy's 502/503/504 or an unexpected crash: worth another try
+        return _Retryable(
+            GeneratorUnavailable(f"the generation service failed (HTTP {status})"), f"HTTP {status}"
+        )
+    return _ServiceFailure(
+        GeneratorUnavailable(f"unexpected answer from the generation service (HTTP {status})")
+    )
+
+
+def _parse_retry_after(value: str | None) -> float | None:
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+class GenerationClient:
+    """Images and texts for the bot, from in-process generators or the generation service."""
+
+    def __init__(self, backend: GenerationBackend) -> None:
+        self._backend = backend
+
+    @classmethod
+    def from_settings(cls, settings: GenerationSettings) -> GenerationClient:
+        """HTTP when GENERATION_URL is set, in-process otherwise."""
+        if settings.generation_url:
+            return cls(HttpBackend.from_settings(settings))
+        return cls(InProcessBackend(settings))
+
+    @property
+    def backend(self) -> GenerationBackend:
+        """The in-process or HTTP backend (for diagnostics and tests)."""
+        return self._backend
+
+    async def initialize(self) -> None:
+        """In-process: load and warm up the champions off the event loop. HTTP: open the connection pool."""
+        await self._backend.initialize()
+
+    async def image(self, request: ImageRequest) -> ImageResult:
+        """A PNG grid; raises InvalidRequest or GeneratorUnavailable."""
+        return await self._backend.image(_checked(request))
+
+    async def text(self, request: TextRequest) -> TextResult:
+        """Generated text, prompt included; raises InvalidRequest or GeneratorUnavailable."""
+        return await self._backend.text(_checked(request))
+
+    async def models(self) -> list[ModelInfo]:
+        """The champion serving each kind."""
+        return await self._backend.models()
+
+    async def reload(self) -> list[ModelInfo]:
+        """Swap in the current champions; requests in flight finish on the old ones."""
+        return await self._backend.reload()
+
+    async def versions(self, kind: ModelKind) -> list[ModelVersion]:
+        """Stored versions of `kind`, newest first: the champion, previous champions, rejected candidates."""
+        return await self._backend.versions(_checked_kind(kind))
+
+    async def rollback(self, kind: ModelKind, version: str | None = None) -> ModelVersion:
+        """Make `version` (default: the previous champion) champion again and hot-swap it in, as reload
+        does; InvalidRequest when there is no such version (nothing changes then)."""
+        return await self._backend.rollback(_checked_kind(kind), version)
+
+    @property
+    def available(self) -> bool:
+        """Quick check: False while the circuit is open or no model is loaded."""
+        return self._backend.available_for(None)
+
+    def available_for(self, kind: ModelKind) -> bool:
+        """Like `available`, for one kind (`gan` for images, `lstm` for text)."""
+        return self._backend.available_for(kind)
+
+    async def shutdown(self) -> None:
+        """Finish or refuse what is queued, then release threads and connections."""
+        await self._backend.shutdown()
+
+
+def _checked_kind(kind: str) -> ModelKind:
+    if kind not in get_args(ModelKind):
+        raise InvalidRequest(f"unknown model kind {kind!r}; expected one of {', '.join(get_args(ModelKind))}")
+    return kind  # type: ignore[return-value]
+
+
+def _checked(request: RequestT) -> RequestT:
+    """Validate again (a request may have been built with model_construct); InvalidRequest on a broken limit."""
+    try:
+        return type(request).model_validate(request.model_dump())
+    except ValidationError as exc:
+        raise InvalidRequest(explain_validation_error(exc)) from None

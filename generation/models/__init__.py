@@ -1,0 +1,1 @@
+"""Generator networks, the character vocabulary and the one checkpoint loader (torch + stdlib only)."""

@@ -1,0 +1,107 @@
+"""python -m generation.sample image|text: draw from the champion (or a given checkpoint).
+
+image [--digit D] [--n N] [--seed S] --out FILE.png   (FILE.npy: raw images (n, h, w) in [0, 1])
+text ["prompt"] [--length N] [--temperature T] [--top-k K] [--top-p P] [--seed S]
+     prints the text, prompt included, to stdout; logs go to stderr
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+from pydantic import ValidationError
+
+from generation.api import DEFAULT_TEXT_LENGTH, ImageRequest, TextRequest
+from generation.inference import ImageGenerator, TextGenerator, load_champion
+from generation.models.checkpoint import CheckpointError
+from generation.settings import GenerationSettings
+
+log = logging.getLogger("generation.sample")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m generation.sample", description=__doc__.split("\n")[0])
+    parser.add_argument("--checkpoint", type=Path, help="a checkpoint folder (default: the champion)")
+    parser.add_argument("--device", default=None, choices=["auto", "cpu", "cuda", "mps"])
+    kinds = parser.add_subparsers(dest="kind", required=True)
+    image = kinds.add_parser("image", help="a grid of digits as PNG, or raw images as .npy")
+    image.add_argument("--digit", type=int, help="0-9; default: a mix")
+    image.add_argument("--n", type=int, default=8, help="how many images (default 8)")
+    image.add_argument("--seed", type=int)
+    image.add_argument("--out", type=Path, required=True, help="FILE.png or FILE.npy")
+    text = kinds.add_parser("text", help="continue a prompt")
+    text.add_argument("prompt", nargs="?", default="")
+    text.add_argument("--length", type=int, default=DEFAULT_TEXT_LENGTH, help="characters to add")
+    text.add_argument("--temperature", type=float, default=0.8)
+    text.add_argument("--top-k", type=int, default=0, help="0 = off")
+    text.add_argument("--top-p", type=float, default=0.95)
+    text.add_argument("--seed", type=int)
+    return parser
+
+
+def _load(args: argparse.Namespace, settings: GenerationSettings) -> ImageGenerator | TextGenerator | None:
+    device = args.device or settings.generation_device
+    kind = "gan" if args.kind == "image" else "lstm"
+    if args.checkpoint is not None:
+        return (ImageGenerator if kind == "gan" else TextGenerator).load(args.checkpoint, device)
+    return load_champion(settings.models_dir, kind, device)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    settings = GenerationSettings.load()
+    try:
+        if args.kind == "image":
+            request = ImageRequest(digit=args.digit, count=args.n, seed=args.seed)
+            if args.out.suffix.lower() not in (".png", ".npy"):
+                print("--out must end in .png or .npy", file=sys.stderr)
+                return 2
+        else:
+            request = TextRequest(
+                prompt=args.prompt,
+                length=args.length,
+                temperature=args.temperature,
+                top_k=args.top_k,
+                top_p=args.top_p,
+                seed=args.seed,
+            )
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        flag = {"count": "n", "top_k": "top-k", "top_p": "top-p"}.get(str(error["loc"][0]), error["loc"][0])
+        print(f"bad --{flag}: {error['msg']}", file=sys.stderr)
+        return 2
+    try:
+        generator = _load(args, settings)
+    except CheckpointError as exc:
+        print(f"cannot load the model: {exc}", file=sys.stderr)
+        return 1
+    if generator is None:
+        kind = "gan" if args.kind == "image" else "lstm"
+        print(f"no {kind} model yet: train one with `python -m generation.train {kind}`", file=sys.stderr)
+        return 1
+    log.info("model %s", generator.version)
+    if isinstance(generator, ImageGenerator):
+        assert isinstance(request, ImageRequest)
+        if args.out.suffix.lower() == ".npy":
+            images, seed, digits = generator.generate_arrays([request])[0]
+            np.save(args.out, images.astype(np.float32))
+        else:
+            result = generator.generate_batch([request])[0]
+            args.out.write_bytes(result.png)
+            seed, digits = result.seed, result.digits
+        log.info("wrote %s (seed %d, digits %s)", args.out, seed, digits)
+        return 0
+    assert isinstance(request, TextRequest)
+    result = generator.generate_batch([request])[0]
+    log.info("seed %d", result.seed)
+    sys.stdout.write(result.text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The generation service's parts: the engine (models + batching) and the HTTP app around it."""

@@ -1,0 +1,138 @@
+"""Score a question set (JSONL: id, question, expect_any, kind) against a KnowledgeBase."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from knowledge.answer import Answer
+from knowledge.text import detect_lang
+
+
+@dataclass(frozen=True)
+class Question:
+    id: str
+    question: str
+    expect_any: tuple[str, ...]
+    kind: str
+
+    @property
+    def off_topic(self) -> bool:
+        return not self.expect_any
+
+
+@dataclass
+class Scores:
+    """Hit@1, hit@5 and MRR per group, and decline shares."""
+
+    hits1: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    hits5: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    ranks: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    off_topic_declined: list[bool] = field(default_factory=list)
+    answerable_declined: list[bool] = field(default_factory=list)
+    misses: list[str] = field(default_factory=list)
+
+    def table(self) -> dict[str, dict[str, float]]:
+        return {
+            group: {
+                "n": len(values),
+                "hit@1": _mean(self.hits1[group]),
+                "hit@5": _mean(self.hits5[group]),
+                "mrr": _mean(self.ranks[group]),
+            }
+            for group, values in sorted(self.hits5.items())
+        }
+
+    @property
+    def off_topic_declined_share(self) -> float:
+        return _mean([float(x) for x in self.off_topic_declined])
+
+    @property
+    def answerable_declined_share(self) -> float:
+        return _mean([float(x) for x in self.answerable_declined])
+
+
+def read_questions(path: Path) -> list[Question]:
+    """Parse a JSONL question set; a bad line names its number."""
+    questions = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            questions.append(
+                Question(
+                    str(row.get("id", number)),
+                    row["question"],
+                    tuple(row.get("expect_any") or ()),
+                    row.get("kind", ""),
+                )
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"{path}:{number}: not a question line ({exc})") from None
+    return questions
+
+
+def rank_of_hit(answer: Answer, expect_any: tuple[str, ...], k: int) -> int | None:
+    """1-based rank of the first source (the answer text counts as rank 1) holding an expected substring."""
+    wanted = [e.lower() for e in expect_any]
+
+    def holds(text: str) -> bool:
+        lowered = text.lower()
+        return any(w in lowered for w in wanted)
+
+    if answer.answered and holds(answer.text):
+        return 1
+    if not answer.answered:
+        return None
+    for rank, source in enumerate(answer.sources[:k], 1):
+        if holds(source.text):
+            return rank
+    return None
+
+
+def groups_of(question: Question) -> list[str]:
+    """The groups a question counts in: its kind, its language (or cross), and overall."""
+    if question.kind == "cross":
+        return ["kind:cross", "lang:cross", "all"]
+    return [f"kind:{question.kind}", f"lang:{detect_lang(question.question)}", "all"]
+
+
+def evaluate(ask, questions: list[Question], k: int = 5) -> Scores:
+    """Run every question through `ask(question, k) -> Answer` and score it."""
+    scores = Scores()
+    for question in questions:
+        answer = ask(question.question, k)
+        if question.off_topic:
+            scores.off_topic_declined.append(not answer.answered)
+            continue
+        scores.answerable_declined.append(not answer.answered)
+        rank = rank_of_hit(answer, question.expect_any, k)
+        for group in groups_of(question):
+            scores.hits1[group].append(1.0 if rank == 1 else 0.0)
+            scores.hits5[group].append(1.0 if rank is not None else 0.0)
+            scores.ranks[group].append(1.0 / rank if rank else 0.0)
+        if rank != 1:
+            top = answer.sources[0].section if answer.sources else "-"
+            scores.misses.append(
+                f"{question.id} rank={rank} answered={answer.answered} q={question.question!r} top={top!r}"
+            )
+    return scores
+
+
+def report(scores: Scores) -> str:
+    """Plain-text table of the figures."""
+    lines = [f"{'group':<16}{'n':>5}{'hit@1':>8}{'hit@5':>8}{'MRR':>8}"]
+    for group, row in scores.table().items():
+        lines.append(f"{group:<16}{row['n']:>5}{row['hit@1']:>8.3f}{row['hit@5']:>8.3f}{row['mrr']:>8.3f}")
+    lines.append(
+        f"off-topic declined: {scores.off_topic_declined_share:.3f} (n={len(scores.off_topic_declined)}); "
+        f"answerable declined: {scores.answerable_declined_share:.3f} (n={len(scores.answerable_declined)})"
+    )
+    return "\n".join(lines)
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values) if values else 0.0

@@ -1,0 +1,223 @@
+"""Hybrid retrieval: dense (faiss) + bilingual BM25 with glossary translation and typo repair, fused."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+
+import numpy as np
+
+from knowledge.encoder import Encoder
+from knowledge.glossary import Glossary
+from knowledge.index import KnowledgeIndex
+from knowledge.text import (
+    CHINESE_STOP_CHARS,
+    CJK_RUN,
+    ENGLISH_STOPWORDS,
+    WORD,
+    detect_lang,
+    lexical_tokens,
+    stem,
+)
+
+# Weights of the fused score; measured on the dev set (benchmarks/knowledge_quality.py).
+DENSE_WEIGHT = {"en": 1.0, "zh": 0.35}
+LEXICAL_WEIGHT = 1.0
+TRANSLATED_WEIGHT = 0.6
+CORRECTED_WEIGHT = 0.8
+FAQ_BONUS = 0.04
+GLOSS_WEIGHT = 0.8
+SAME_LANGUAGE_BONUS = 0.03
+OTHER_LANGUAGE_SLOT = 0.75
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One retrieved group (a section and its translation), scored."""
+
+    unit: int  # best unit of the group
+    group: int
+    score: float
+    dense: float
+    lexical: float
+
+
+@dataclass(frozen=True)
+class QueryAnalysis:
+    lang: str
+    terms: dict[str, float]  # weighted lexical terms of the question itself (typos repaired)
+    translated: dict[str, float]  # glossary translations of them into the other language
+    coverage: float  # idf-weighted share of the question's own terms found in the corpus
+    domain_terms: int  # glossary entries (topics) recognised in the question
+    corrected: str  # the question after spelling repair
+
+
+class Retriever:
+    """Scores every unit for a question and merges a section with its translation."""
+
+    def __init__(self, index: KnowledgeIndex, encoder: Encoder) -> None:
+        self.index = index
+        self.encoder = encoder
+        self.glossary = Glossary.build(index.glossary_pairs)
+        self._groups = np.array([u.group for u in index.units], dtype=np.int64)
+        self._is_faq = np.array(
+            [index.sections[u.section].kind == "faq" for u in index.units], dtype=np.float32
+        )
+        # Which languages each unit can be shown in: its own, plus its translation's.
+        self._has_lang = {
+            lang: np.array(
+                [
+                    index.sections[u.section].lang == lang or bool(index.sections[u.section].pair)
+                    for u in index.units
+                ],
+                dtype=np.float32,
+            )
+            for lang in ("en", "zh")
+        }
+        words: Counter[str] = Counter()
+        for unit in index.units:
+            section = index.sections[unit.section]
+            words.update(re.findall(r"[a-z]+", f"{section.heading} {unit.text}".lower()))
+        self._word_counts = words
+        self._spelling = _delete_index(w for w in words if len(w) >= 4 and w.isalpha())
+
+    def correct(self, question: str) -> tuple[str, set[str]]:
+        """The question with misspelt English words replaced by the closest corpus word."""
+        repaired: set[str] = set()
+
+        def fix(match: re.Match[str]) -> str:
+            word = match.group(0)
+            lowered = word.lower()
+            if len(lowered) < 4 or lowered in ENGLISH_STOPWORDS or lowered in self._word_counts:
+                return word
+            if not lowered.isalpha() or self.glossary.knows(lowered):
+                return word
+            candidates: set[str] = set()
+            for variant in {lowered, *_deletes(lowered)}:
+                candidates.update(self._spelling.get(variant, ()))
+            if not candidates:
+                return word
+            best = max(sorted(candidates), key=lambda c: self._word_counts[c])
+            repaired.add(stem(best))
+            return best
+
+        return re.sub(r"[A-Za-z]+", fix, question), repaired
+
+    def analyse(self, question: str) -> QueryAnalysis:
+        """Language, weighted lexical terms (with translations and spelling repairs), coverage."""
+        lang = detect_lang(question)
+        corrected, repaired = self.correct(question) if lang == "en" else (question, set())
+        terms: dict[str, float] = defaultdict(float)
+        for term in lexical_tokens(corrected):
+            terms[term] = max(terms[term], CORRECTED_WEIGHT if term in repaired else 1.0)
+        translation = self.glossary.translate(corrected)
+        translated: dict[str, float] = {}
+        for text in translation.to_chinese + translation.to_english:
+            for term in lexical_tokens(text):
+                if term not in terms:
+                    translated[term] = 1.0
+        coverage = _coverage(corrected, repaired, self.index)
+        return QueryAnalysis(lang, dict(terms), translated, coverage, translation.topics, corrected)
+
+    def search(self, question: str, k: int = 5) -> tuple[list[Hit], QueryAnalysis]:
+        """The k best groups for a question, best first."""
+        analysis = self.analyse(question)
+        size = len(self.index.units)
+        query = self.encoder.encode_query(analysis.corrected).reshape(1, -1)
+        scores, ids = self.index.dense.search(query, size)
+        dense = np.zeros(size, dtype=np.float32)
+        valid = ids[0] >= 0
+        dense[ids[0][valid]] = scores[0][valid]
+        if analysis.lang == "en" and self.index.gloss.ntotal:
+            scores, ids = self.index.gloss.search(query, self.index.gloss.ntotal)
+            valid = ids[0] >= 0
+            glossed = ids[0][valid]
+            dense[glossed] = np.maximum(dense[glossed], GLOSS_WEIGHT * scores[0][valid])
+        # One BM25 over the question's words and their translations, normalised together: measured
+        # better than normalising translations separately (which starved the other language).
+        weighted = {term: TRANSLATED_WEIGHT for term in analysis.translated} | analysis.terms
+        lexical = self.index.lexical.score(weighted, size)
+        lexical_norm = _normalised(lexical)
+        fused = (
+            DENSE_WEIGHT[analysis.lang] * dense
+            + LEXICAL_WEIGHT * 0.5 * lexical_norm * min(1.0, analysis.coverage * 2)
+            + FAQ_BONUS * self._is_faq
+            + SAME_LANGUAGE_BONUS * self._has_lang[analysis.lang]
+        )
+        order = np.argsort(-fused)
+        hits: list[Hit] = []
+        seen: set[int] = set()
+        for unit in order:
+            group = int(self._groups[unit])
+            if group in seen:
+                continue
+            seen.add(group)
+            hits.append(Hit(int(unit), group, float(fused[unit]), float(dense[unit]), float(lexical[unit])))
+            if len(hits) >= k:
+                break
+        other = self._has_lang[analysis.lang] == 0
+        if k >= 3 and other.any() and not any(other[h.unit] for h in hits):
+            # Keep one place for the best passage that exists only in the other language.
+            unit = int(np.argmax(np.where(other, fused, -np.inf)))
+            if fused[unit] >= OTHER_LANGUAGE_SLOT * hits[0].score:
+                hits[-1] = Hit(
+                    unit,
+                    int(self._groups[unit]),
+                    float(fused[unit]),
+                    float(dense[unit]),
+                    float(lexical[unit]),
+                )
+        return hits, analysis
+
+
+def _normalised(scores: np.ndarray) -> np.ndarray:
+    top = float(scores.max()) if len(scores) else 0.0
+    return scores / top if top > 0 else scores
+
+
+def _deletes(word: str) -> set[str]:
+    return {word[:i] + word[i + 1 :] for i in range(len(word))}
+
+
+def _delete_index(words) -> dict[str, list[str]]:
+    """Symmetric-delete spelling index: each word under itself and its one-letter deletions."""
+    index: dict[str, list[str]] = defaultdict(list)
+    for word in words:
+        index[word].append(word)
+        for variant in _deletes(word):
+            index[variant].append(word)
+    return dict(index)
+
+
+def _coverage(question: str, repaired: set[str], index: KnowledgeIndex) -> float:
+    """How much of the question the corpus knows, idf-weighted, in [0, 1].
+
+    English: a stemmed word is known when indexed (or repaired from a typo). Chinese: a character
+    is known when a bigram it is part of is indexed, since unknown bigrams across word boundaries
+    are normal while an unknown topic ("天气") leaves its characters uncovered.
+    """
+    lexical = index.lexical
+    unknown_weight = math.log(1 + len(index.units))
+    weights: list[float] = []
+    known: list[float] = []
+    for term in dict.fromkeys(stem(w) for w in WORD.findall(question.lower()) if w not in ENGLISH_STOPWORDS):
+        idf = lexical.term_idf(term)
+        weight = idf if idf > 0 else unknown_weight
+        weights.append(weight)
+        known.append(0.7 * weight if term in repaired else (weight if idf > 0 else 0.0))
+    for run in CJK_RUN.findall(question):
+        for i, char in enumerate(run):
+            if char in CHINESE_STOP_CHARS:
+                continue
+            idf = lexical.term_idf(char)
+            weight = idf if idf > 0 else unknown_weight
+            covered = any(
+                lexical.term_idf(run[j : j + 2]) > 0 for j in (i - 1, i) if 0 <= j and j + 2 <= len(run)
+            )
+            weights.append(weight)
+            known.append(weight if covered or (len(run) == 1 and idf > 0) else 0.0)
+    if not weights:
+        return 0.0
+    return sum(known) / sum(weights)

@@ -1,0 +1,105 @@
+"""KnowledgeBase: the one object the bot holds; loads or builds the index and answers questions."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from pathlib import Path
+
+from knowledge.answer import Answer, compose
+from knowledge.build import BuildReport, build_index
+from knowledge.encoder import DOCUMENT_TOKENS, Encoder, model_fingerprint
+from knowledge.glossary import CURATED
+from knowledge.index import IndexError_, corpus_fingerprint, load, save
+from knowledge.retrieve import Retriever
+from knowledge.settings import KnowledgeSettings
+
+log = logging.getLogger(__name__)
+
+__all__ = ["BuildReport", "KnowledgeBase"]
+
+
+class KnowledgeBase:
+    """Bilingual question answering over the corpus; `ask` is safe from several threads at once."""
+
+    def __init__(self, corpus_dir: Path, index_dir: Path, embedding_model: str) -> None:
+        self.corpus_dir = corpus_dir
+        self.index_dir = index_dir
+        self.embedding_model = embedding_model
+        self._encoder: Encoder | None = None
+        self._retriever: Retriever | None = None
+        self._swap = threading.Lock()  # guards replacing the retriever
+        self._build = threading.Lock()  # one build at a time
+
+    @classmethod
+    def from_settings(cls, settings: KnowledgeSettings) -> KnowledgeBase:
+        return cls(Path(settings.corpus_dir), settings.index_dir, settings.embedding_model)
+
+    def initialize(self) -> None:
+        """Load the cached index, or build it when it is missing, stale or damaged."""
+        encoder = self._get_encoder()
+        fingerprint = self._fingerprint()
+        try:
+            index = load(self.index_dir, expected_fingerprint=fingerprint)
+            log.info("loaded index %s (%d units)", fingerprint, len(index.units))
+        except IndexError_ as exc:
+            log.info("building the index: %s", exc)
+            index, _ = self._build_and_save(encoder, fingerprint)
+        with self._swap:
+            self._retriever = Retriever(index, encoder)
+
+    def ask(self, question: str, k: int = 5) -> Answer:
+        """Answer one question with up to k sources, best first."""
+        retriever = self._retriever
+        if retriever is None:
+            raise RuntimeError("KnowledgeBase.initialize() has not been called")
+        question = " ".join(question.split())
+        if not question:
+            raise ValueError("empty question")
+        hits, analysis = retriever.search(question, k=max(1, k))
+        return compose(question, hits, analysis, retriever.index)
+
+    def rebuild(self) -> BuildReport:
+        """Rebuild from the corpus folder and swap it in; on failure the old index keeps serving."""
+        encoder = self._get_encoder()
+        index, report = self._build_and_save(encoder, self._fingerprint())
+        with self._swap:
+            self._retriever = Retriever(index, encoder)
+        return report
+
+    def stats(self) -> dict:
+        retriever = self._retriever
+        if retriever is None:
+            raise RuntimeError("KnowledgeBase.initialize() has not been called")
+        manifest = retriever.index.manifest
+        return {
+            "documents": manifest["documents"],
+            "sections": manifest["sections"],
+            "faq_entries": manifest["faq_entries"],
+            "fingerprint": manifest["fingerprint"],
+            "built_at": manifest["built_at"],
+            "encoder": manifest["encoder"],
+        }
+
+    def shutdown(self) -> None:
+        with self._swap:
+            self._retriever = None
+        self._encoder = None
+
+    def _get_encoder(self) -> Encoder:
+        if self._encoder is None:
+            self._encoder = Encoder(self.embedding_model)
+        return self._encoder
+
+    def _fingerprint(self) -> str:
+        # The curated glossary shapes the Chinese units' English glosses, so it is part of the recipe.
+        glossary = hashlib.sha256(CURATED.encode()).hexdigest()[:8]
+        encoder_id = f"{model_fingerprint(self.embedding_model)}:{DOCUMENT_TOKENS}:{glossary}"
+        return corpus_fingerprint(self.corpus_dir, encoder_id)
+
+    def _build_and_save(self, encoder: Encoder, fingerprint: str):
+        with self._build:
+            index, report = build_index(self.corpus_dir, encoder, fingerprint)
+            save(index, self.index_dir)
+            return index, report

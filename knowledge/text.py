@@ -1,0 +1,92 @@
+"""Small text helpers shared by ingest and retrieval: language, tokens, keys for duplicate checks."""
+
+from __future__ import annotations
+
+import re
+
+CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+CJK_RUN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
+WORD = re.compile(r"[a-z0-9]+(?:[-'][a-z0-9]+)*")
+NOT_KEY = re.compile(r"[\W_]+", re.UNICODE)
+CODE_FENCE = re.compile(r"```.*?(?:```|$)", re.DOTALL)
+
+ENGLISH_STOPWORDS = frozenset(
+    """a an and are as at be been but by can could do does did for from has have how i if in into is it
+    its me my of on or our should so such than that the their them then there these they this to too
+    us was we were what when where which who whom why will with would you your yours about any some
+    also more most very just get gets got use used using need needs tell know want please""".split()
+)
+# Chinese function words and question particles; two-character grams made only of these carry no topic.
+CHINESE_STOP_CHARS = frozenset(
+    "的了是在和与及或吗呢吧啊呀么什怎哪些个这那有我你他她它们就都而也被把对于从如何为"
+)
+
+
+def cjk_ratio(text: str) -> float:
+    """Share of CJK characters among the letters and ideographs of a text."""
+    letters = sum(1 for ch in text if ch.isalpha())
+    return len(CJK.findall(text)) / letters if letters else 0.0
+
+
+def detect_lang(text: str) -> str:
+    """ "zh" when Chinese characters make up a real share of the text, else "en"."""
+    cjk = len(CJK.findall(text))
+    latin = len(re.findall(r"[A-Za-z]+", text))
+    # One Chinese character carries about as much as one English word.
+    return "zh" if cjk and cjk >= 0.5 * latin else "en"
+
+
+def dedup_key(text: str) -> str:
+    """Text reduced to letters and digits, for duplicate checks."""
+    return NOT_KEY.sub("", text.lower())
+
+
+def shingles(key: str, size: int = 4) -> set[str]:
+    """Overlapping character n-grams of a dedup key."""
+    if len(key) <= size:
+        return {key} if key else set()
+    return {key[i : i + size] for i in range(len(key) - size + 1)}
+
+
+def stem(word: str) -> str:
+    """A light English stemmer: enough to match plurals and common suffixes."""
+    for suffix, keep in (
+        ("ies", "y"),
+        ("sses", "ss"),
+        ("ing", ""),
+        ("edly", ""),
+        ("ed", ""),
+        ("es", ""),
+        ("s", ""),
+    ):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            if suffix == "s" and word.endswith(("ss", "us", "is")):
+                return word
+            if suffix == "es" and not word.endswith(("ches", "shes", "xes", "sses", "zes")):
+                return word[:-1]
+            return word[: len(word) - len(suffix)] + keep
+    return word
+
+
+def english_words(text: str) -> list[str]:
+    """Lower-case English words without stopwords (digits kept: model names like gpt-3)."""
+    return [w for w in WORD.findall(text.lower()) if w not in ENGLISH_STOPWORDS]
+
+
+def chinese_grams(text: str) -> list[str]:
+    """Character unigrams and bigrams of every CJK run (no segmenter needed)."""
+    grams: list[str] = []
+    for run in CJK_RUN.findall(text):
+        for i, ch in enumerate(run):
+            if ch not in CHINESE_STOP_CHARS:
+                grams.append(ch)
+            if i + 1 < len(run):
+                pair = run[i : i + 2]
+                if not (pair[0] in CHINESE_STOP_CHARS and pair[1] in CHINESE_STOP_CHARS):
+                    grams.append(pair)
+    return grams
+
+
+def lexical_tokens(text: str) -> list[str]:
+    """Index terms of a text in either language: stemmed English words and Chinese n-grams."""
+    return [stem(w) for w in english_words(text)] + chinese_grams(text)

@@ -1,0 +1,220 @@
+"""Small stand-ins with exactly the interfaces the bot uses: KnowledgeBase and GenerationClient.
+
+They let the bot's unit tests run without loading encoders or torch; the e2e tests use the real
+services where those are available.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import struct
+import time
+import zlib
+from dataclasses import dataclass, field
+
+from generation.api import (
+    MAX_PROMPT_CHARS,
+    GeneratorUnavailable,
+    ImageRequest,
+    ImageResult,
+    InvalidRequest,
+    ModelInfo,
+    TextRequest,
+    TextResult,
+)
+
+
+@dataclass
+class Source:
+    doc: str
+    title: str
+    section: str
+    lang: str
+    text: str
+    score: float
+
+
+@dataclass
+class Answer:
+    question: str
+    lang: str
+    answered: bool
+    text: str
+    confidence: float
+    sources: list[Source] = field(default_factory=list)
+    suggestions: list[str] = field(default_factory=list)
+
+
+def _lang(question: str) -> str:
+    return "zh" if any("\u4e00" <= char <= "\u9fff" for char in question) else "en"
+
+
+class FakeKnowledgeBase:
+    """Answers questions mentioning "pricing"/"定价" (with 5 sources), "long" (a 9,000-character answer);
+    declines the rest. Echoes the question in the answer so escaping is exercised."""
+
+    def __init__(self, delay_s: float = 0.0) -> None:
+        self.delay_s = delay_s  # simulated lookup time (ask runs in a worker thread)
+        self.initialized = 0
+        self.shut_down = 0
+        self.rebuilt = 0
+        self.questions: list[str] = []
+
+    def initialize(self) -> float:
+        self.initialized += 1
+        return 0.0
+
+    def ask(self, question: str, k: int = 5) -> Answer:
+        self.questions.append(question)
+        if self.delay_s:
+            time.sleep(self.delay_s)
+        lang = _lang(question)
+        sources = [
+            Source(
+                f"doc{i}",
+                f"Article {i} <&>",
+                f"Section {i}",
+                lang,
+                f"Passage {i} about pricing & value.",
+                0.9 - i / 10,
+            )
+            for i in range(5)
+        ]
+        lowered = question.lower()
+        if "long" in lowered:
+            paragraphs = [f"Paragraph {i}: " + "word " * 150 for i in range(12)]
+            return Answer(question, lang, True, "\n\n".join(paragraphs), 0.9, sources[:2])
+        if "pricing" in lowered or "定价" in question:
+            body = "定价要基于价值。" if lang == "zh" else "Price on value, not cost."
+            return Answer(question, lang, True, f"{body} (You asked: {question})", 0.8, sources)
+        decline = "知识库里没有答案。" if lang == "zh" else "I don't know that from my articles."
+        return Answer(question, lang, False, decline, 0.1, [], ["How should I price an AI product?"])
+
+    def rebuild(self) -> dict:
+        self.rebuilt += 1
+        return {"documents": 5}
+
+    def stats(self) -> dict:
+        return {
+            "documents": 5,
+            "sections": 40,
+            "faq_entries": 12,
+            "fingerprint": "abc",
+            "built_at": "2026-11-26T00:00:00Z",
+            "encoder": "fake",
+        }
+
+    def shutdown(self) -> None:
+        self.shut_down += 1
+
+
+def tiny_png(width: int = 4, height: int = 4) -> bytes:
+    """A valid grey PNG, built with the standard library."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    raw = b"".join(b"\x00" + bytes([128] * width) for _ in range(height))
+    buffer = io.BytesIO()
+    buffer.write(b"\x89PNG\r\n\x1a\n")
+    buffer.write(chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)))
+    buffer.write(chunk(b"IDAT", zlib.compress(raw)))
+    buffer.write(chunk(b"IEND", b""))
+    return buffer.getvalue()
+
+
+@dataclass
+class FakeVersion:
+    """Shaped like generation.api.ModelVersion."""
+
+    kind: str
+    version: str
+    status: str
+    created_at: str
+    metrics: dict[str, float]
+    note: str = ""
+
+
+class FakeGenerationClient:
+    """Returns a tiny PNG and an echo of the prompt; `available=False` makes every call fail.
+
+    Each kind has two versions, v1 (previous) and test-1 (champion); rollback swaps the champion and
+    reload serves whatever `serving` says (tests set it to what a trainer promoted)."""
+
+    def __init__(self, available: bool = True, delay_s: float = 0.0) -> None:
+        self._available = available
+        self.delay_s = delay_s
+        self.requests: list[object] = []
+        self.initialized = 0
+        self.shut_down = 0
+        self.reloads = 0
+        self.serving = {"gan": "gan-test-1", "lstm": "lstm-test-1"}
+        self.promoted_on_reload: dict[str, str] = {}
+        self.history = {kind: [f"{kind}-v1"] for kind in self.serving}
+
+    @property
+    def available(self) -> bool:
+        return self._available
+
+    async def initialize(self) -> None:
+        self.initialized += 1
+
+    async def image(self, request: ImageRequest) -> ImageResult:
+        self.requests.append(request)
+        if not self._available:
+            raise GeneratorUnavailable("no image model")
+        await asyncio.sleep(self.delay_s)
+        digits = [request.digit] * request.count
+        return ImageResult(
+            png=tiny_png(), model_version=self.serving["gan"], seed=request.seed or 42, digits=digits
+        )
+
+    async def text(self, request: TextRequest) -> TextResult:
+        self.requests.append(request)
+        if not self._available:
+            raise GeneratorUnavailable("no text model")
+        if len(request.prompt) > MAX_PROMPT_CHARS:
+            raise InvalidRequest(f"prompt longer than {MAX_PROMPT_CHARS} characters")
+        await asyncio.sleep(self.delay_s)
+        return TextResult(
+            text=request.prompt + " and then <more> & more", model_version=self.serving["lstm"], seed=7
+        )
+
+    async def models(self) -> list[ModelInfo]:
+        if not self._available:
+            return [ModelInfo(kind="gan", version=None), ModelInfo(kind="lstm", version=None)]
+        return [
+            ModelInfo(kind="gan", version=self.serving["gan"], metrics={"fid": 12.5}),
+            ModelInfo(kind="lstm", version=self.serving["lstm"], metrics={"perplexity": 3.2}),
+        ]
+
+    async def reload(self) -> list[ModelInfo]:
+        self.reloads += 1
+        for kind, version in self.promoted_on_reload.items():
+            self.history[kind].append(self.serving[kind])
+            self.serving[kind] = version
+        self.promoted_on_reload.clear()
+        return await self.models()
+
+    async def versions(self, kind: str) -> list[FakeVersion]:
+        champion = FakeVersion(kind, self.serving[kind], "champion", "2026-11-26T10:00:00Z", {"score": 2.0})
+        previous = [
+            FakeVersion(kind, version, "previous", "2026-11-25T10:00:00Z", {"score": 1.0})
+            for version in reversed(self.history[kind])
+        ]
+        return [champion, *previous]
+
+    async def rollback(self, kind: str, version: str | None = None) -> FakeVersion:
+        history = self.history[kind]
+        target = version or (history[-1] if history else None)
+        if target is None or target not in history:
+            raise InvalidRequest(
+                f"no {kind} version {target!r}" if target else f"no previous {kind} champion"
+            )
+        history.remove(target)
+        self.serving[kind] = target
+        return FakeVersion(kind, target, "champion", "2026-11-25T10:00:00Z", {"score": 1.0})
+
+    async def shutdown(self) -> None:
+        self.shut_down += 1

@@ -1,0 +1,102 @@
+"""Quality metrics: bits per character, the cached digit judge, and what the GAN metrics catch."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from generation.data import ImageData, load_sklearn_digits
+from generation.evaluate import (
+    JudgeRecipe,
+    bits_per_char,
+    evaluate_gan,
+    frechet_distance,
+    load_or_train_judge,
+    split_for_gan,
+    train_judge,
+)
+from generation.models.gan import GanConfig
+from generation.models.lstm import CharLSTM, LstmConfig
+from generation.models.vocab import CharVocab
+
+TINY_JUDGE = JudgeRecipe(epochs=2)
+
+
+@pytest.fixture(scope="module")
+def digits() -> ImageData:
+    """30 digits of each class: small, still labelled."""
+    data = load_sklearn_digits(16)
+    keep = torch.cat([torch.nonzero(data.labels == c).flatten()[:30] for c in range(10)])
+    return data.subset(keep.sort().values)
+
+
+class CopyingGenerator(nn.Module):
+    """A 'generator' that returns training digits of the asked class: a memoriser."""
+
+    def __init__(self, data: ImageData, jitter: float = 0.0) -> None:
+        super().__init__()
+        self.config = GanConfig(image_size=16, z_dim=4)
+        self.data, self.jitter = data, jitter
+        self.anchor = nn.Parameter(torch.zeros(1))
+
+    def forward(self, noise: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        picks = [torch.nonzero(self.data.labels == label).flatten() for label in labels.tolist()]
+        index = torch.stack(
+            [group[int(abs(n[0]) * 1000) % len(group)] for group, n in zip(picks, noise, strict=True)]
+        )
+        return self.data.images[index] * 2 - 1
+
+
+class OneDigitGenerator(CopyingGenerator):
+    """Always the same image per class: mode collapse."""
+
+    def forward(self, noise: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return super().forward(torch.zeros_like(noise), labels)
+
+
+def test_uniform_model_scores_log2_vocab_bits() -> None:
+    vocab = CharVocab.build(["abcd"], min_count=1)
+    model = CharLSTM(LstmConfig(vocab_size=len(vocab), embed_dim=4, hidden_size=4, layers=1))
+    with torch.no_grad():
+        for parameter in model.head.parameters():
+            parameter.zero_()
+    result = bits_per_char(model, vocab, ["ab"], ["cdab€"])
+    assert result["bpc"] == pytest.approx(math.log2(len(vocab)), rel=1e-5)
+    assert result["heldout_chars"] == 5 and result["unk_rate"] == pytest.approx(1 / 5)
+
+
+def test_frechet_distance_is_zero_for_the_same_set_and_grows_with_shift() -> None:
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(200, 5))
+    assert frechet_distance(features, features) == pytest.approx(0.0, abs=1e-6)
+    assert frechet_distance(features, features + 1.0) == pytest.approx(5.0, rel=1e-3)
+
+
+def test_judge_is_reproducible_and_cached_as_safetensors(digits: ImageData, tmp_path: Path) -> None:
+    _, heldout = split_for_gan(digits)
+    first, second = train_judge(heldout, TINY_JUDGE), train_judge(heldout, TINY_JUDGE)
+    for (name, a), (_, b) in zip(first.state_dict().items(), second.state_dict().items(), strict=True):
+        assert torch.equal(a, b), name
+    cached = load_or_train_judge(digits, tmp_path, TINY_JUDGE)
+    files = list(tmp_path.glob("judge-*.safetensors"))
+    assert len(files) == 1
+    again = load_or_train_judge(digits, tmp_path, TINY_JUDGE)
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(cached.state_dict().values(), again.state_dict().values(), strict=True)
+    )
+
+
+def test_gan_metrics_catch_copies_and_collapse(digits: ImageData, tmp_path: Path) -> None:
+    judge = load_or_train_judge(digits, tmp_path, JudgeRecipe(epochs=15))
+    train, _ = split_for_gan(digits)
+    copier = evaluate_gan(CopyingGenerator(train), digits, judge)
+    assert copier["near_copies"] == 1.0
+    collapsed = evaluate_gan(OneDigitGenerator(train), digits, judge)
+    assert collapsed["diversity"] < 0.2 < copier["diversity"]
+    assert collapsed["fd_ratio"] > copier["fd_ratio"]

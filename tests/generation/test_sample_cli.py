@@ -1,0 +1,48 @@
+"""python -m generation.sample image|text."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from generation.sample import main as sample_main
+
+
+@pytest.fixture
+def data_dir(trained_models: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """DATA_DIR whose models folder holds the session's trained models."""
+    monkeypatch.setenv("DATA_DIR", str(trained_models.parent))
+    return trained_models.parent
+
+
+def test_image_png_and_npy(data_dir: Path, tmp_path: Path) -> None:
+    assert (
+        sample_main(["image", "--digit", "7", "--n", "4", "--seed", "1", "--out", str(tmp_path / "g.png")])
+        == 0
+    )
+    assert min(Image.open(tmp_path / "g.png").size) >= 256
+    assert sample_main(["image", "--n", "5", "--seed", "1", "--out", str(tmp_path / "g.npy")]) == 0
+    raw = np.load(tmp_path / "g.npy")
+    assert raw.shape[0] == 5 and raw.ndim == 3 and raw.min() >= 0.0 and raw.max() <= 1.0
+
+
+def test_text_prints_prompt_and_continuation(data_dir: Path, capsys: pytest.CaptureFixture) -> None:
+    assert sample_main(["text", "Hello", "--length", "12", "--seed", "4"]) == 0
+    first = capsys.readouterr().out
+    assert first.startswith("Hello") and len(first.rstrip("\n")) == 17
+    assert sample_main(["text", "Hello", "--length", "12", "--seed", "4"]) == 0
+    assert capsys.readouterr().out == first
+
+
+def test_friendly_errors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    monkeypatch.setenv("DATA_DIR", str(tmp_path))
+    assert sample_main(["text", "hi"]) == 1
+    assert "python -m generation.train lstm" in capsys.readouterr().err
+    assert sample_main(["image", "--digit", "12", "--out", str(tmp_path / "x.png")]) == 2
+    assert "--digit" in capsys.readouterr().err
+    assert sample_main(["text", "hi", "--temperature", "0"]) == 2

@@ -1,0 +1,145 @@
+"""KnowledgeBase with the real default encoder: answers, languages, cross-lingual, declines, CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from knowledge.__main__ import main as cli_main
+from knowledge.answer import DECLINE_BELOW, Answer
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_english_question_gets_an_english_answer_with_sources(real_kb):
+    answer = real_kb.ask("How long does it take to train a large AI model?")
+    assert answer.answered and answer.lang == "en"
+    assert "months" in answer.text
+    assert answer.sources[0].lang == "en"
+    assert "9.3" in answer.sources[0].section
+    assert DECLINE_BELOW <= answer.confidence <= 1.0
+    assert len(answer.text) < 600  # trimmed, not the whole section
+
+
+def test_chinese_question_gets_the_chinese_version_of_a_paired_section(real_kb):
+    answer = real_kb.ask("ReLU激活函数是什么")
+    assert answer.answered and answer.lang == "zh"
+    assert answer.sources[0].lang == "zh"
+    assert "ReLU" in answer.sources[0].section
+
+
+def test_english_question_finds_an_answer_only_in_a_chinese_article(real_kb):
+    answer = real_kb.ask("How should I choose the right large model algorithm for my business?")
+    assert answer.answered
+    top = [s for s in answer.sources[:3] if s.doc.startswith("004")]
+    assert top, [s.section for s in answer.sources]
+    assert "如何选择合适的大模型算法" in top[0].section
+
+
+def test_typo_and_one_word_questions(real_kb):
+    typo = real_kb.ask("how long does trainning a larg modle take")
+    assert typo.answered and "9.3" in typo.sources[0].section
+    one_word = real_kb.ask("VAE")
+    assert one_word.answered
+    assert any("VAE" in s.text or "变分自编码器" in s.text for s in one_word.sources[:2])
+
+
+@pytest.mark.parametrize(
+    "question",
+    ["What's the weather like in Paris tomorrow?", "红烧肉怎么做", "How do I cook a perfect steak?"],
+)
+def test_off_topic_questions_are_declined_politely_with_suggestions(real_kb, question):
+    answer = real_kb.ask(question)
+    assert not answer.answered
+    assert answer.confidence < DECLINE_BELOW
+    assert answer.suggestions and len(answer.suggestions) <= 3
+    assert ("Sorry" in answer.text) if answer.lang == "en" else ("抱歉" in answer.text)
+    assert answer.suggestions[0] in answer.text
+
+
+def test_to_json_matches_the_cli_schema(real_kb):
+    data = real_kb.ask("What are large AI models?", k=3).to_json()
+    assert set(data) == {"question", "lang", "answered", "answer", "confidence", "sources", "suggestions"}
+    assert len(data["sources"]) == 3
+    assert set(data["sources"][0]) == {"doc", "title", "section", "lang", "text", "score"}
+    scores = [s["score"] for s in data["sources"]]
+    assert scores == sorted(scores, reverse=True)
+    json.dumps(data)
+
+
+def test_concurrent_asks_from_threads(real_kb):
+    questions = [
+        "What are large AI models?",
+        "如何选择合适的大模型算法？",
+        "VAE",
+        "What is gradient descent?",
+    ] * 3
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        answers = list(pool.map(real_kb.ask, questions))
+    assert all(isinstance(a, Answer) for a in answers)
+    assert [a.sources[0].section for a in answers[:4]] == [a.sources[0].section for a in answers[4:8]]
+
+
+def test_bad_input_is_refused_clearly(real_kb):
+    with pytest.raises(ValueError, match="empty"):
+        real_kb.ask("   ")
+
+
+def test_stats(real_kb):
+    stats = real_kb.stats()
+    assert stats["documents"] == 2
+    assert stats["faq_entries"] >= 12
+    assert stats["encoder"] == "packaged:all-MiniLM-L6-v2"
+    assert len(stats["fingerprint"]) == 24
+
+
+def _env(real_kb) -> dict[str, str]:
+    return {
+        **os.environ,
+        "DATA_DIR": str(real_kb.data_dir),
+        "CORPUS_DIR": str(real_kb.corpus_dir),
+        "HF_HUB_OFFLINE": "1",
+    }
+
+
+def test_cli_ask_json_reads_questions_from_stdin(real_kb):
+    result = subprocess.run(
+        [sys.executable, "-m", "knowledge", "ask", "--json", "-", "-k", "2"],
+        input="What are large AI models?\n\n今天天气怎么样\n",
+        capture_output=True,
+        text=True,
+        env=_env(real_kb),
+        cwd=ROOT,
+        timeout=180,
+        check=True,
+    )
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [line["question"] for line in lines] == ["What are large AI models?", "今天天气怎么样"]
+    assert lines[0]["answered"] and len(lines[0]["sources"]) == 2
+    assert not lines[1]["answered"] and lines[1]["lang"] == "zh"
+    assert "building the index" not in result.stderr  # the cached index was used
+
+
+def test_cli_eval_prints_figures_per_kind(real_kb, tmp_path, monkeypatch, capsys):
+    questions = tmp_path / "set.jsonl"
+    rows = [
+        {"id": "1", "question": "What are large AI models?", "expect_any": ["parameters"], "kind": "en"},
+        {"id": "2", "question": "如何选择合适的大模型算法？", "expect_any": ["业务需求"], "kind": "zh"},
+        {"id": "3", "question": "Who won the 2018 world cup?", "expect_any": [], "kind": "offtopic"},
+    ]
+    questions.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows), encoding="utf-8")
+    for name, value in _env(real_kb).items():
+        if name in ("DATA_DIR", "CORPUS_DIR"):
+            monkeypatch.setenv(name, value)
+    assert cli_main(["eval", str(questions)]) == 0
+    out = capsys.readouterr().out
+    assert "kind:en" in out and "kind:zh" in out and "hit@5" in out
+    assert "off-topic declined: 1.000" in out
+    assert cli_main(["eval", str(tmp_path / "missing.jsonl")]) == 2
