@@ -273,10 +273,10 @@ class JobManager:
                 job.report = event
 
     def _conclude(self, job: Job, returncode: int, stderr_tail: deque[str]) -> None:
-        if job.cancel_requested:
-            job.status, job.error = "cancelled", job.error or "cancelled by an admin"
-        elif returncode == 0 and job.report is not None:
+        if returncode == 0 and job.report is not None:  # done, even if a cancel came too late
             job.status = "succeeded"
+        elif job.cancel_requested:
+            job.status, job.error = "cancelled", job.error or "cancelled by an admin"
         else:
             job.status = "failed"
             if returncode < 0:  # killed from outside: its last words are not the reason
@@ -294,7 +294,8 @@ class JobManager:
     # Cancelling ------------------------------------------------------------------------------------
 
     async def cancel(self, job_id: str) -> Job:
-        """Stop a running job (SIGTERM, SIGKILL after the grace period); returns it once it is over."""
+        """Stop a running job (SIGTERM, SIGKILL after the grace period); returns it once it is over
+        (with status "succeeded" if it finished before the signal landed)."""
         job = self._jobs.get(job_id)
         if job is None or job.status != "running":
             raise UnknownJob(job_id)

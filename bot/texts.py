@@ -173,6 +173,10 @@ TEXTS: dict[str, dict[Lang, str]] = {
         "en": "Job <code>{job_id}</code> ({kind}) cancelled. The champion is unchanged.",
         "zh": "任务 <code>{job_id}</code>（{kind}）已取消。当前冠军模型未变。",
     },
+    "job_finished_first": {
+        "en": "Job <code>{job_id}</code> finished before it could be cancelled; its report follows.",
+        "zh": "任务 <code>{job_id}</code> 在取消前已完成；报告随后发送。",
+    },
     "job_unknown": {
         "en": "No running job <code>{job_id}</code>. Running: {running}",
         "zh": "没有运行中的任务 <code>{job_id}</code>。运行中：{running}",

@@ -286,6 +286,9 @@ async def _cancel(update: Update, context: CustomContext, job_id: str, lang: Lan
             update, context, text("job_unknown", lang, job_id=escape(job_id), running=_running(context, lang))
         )
         return f"refused: no running job {job_id}"
+    if job.status != "cancelled":  # it finished first; its report follows as usual
+        await reply_html(update, context, text("job_finished_first", lang, job_id=escape(job.id)))
+        return f"too late: {job.id} {job.status}"
     await reply_html(update, context, text("job_cancelled", lang, job_id=escape(job.id), kind=job.kind))
     return f"cancelled {job.id}"
 

@@ -10,6 +10,7 @@ import json
 import subprocess
 import sys
 import time
+from collections import deque
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -236,3 +237,12 @@ def test_store_feedback_by_day_and_job_lookup(data_dir: Path) -> None:
         {"kind": "gan"},
     )
     assert missing is None
+
+
+async def test_a_cancel_that_lands_after_the_report_keeps_the_success(manager: JobManager) -> None:
+    late = Job("gan-late", "gan", 1, 1, RetrainOptions(), report={"event": "report"}, cancel_requested=True)
+    manager._conclude(late, 0, deque())
+    stopped = Job("gan-stopped", "gan", 1, 1, RetrainOptions(), cancel_requested=True)
+    manager._conclude(stopped, -15, deque(["Terminated"]))
+    assert (late.status, late.error) == ("succeeded", "")
+    assert (stopped.status, stopped.error) == ("cancelled", "cancelled by an admin")
