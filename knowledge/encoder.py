@@ -58,7 +58,10 @@ class Encoder:
 
     def __init__(self, model_name: str, device: str = "cpu", max_tokens: int = DOCUMENT_TOKENS) -> None:
         from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as transformers_logging
 
+        # A "Loading weights" progress bar would land in the terminal chat and in service logs.
+        transformers_logging.disable_progress_bar()
         self.name = model_name
         self._model = SentenceTransformer(resolve_model(model_name), device=device)
         # Passages are embedded by their opening (headings first); BM25 covers the rest.

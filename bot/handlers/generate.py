@@ -24,6 +24,7 @@ from generation.api import (
 logger = logging.getLogger(__name__)
 
 DEFAULT_IMAGE_COUNT = 8
+MODEL_KINDS = {"image": "gan", "text": "lstm"}  # command -> the generator behind it
 
 
 def parse_image_args(args: list[str]) -> tuple[int | None, int] | None:
@@ -106,8 +107,8 @@ async def text_command(update: Update, context: CustomContext) -> None:
 
 
 async def _generators_ready(update: Update, context: CustomContext, kind: str, lang: Lang) -> bool:
-    """Say at once when the generators are down; otherwise apply the generation rate limit."""
-    if not context.generation.available:
+    """Say at once when this generator is down; otherwise apply the generation rate limit."""
+    if not context.generation.available_for(MODEL_KINDS[kind]):
         chat = update.effective_chat
         user_id = update.effective_user.id if update.effective_user else None
         context.store.record_usage(kind, "unavailable", chat.id, user_id, lang)

@@ -157,6 +157,9 @@ class FakeGenerationClient:
     def available(self) -> bool:
         return self._available
 
+    def available_for(self, kind: str) -> bool:
+        return self._available and kind in self.serving
+
     async def initialize(self) -> None:
         self.initialized += 1
 
