@@ -28,6 +28,7 @@ from telegram.ext import (
 )
 from telegram.request import BaseRequest
 
+from bot.bootstrap import missing_generators, train_missing
 from bot.context import BotData, CustomContext, Services
 from bot.handlers import admin, ask, errors, feedback, generate, start
 from bot.handlers.common import AddressedToBot
@@ -139,6 +140,10 @@ async def start_services(application: Application) -> None:
     except Exception as exc:  # questions still work; /image and /text will say the generators are down
         logger.warning("generators unavailable at start: %s", exc)
     await register_commands(application, application.bot_data.settings.admin_ids)
+    missing = missing_generators(services.generation)
+    if missing and application.bot_data.settings.train_missing_models:
+        jobs = application.bot_data.jobs
+        jobs.track(train_missing(jobs, services.generation, missing, application.bot_data.first_start_queue))
     logger.info("bot @%s ready", application.bot.username)
 
 

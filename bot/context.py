@@ -43,6 +43,9 @@ class GenerationService(Protocol):
 
     @property
     def available(self) -> bool: ...
+    @property
+    def remote(self) -> bool: ...
+    def available_for(self, kind: str) -> bool: ...
     async def initialize(self) -> Any: ...
     async def image(self, request: ImageRequest) -> ImageResult: ...
     async def text(self, request: TextRequest) -> TextResult: ...
@@ -86,6 +89,11 @@ class BotData:
     services: Services
     limits: RateLimits
     jobs: JobManager
+    # Model kinds waiting for their first-start training (bot.bootstrap), not yet started.
+    first_start_queue: set[str]
+
+    def __init__(self) -> None:
+        self.first_start_queue = set()
 
 
 class CustomContext(CallbackContext[ExtBot, dict, dict, BotData]):

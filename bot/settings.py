@@ -49,6 +49,10 @@ class BotSettings(BaseSettings):
     # /retrain cancel: SIGTERM first, SIGKILL if the trainer is still running after this many seconds.
     retrain_cancel_grace_s: float = Field(default=10.0, gt=0)
 
+    # First start: train the default generator recipes in the background when no model exists yet
+    # (in-process generators only; a generation service trains its own).
+    train_missing_models: bool = True
+
     @field_validator("admin_ids", mode="before")
     @classmethod
     def _parse_admin_ids(cls, value: object) -> object:

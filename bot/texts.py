@@ -93,6 +93,14 @@ TEXTS: dict[str, dict[Lang, str]] = {
     "digits_mixed": {"en": "{count} mixed digits", "zh": "{count} 个混合数字"},
     "digits_one": {"en": "{count} × digit {digit}", "zh": "{count} 个数字 {digit}"},
     "text_footer": {"en": "model {model_version} · seed {seed}", "zh": "模型 {model_version} · 种子 {seed}"},
+    "generator_training": {
+        "en": "This generator is being trained right now (job {job_id}, about {minutes} min left). Please try again then.",
+        "zh": "该生成模型正在训练中（任务 {job_id}，约剩 {minutes} 分钟），请稍后再试。",
+    },
+    "generator_queued": {
+        "en": "This generator gets its first training right after the one running now (a few minutes each). Please try again later.",
+        "zh": "该生成模型将在当前训练完成后开始首次训练（每个约几分钟），请稍后再试。",
+    },
     "generators_unavailable": {
         "en": "The generators are not available right now. Please try again later.",
         "zh": "生成模型暂时不可用，请稍后再试。",

@@ -449,6 +449,11 @@ class GenerationClient:
         return cls(InProcessBackend(settings))
 
     @property
+    def remote(self) -> bool:
+        """True when a generation service runs the models (it then trains and swaps its own)."""
+        return isinstance(self._backend, HttpBackend)
+
+    @property
     def backend(self) -> GenerationBackend:
         """The in-process or HTTP backend (for diagnostics and tests)."""
         return self._backend

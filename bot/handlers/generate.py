@@ -112,7 +112,18 @@ async def _generators_ready(update: Update, context: CustomContext, kind: str, l
         chat = update.effective_chat
         user_id = update.effective_user.id if update.effective_user else None
         context.store.record_usage(kind, "unavailable", chat.id, user_id, lang)
-        await reply_html(update, context, text("generators_unavailable", lang))
+        training = context.jobs.running_for(MODEL_KINDS[kind])
+        if training is None:
+            queued = MODEL_KINDS[kind] in context.bot_data.first_start_queue
+            await reply_html(
+                update, context, text("generator_queued" if queued else "generators_unavailable", lang)
+            )
+        else:
+            eta_s = training.progress.eta_s if training.progress else 300.0
+            minutes = max(1, round(eta_s / 60))
+            await reply_html(
+                update, context, text("generator_training", lang, job_id=training.id, minutes=minutes)
+            )
         return False
     return await within_rate_limit(update, context, "generation", lang)
 

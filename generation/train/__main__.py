@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
+from generation.registry import ModelRegistry
 from generation.settings import GenerationSettings
 from generation.train.run import TrainOptions, report_line, train_and_register
 
@@ -37,6 +39,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--progress-json", action="store_true", help="progress as JSON lines on stdout")
     parser.add_argument("--quiet", action="store_true", help="no progress lines, only the final report")
     parser.add_argument(
+        "--cleanup",
+        action="store_true",
+        help="train nothing: remove partial files of runs that died (a live run's are kept), print them as JSON",
+    )
+    parser.add_argument(
         "--set",
         action="append",
         default=[],
@@ -50,6 +57,11 @@ def main(argv: list[str] | None = None) -> int:
     """Parse, train, print the final JSON report as the last stdout line; 0 on success."""
     args = build_parser().parse_args(argv)
     settings = GenerationSettings.load()
+    if args.cleanup:
+        registry = ModelRegistry(args.models_dir or settings.models_dir)
+        removed = [str(path) for path in registry.cleanup_partial(args.kind)]
+        print(json.dumps({"event": "cleanup", "kind": args.kind, "removed": removed}), flush=True)
+        return 0
     extra = {}
     for item in args.set:
         key, sep, value = item.partition("=")

@@ -246,6 +246,7 @@ def train_and_register(options: TrainOptions, callback: ProgressCallback | None 
         "event": "report",
         "kind": options.kind,
         "version": version,
+        "path": str(registry.version_dir(options.kind, version)),
         "promoted": promoted,
         "reason": reason,
         "candidate": candidate_metrics,

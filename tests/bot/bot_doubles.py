@@ -157,6 +157,10 @@ class FakeGenerationClient:
     def available(self) -> bool:
         return self._available
 
+    @property
+    def remote(self) -> bool:
+        return False
+
     def available_for(self, kind: str) -> bool:
         return self._available and kind in self.serving
 
