@@ -54,7 +54,9 @@ def untrained_generators(settings: GenerationSettings, device: str) -> tuple[Ima
     lstm = LstmRecipe()
     corpus = load_text_corpus(settings.text_corpus_dir)
     vocab = CharVocab.build(corpus.train, min_count=lstm.min_char_count)
-    config = LstmConfig(len(vocab), lstm.embed_dim, lstm.hidden_size, lstm.layers, lstm.dropout)
+    config = LstmConfig(
+        len(vocab), lstm.embed_dim, lstm.hidden_size, lstm.layers, lstm.dropout, lstm.tie_embeddings
+    )
     checkpoint = Checkpoint("lstm", CharLSTM(config).eval(), {"version": "untrained"}, vocab=vocab)
     return images, TextGenerator(checkpoint, torch.device(device))
 

@@ -6,6 +6,7 @@ import math
 from dataclasses import asdict, dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
@@ -73,7 +74,8 @@ class Discriminator(nn.Module):
             layers += [spectral_norm(nn.Conv2d(width, width * 2, 4, stride=2, padding=1)), nn.LeakyReLU(0.2)]
             width *= 2
         self.body = nn.Sequential(*layers)
-        # One extra channel with the batch's feature spread lets D spot a generator that lacks variety.
+        # One extra channel with the feature spread of each sample's class in the batch (minibatch
+        # standard deviation, per class) lets D spot a generator that lacks variety.
         self.features = (width + 1) * 16
         self.score = spectral_norm(nn.Linear(self.features, 1))
         self.label_projection = spectral_norm(nn.Embedding(max(config.num_classes, 1), self.features))
@@ -85,9 +87,28 @@ class Discriminator(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Realness scores (batch,) and class logits (batch, classes)."""
         hidden = self.body(images)
-        spread = hidden.std(dim=0, unbiased=False).mean() if hidden.shape[0] > 1 else hidden.new_zeros(())
-        hidden = torch.cat([hidden, spread.expand(hidden.shape[0], 1, *hidden.shape[2:])], dim=1).flatten(1)
+        spread = self._spread(hidden, labels)
+        hidden = torch.cat(
+            [hidden, spread.view(-1, 1, 1, 1).expand(-1, 1, *hidden.shape[2:])], dim=1
+        ).flatten(1)
         score = self.score(hidden).squeeze(1)
         if labels is not None and self.config.num_classes > 0:
             score = score + (self.label_projection(labels) * hidden).sum(dim=1)
         return score, self.classify(hidden)
+
+    def _spread(self, hidden: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        """Per sample: the mean feature spread (std) of the batch's images that share its label.
+
+        Within the class, not over the whole batch: a mixed-class batch is varied even when every
+        class has collapsed to one drawing, so only the per-class spread exposes a lack of variety."""
+        batch = hidden.shape[0]
+        flat = hidden.flatten(1).float()
+        if labels is None or self.config.num_classes == 0:
+            spread = flat.std(dim=0, unbiased=False).mean() if batch > 1 else flat.new_zeros(())
+            return spread.expand(batch).to(hidden.dtype)
+        members = F.one_hot(labels, self.config.num_classes).float()  # (batch, classes)
+        counts = members.sum(0).clamp(min=1)[:, None]
+        mean = members.T @ flat / counts
+        variance = (members.T @ flat.square() / counts - mean.square()).clamp(min=0)
+        spread = (variance + 1e-8).sqrt().mean(1)  # (classes,)
+        return spread[labels].to(hidden.dtype)

@@ -1,5 +1,6 @@
 """Training recipe for the conditional DCGAN (hinge loss, projection + auxiliary-classifier
-discriminator with spectral norm, random-shift augmentation, and an EMA copy of the generator)."""
+discriminator with spectral norm and a per-class minibatch-spread channel, random-shift
+augmentation, and an EMA copy of the generator)."""
 
 from __future__ import annotations
 

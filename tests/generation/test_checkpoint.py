@@ -15,11 +15,13 @@ from generation.models.lstm import CharLSTM, LstmConfig
 from generation.models.vocab import UNK, CharVocab
 
 
-@pytest.fixture
-def lstm_checkpoint(tmp_path: Path) -> tuple[Path, CharLSTM, CharVocab]:
+@pytest.fixture(params=[False, True], ids=["untied", "tied-embeddings"])
+def lstm_checkpoint(tmp_path: Path, request: pytest.FixtureRequest) -> tuple[Path, CharLSTM, CharVocab]:
     torch.manual_seed(0)
     vocab = CharVocab.build(["hello world 你好世界"], min_count=1)
-    config = LstmConfig(vocab_size=len(vocab), embed_dim=8, hidden_size=16, layers=2)
+    config = LstmConfig(
+        vocab_size=len(vocab), embed_dim=8, hidden_size=16, layers=2, tie_embeddings=request.param
+    )
     model = CharLSTM(config).eval()
     save_checkpoint(
         tmp_path / "ckpt", "lstm", model, config.to_dict(), vocab=vocab, metadata={"metrics": {"bpc": 3.0}}

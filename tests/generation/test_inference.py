@@ -6,10 +6,20 @@ import io
 from pathlib import Path
 
 import pytest
+import torch
 from PIL import Image
 
 from generation.api import ImageRequest, TextRequest
-from generation.inference import ImageGenerator, TextGenerator, load_champion
+from generation.inference import (
+    RANKED_PREFIX,
+    ImageGenerator,
+    TextGenerator,
+    _ranked,
+    _step,
+    _step_cells,
+    load_champion,
+)
+from generation.models.lstm import CharLSTM, LstmConfig
 from generation.registry import ModelRegistry
 
 
@@ -113,3 +123,37 @@ def test_top_k_one_is_greedy(texts: TextGenerator) -> None:
 def test_warm_up_runs(images: ImageGenerator, texts: TextGenerator) -> None:
     images.warm_up()
     texts.warm_up()
+
+
+def test_sampling_step_matches_the_trained_lstm() -> None:
+    """The per-character cells that sampling uses compute what the trained nn.LSTM computes."""
+    torch.manual_seed(0)
+    model = CharLSTM(
+        LstmConfig(vocab_size=12, embed_dim=6, hidden_size=10, layers=2, tie_embeddings=True)
+    ).eval()
+    ids = torch.tensor([[3, 5, 7], [1, 2, 11]])
+    with torch.no_grad():
+        _, state = model.rnn(model.embed(ids[:, :2]))
+        expected, expected_state = model.rnn(model.embed(ids[:, 2:]), state)
+        hidden, stepped_state = _step(_step_cells(model.rnn), model.embed(ids[:, 2]), state)
+    torch.testing.assert_close(hidden, expected[:, 0])
+    torch.testing.assert_close(stepped_state[0], expected_state[0])
+    torch.testing.assert_close(stepped_state[1], expected_state[1])
+
+
+def test_ranking_shortcut_keeps_what_a_full_sort_keeps() -> None:
+    """Peaked rows (top-p reached within the prefix) get the full sort's leading entries; a flat row
+    makes the whole batch fall back to the full sort."""
+    vocab = RANKED_PREFIX * 4
+    logits = torch.randn(3, vocab)
+    logits[:, :5] += 20.0  # almost all the mass on five characters
+    probs = torch.softmax(logits, dim=-1)
+    top_k, top_p = torch.tensor([0, 0, 0]), torch.tensor([0.95, 0.9, 0.5])
+    values, order = _ranked(probs, top_k, top_p)
+    full_values, full_order = probs.sort(dim=-1, descending=True)
+    assert values.shape == (3, RANKED_PREFIX)
+    torch.testing.assert_close(values, full_values[:, :RANKED_PREFIX], rtol=0, atol=0)
+    assert torch.equal(order[:, :5].sort().values, full_order[:, :5].sort().values)
+    flat = torch.cat([probs[:2], torch.full((1, vocab), 1.0 / vocab)])
+    assert _ranked(flat, top_k, top_p)[0].shape == (3, vocab)
+    assert _ranked(flat, torch.tensor([0, 0, 10]), top_p)[0].shape == (3, RANKED_PREFIX)

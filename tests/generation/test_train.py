@@ -8,10 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from generation.evaluate import beats
 from generation.models.checkpoint import load_checkpoint
+from generation.models.gan import Discriminator, GanConfig
 from generation.registry import ModelRegistry
 from generation.train import TrainProgress
 from generation.train.__main__ import main as train_main
@@ -129,3 +131,21 @@ def test_gan_trains_unconditionally_on_a_folder_of_pictures(
     assert "accuracy" not in report["candidate"] and math.isfinite(report["candidate"]["fd_ratio"])
     champion = load_checkpoint(ModelRegistry(tmp_path / "models").champion("gan").path, "gan")
     assert champion.model.config.num_classes == 0
+
+
+def test_discriminator_spread_exposes_a_collapse_within_each_class() -> None:
+    """One drawing per class looks varied over a mixed batch; the per-class spread D sees is ~0."""
+    torch.manual_seed(0)
+    discriminator = Discriminator(GanConfig(image_size=8, z_dim=4, num_classes=2, g_channels=8, d_channels=4))
+    labels = torch.tensor([0, 0, 0, 1, 1, 1])
+    drawings = torch.rand(2, 1, 8, 8) * 2 - 1
+    collapsed = drawings[labels]
+    varied = torch.rand(6, 1, 8, 8) * 2 - 1
+    with torch.no_grad():
+        per_class_collapsed = discriminator._spread(discriminator.body(collapsed), labels)
+        whole_batch_collapsed = discriminator._spread(discriminator.body(collapsed), None)
+        per_class_varied = discriminator._spread(discriminator.body(varied), labels)
+    assert per_class_collapsed.shape == (6,)
+    assert float(per_class_collapsed.max()) < 1e-3
+    assert float(whole_batch_collapsed.min()) > 1e-2
+    assert float(per_class_varied.min()) > 1e-2
