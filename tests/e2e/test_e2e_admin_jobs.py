@@ -122,10 +122,11 @@ async def test_a_second_retrain_is_refused_and_cancel_stops_jobs(
         [*_, unknown] = await fake.wait_for_reply(admin.id, count=8)
         admin.message(f"/retrain cancel {lstm_job}", user=ADMIN)
         await fake.wait_for_reply(admin.id, count=9, timeout=20)
-        records = {record.id: record.status for record in application.bot_data.services.store.jobs()}
+        # Each job's outcome is recorded before its progress message is edited to say so.
         await fake.wait_for(
             lambda call: call.method == "editMessageText" and "cancelled after" in call.text, count=2
         )
+        records = {record.id: record.status for record in application.bot_data.services.store.jobs()}
     expected_refusal = f"gan is already being retrained by job {gan_job} (/retrain cancel {gan_job})."
     assert visible(refused) == visible(refused_again) == expected_refusal
     assert visible(cancelled) == f"Job {gan_job} (gan) cancelled. The champion is unchanged."
