@@ -96,8 +96,9 @@ class ModelRegistry:
     # -- writing versions ------------------------------------------------------------------------
     def new_candidate(self, kind: ModelKind) -> tuple[str, Path]:
         """A fresh version id and a private folder to write the checkpoint into."""
-        now = datetime.now(UTC)  # ids sort by creation time (to the millisecond), then a random tail
-        version = f"{now:%Y%m%dT%H%M%S}.{now.microsecond // 1000:03d}Z-{secrets.token_hex(2)}"
+        # Ids sort by creation time to the microsecond (two runs in one millisecond happen in tests),
+        # then a random tail keeps concurrent trainers apart.
+        version = f"{datetime.now(UTC):%Y%m%dT%H%M%S.%f}Z-{secrets.token_hex(2)}"
         partial = self._kind_dir(kind) / f"{PARTIAL_PREFIX}{version}"
         partial.mkdir(parents=True)
         (partial / OWNER_FILE).write_text(str(os.getpid()), encoding="utf-8")
