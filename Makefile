@@ -8,7 +8,7 @@ export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: run test lint bench soak clean
+.PHONY: run test lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,9 +30,6 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m benchmarks
-
-soak: $(STAMP)
-	$(PY) -m benchmarks.soak
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,6 +1,4 @@
 """Run every benchmark script in this folder (`make bench`), one process each, and summarise.
-
-The long soak is left out: it has its own target (`make soak`).
 """
 
 from __future__ import annotations
@@ -10,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-SKIPPED = {"__init__", "__main__", "soak"}
+SKIPPED = {"__init__", "__main__"}
 
 
 def main() -> int:
