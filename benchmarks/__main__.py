@@ -1,5 +1,4 @@
-"""Run every benchmark script in this folder (`make bench`), one process each, and summarise.
-"""
+"""Run every benchmark script in this folder (`make bench`), one process each, and summarise."""
 
 from __future__ import annotations
 
