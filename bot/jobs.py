@@ -320,26 +320,39 @@ class JobManager:
 
     async def cleanup(self, kind: str) -> bool:
         """Remove partial files a stopped trainer left behind (the registry skips live runs' folders)."""
-        argv = [*self.trainer, kind, "--cleanup"]
         try:
-            process = await asyncio.create_subprocess_exec(
-                *argv,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-                env=self._env(),
+            returncode, out, err = await self._run_to_end(
+                [*self.trainer, kind, "--cleanup"], CLEANUP_TIMEOUT_S
             )
-            out, err = await asyncio.wait_for(process.communicate(), CLEANUP_TIMEOUT_S)
         except (OSError, TimeoutError) as exc:
             logger.warning("could not clean up partial %s files: %s", kind, exc)
             return False
-        if process.returncode != 0:
+        if returncode != 0:
             logger.warning(
                 "cleanup of partial %s files failed: %s", kind, err.decode(errors="replace")[-300:]
             )
             return False
         logger.info("cleaned up partial %s files: %s", kind, out.decode(errors="replace").strip()[-300:])
         return True
+
+    async def _run_to_end(self, argv: list[str], timeout_s: float) -> tuple[int, bytes, bytes]:
+        """Run a short helper command with the trainer's environment; (returncode, stdout, stderr).
+        On timeout the process is killed, not left running, and TimeoutError is raised."""
+        process = await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=self._env(),
+        )
+        try:
+            out, err = await asyncio.wait_for(process.communicate(), timeout_s)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            await process.wait()
+            raise
+        return process.returncode or 0, out, err
 
     async def sample(
         self, kind: str, checkpoint: str, *, seed: int, images: int, prompt: str, length: int
@@ -353,15 +366,8 @@ class JobManager:
                 argv = [*base, "image", "--n", str(images), "--seed", str(seed), "--out", str(out)]
             else:
                 argv = [*base, "text", prompt, "--length", str(length), "--seed", str(seed)]
-            process = await asyncio.create_subprocess_exec(
-                *argv,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-                env=self._env(),
-            )
-            stdout, stderr = await asyncio.wait_for(process.communicate(), SAMPLE_TIMEOUT_S)
-            if process.returncode != 0:
+            returncode, stdout, stderr = await self._run_to_end(argv, SAMPLE_TIMEOUT_S)
+            if returncode != 0:
                 raise RuntimeError(f"sampling failed: {stderr.decode(errors='replace').strip()[-300:]}")
             return out.read_bytes() if kind == "gan" else stdout.decode(errors="replace").strip()
 
