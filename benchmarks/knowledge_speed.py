@@ -73,7 +73,7 @@ def main() -> int:
         f"bare query encoding p50 {latency.encode_p50:.1f} ms; ratio {latency.ratio:.2f}"
     )
     print(
-        f"  same asks in CPU time of the asking thread (idle-machine estimate): ask p50 "
+        f"  same asks in process CPU time (idle-machine estimate): ask p50 "
         f"{latency.ask_cpu_p50:.1f} ms, p99 {latency.ask_cpu_p99:.1f} ms; encoding p50 {latency.encode_cpu_p50:.1f} ms"
     )
     print(

@@ -1,12 +1,27 @@
-"""The dense encoder: one object with encode_query / encode_document, backed by sentence-transformers."""
+"""The dense encoder: one object with encode_query / encode_document, backed by sentence-transformers.
+
+Queries have a serving path built for many askers at once (a bot answering several chats):
+concurrent `encode_query` calls are micro-batched (`QueryBatcher`), and on CPU the forward pass is a
+TorchScript trace of the transformer and its pooling, in bfloat16 where the CPU computes it natively.
+A trace runs its whole graph in C++ with the GIL released, so Python threads (a bot's event loop)
+keep running beside it; eager transformers code takes the GIL back between its ~300 ops per pass.
+Passages (index builds) go through sentence-transformers as before.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import copy
 import hashlib
 import logging
-import os
 import threading
+import warnings
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -14,19 +29,12 @@ from knowledge.settings import PACKAGED_EMBEDDING_MODEL
 
 log = logging.getLogger(__name__)
 DOCUMENT_TOKENS = 128
+# Intra-op threads for a query batch. Batches are small (a few short questions), and on a busy
+# machine (a bot's event loop on the other core) thread synchronisation made queries ~3x slower.
+QUERY_THREADS = 1
+MAX_QUERY_BATCH = 32
 
-
-def query_threads(default: int) -> int:
-    """Intra-op threads for one short query: all of them on an idle machine, one on a busy one.
-
-    On a busy 2-core machine thread synchronisation made a query 3x slower (measured: 18 ms on one
-    thread, 59 ms on two, load average ~5); on an idle one two threads are faster (~10 ms).
-    """
-    try:
-        load = os.getloadavg()[0]
-    except OSError:
-        return default
-    return default if load < 0.5 * (os.cpu_count() or 1) else 1
+BatchEncoder = Callable[[list[str]], np.ndarray]
 
 
 def resolve_model(name: str) -> str:
@@ -53,6 +61,91 @@ def model_fingerprint(name: str) -> str:
     return digest.hexdigest()[:16]
 
 
+class QueryBatcher:
+    """Micro-batching for concurrent askers: a worker thread takes every query waiting when it is free
+    and encodes them in one call, so N concurrent questions cost about one forward pass, not N.
+
+    Threads wait with `encode`; coroutines await `encode_async`. The worker wakes each event loop once
+    per batch, not once per query: every hand-back of the GIL to a thread costs up to the interpreter's
+    switch interval (5 ms) while a busy event loop holds it. The worker starts on the first query and
+    exits after `idle_s` without any, so no thread outlives its use."""
+
+    def __init__(
+        self, encode_batch: BatchEncoder, max_batch: int = MAX_QUERY_BATCH, idle_s: float = 5.0
+    ) -> None:
+        self._encode_batch = encode_batch
+        self._max_batch = max_batch
+        self._idle_s = idle_s
+        # (text, future, loop): a concurrent.futures.Future with loop None, or an asyncio future.
+        self._waiting: deque[tuple[str, Any, asyncio.AbstractEventLoop | None]] = deque()
+        self._changed = threading.Condition()
+        self._worker: threading.Thread | None = None
+        self.batches = 0  # forward passes run, for tests and benchmarks
+        self.queries = 0
+
+    def encode(self, text: str) -> np.ndarray:
+        """One text -> its vector, computed in a batch with whatever other texts are waiting."""
+        future: Future = Future()
+        self._submit(text, future, None)
+        return future.result()
+
+    async def encode_async(self, text: str) -> np.ndarray:
+        """`encode` for a coroutine: awaits the batch without holding a thread."""
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self._submit(text, future, loop)
+        return await future
+
+    def _submit(self, text: str, future: Any, loop: asyncio.AbstractEventLoop | None) -> None:
+        with self._changed:
+            self._waiting.append((text, future, loop))
+            if self._worker is None:
+                self._worker = threading.Thread(target=self._serve, name="query-encoder", daemon=True)
+                self._worker.start()
+            else:
+                self._changed.notify()
+
+    def _serve(self) -> None:
+        while True:
+            with self._changed:
+                if not self._waiting:
+                    self._changed.wait(self._idle_s)
+                    if not self._waiting:
+                        self._worker = None
+                        return
+                batch = [self._waiting.popleft() for _ in range(min(len(self._waiting), self._max_batch))]
+            try:
+                vectors, error = self._encode_batch([text for text, _, _ in batch]), None
+            except BaseException as exc:  # every asker of the batch gets the error, not a hang
+                vectors, error = None, exc
+            self.batches += 1
+            self.queries += len(batch)
+            per_loop: dict[asyncio.AbstractEventLoop, list[tuple[Any, Any]]] = {}
+            for row, (_, future, loop) in enumerate(batch):
+                outcome = error if error is not None else vectors[row]
+                if loop is None:
+                    _settle(future, outcome)
+                else:
+                    per_loop.setdefault(loop, []).append((future, outcome))
+            for loop, settled in per_loop.items():
+                with contextlib.suppress(RuntimeError):  # that loop has closed: nobody is waiting
+                    loop.call_soon_threadsafe(_settle_all, settled)
+
+
+def _settle(future: Any, outcome: Any) -> None:
+    if future.done():  # the asker gave up (a cancelled await)
+        return
+    if isinstance(outcome, BaseException):
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)
+
+
+def _settle_all(settled: list[tuple[Any, Any]]) -> None:
+    for future, outcome in settled:
+        _settle(future, outcome)
+
+
 class Encoder:
     """Sentence embeddings, L2-normalised so inner product is cosine similarity."""
 
@@ -69,24 +162,19 @@ class Encoder:
         self.dimension = int(self._model.get_embedding_dimension())
         # torch modules are not documented as thread-safe for concurrent forward passes.
         self._lock = threading.Lock()
+        self._device = device
+        self.query_path = "sentence-transformers"  # until the first query builds the fast path
+        self._fast: BatchEncoder | None = None
+        self._fast_tried = False
+        self.query_batcher = QueryBatcher(self._encode_queries)
 
     def encode_query(self, text: str) -> np.ndarray:
-        """One question -> a (dimension,) float32 vector."""
-        import torch
+        """One question -> a (dimension,) float32 vector (batched with concurrent callers')."""
+        return self.query_batcher.encode(text)
 
-        with self._lock:
-            threads = torch.get_num_threads()
-            wanted = query_threads(threads)
-            if threads != wanted:
-                torch.set_num_threads(wanted)
-            try:
-                vector = self._model.encode(
-                    [text], normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
-                )
-            finally:
-                if threads != wanted:
-                    torch.set_num_threads(threads)
-        return np.asarray(vector[0], dtype=np.float32)
+    async def encode_query_async(self, text: str) -> np.ndarray:
+        """`encode_query` for an event loop: awaits the batch without holding a thread."""
+        return await self.query_batcher.encode_async(text)
 
     def encode_document(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
         """Passages -> an (n, dimension) float32 matrix."""
@@ -101,3 +189,196 @@ class Encoder:
                 show_progress_bar=False,
             )
         return np.asarray(vectors, dtype=np.float32)
+
+    def _encode_queries(self, texts: list[str]) -> np.ndarray:
+        """A batch of queries; called only from the batcher's worker thread."""
+        if not self._fast_tried:
+            # Built on first use (~0.5 s), not in __init__: start-up stays as fast as it was.
+            self._fast_tried = True
+            if self._device == "cpu":
+                fast = _traced_query_encoder(self._model, self._model.max_seq_length)
+                if fast is not None:
+                    self.query_path, self._fast = fast
+        if self._fast is not None:
+            return self._fast(texts)
+        return self._encode_queries_slow(texts)
+
+    def _encode_queries_slow(self, texts: list[str]) -> np.ndarray:
+        """Queries through sentence-transformers: any model it can load, on any device."""
+        with self._lock, _threads(QUERY_THREADS):
+            vectors = self._model.encode(
+                texts, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+            )
+        return np.asarray(vectors, dtype=np.float32)
+
+
+class _threads:
+    """Run a block with `count` intra-op threads, then restore the caller's setting."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+
+    def __enter__(self) -> None:
+        import torch
+
+        self.previous = torch.get_num_threads()
+        if self.previous != self.count:
+            torch.set_num_threads(self.count)
+
+    def __exit__(self, *exc: object) -> None:
+        import torch
+
+        if self.previous != self.count:
+            torch.set_num_threads(self.previous)
+
+
+def native_bfloat16() -> bool:
+    """True when the CPU multiplies bfloat16 natively (AVX512-BF16 or AMX); emulated bf16 is no faster."""
+    import torch
+
+    try:
+        if not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+            return False
+        flags = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except (AttributeError, RuntimeError, OSError):
+        return False
+    return " avx512_bf16" in flags or " amx_bf16" in flags
+
+
+def _traced_query_encoder(model, max_tokens: int) -> tuple[str, BatchEncoder] | None:
+    """A traced transformer + mean pooling + normalisation for query batches, or None when the
+    pipeline is not that shape (another pooling, extra modules) or tracing fails."""
+    import torch
+
+    modules = list(model)
+    if not (2 <= len(modules) <= 3):
+        return None
+    transformer, pooling = modules[0], modules[1]
+    backbone = getattr(transformer, "model", None) or getattr(transformer, "auto_model", None)
+    tokenizer = getattr(model, "tokenizer", None)
+    if (
+        backbone is None
+        or tokenizer is None
+        or getattr(pooling, "pooling_mode", None) != "mean"
+        or (len(modules) == 3 and type(modules[2]).__name__ != "Normalize")
+        or tokenizer.pad_token_id is None
+    ):
+        return None
+    dtype = torch.bfloat16 if native_bfloat16() else torch.float32
+
+    pooled = _mean_pooled(_copy_in(backbone, dtype)).eval()
+    dimension = pooled.dimension
+    pad = int(tokenizer.pad_token_id)
+    backend = _query_tokenizer(tokenizer, max_tokens)
+    if backend is None:
+        return None
+
+    def tensors(texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        # One text at a time: `encode_batch` releases the GIL, and taking it back costs more than
+        # tokenizing a few short questions while holding it.
+        rows = [backend.encode(text).ids for text in texts]
+        width = max(len(row) for row in rows)
+        ids = np.full((len(rows), width), pad, dtype=np.int64)
+        mask = np.zeros((len(rows), width), dtype=np.int64)
+        for n, row in enumerate(rows):
+            ids[n, : len(row)] = row
+            mask[n, : len(row)] = 1
+        return torch.from_numpy(ids), torch.from_numpy(mask)
+
+    try:
+        # Traced on a padded batch, so the attention mask is part of the graph; shapes stay dynamic.
+        sample = tensors(["a short question", "a somewhat longer question about the knowledge base"])
+        with torch.inference_mode(), warnings.catch_warnings(), _threads(QUERY_THREADS):
+            warnings.simplefilter("ignore")
+            traced = torch.jit.trace(pooled, sample, check_trace=False)
+            traced(*sample)  # the first call optimises the graph; keep that out of the first question
+    except Exception as exc:  # an architecture the tracer cannot handle: the slow path still works
+        log.info("query encoder not traced (%s: %s); using sentence-transformers", type(exc).__name__, exc)
+        return None
+
+    def encode_batch(texts: list[str]) -> np.ndarray:
+        # Similar lengths share a forward pass, so one long question does not pad the short ones.
+        order = sorted(range(len(texts)), key=lambda n: len(texts[n]))
+        out = np.empty((len(texts), dimension), dtype=np.float32)
+        with torch.inference_mode(), _threads(QUERY_THREADS):
+            for chunk in _length_chunks(order, texts):
+                ids, mask = tensors([texts[n] for n in chunk])
+                out[chunk] = traced(ids, mask).numpy()
+        return out
+
+    return f"torchscript-{str(dtype).removeprefix('torch.')}", encode_batch
+
+
+def _copy_in(backbone, dtype):
+    """A copy of a transformers model in `dtype`, leaving the original (the document encoder) as it is.
+
+    Built empty on the meta device and given the converted weights: ~10x faster than deepcopy, which
+    matters for cold start."""
+    import torch
+
+    try:
+        with torch.device("meta"):
+            clone = type(backbone)(backbone.config)
+        weights = {
+            name: value.to(dtype) if value.is_floating_point() else value.clone()
+            for name, value in backbone.state_dict().items()
+        }
+        clone.load_state_dict(weights, assign=True, strict=True)
+        for name, buffer in list(clone.named_buffers()):  # non-persistent buffers are not in the state
+            if buffer.is_meta:
+                owner, _, leaf = name.rpartition(".")
+                module = clone.get_submodule(owner) if owner else clone
+                module._buffers[leaf] = backbone.get_buffer(name).clone()
+        if any(p.is_meta for p in clone.parameters()):
+            raise RuntimeError("weights missing after copy")
+        return clone
+    except Exception:  # a model class that cannot be built this way
+        return copy.deepcopy(backbone).to(dtype)
+
+
+def _query_tokenizer(tokenizer, max_tokens: int):
+    """A private copy of a fast tokenizer's backend, truncating and not padding: the same ids as
+    `tokenizer(texts, truncation=True, max_length=max_tokens)`, with no state shared with the
+    document path. None for a tokenizer without a `tokenizers` backend."""
+    backend = getattr(tokenizer, "_tokenizer", None)
+    if backend is None or not hasattr(backend, "to_str"):
+        return None
+    from tokenizers import Tokenizer
+
+    copy_ = Tokenizer.from_str(backend.to_str())
+    copy_.no_padding()
+    copy_.enable_truncation(max_tokens)
+    return copy_
+
+
+def _length_chunks(order: list[int], texts: list[str]) -> list[list[int]]:
+    """Split indices (sorted by text length) where the length more than doubles (and exceeds 200 chars)."""
+    chunks: list[list[int]] = []
+    for n in order:
+        if chunks and len(texts[n]) > max(200, 2 * len(texts[chunks[-1][0]])):
+            chunks.append([n])
+        elif chunks:
+            chunks[-1].append(n)
+        else:
+            chunks.append([n])
+    return chunks
+
+
+def _mean_pooled(backbone):
+    """Transformer -> masked mean of token embeddings -> L2 normalised, in float32 (a torch module)."""
+    import torch
+
+    class MeanPooled(torch.nn.Module):
+        def __init__(self, backbone: torch.nn.Module) -> None:
+            super().__init__()
+            self.backbone = backbone
+            self.dimension = int(backbone.config.hidden_size)
+
+        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+            hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+            mask = attention_mask.unsqueeze(-1).to(torch.float32)
+            summed = (hidden.to(torch.float32) * mask).sum(dim=1)
+            mean = summed / mask.sum(dim=1).clamp(min=1e-9)
+            return torch.nn.functional.normalize(mean, dim=-1)
+
+    return MeanPooled(backbone)

@@ -151,15 +151,24 @@ class LexicalIndex:
         )
 
     def score(self, weighted_terms: dict[str, float], size: int) -> np.ndarray:
-        """BM25 scores of all units for terms with query-side weights."""
-        scores = np.zeros(size, dtype=np.float32)
-        for term, weight in weighted_terms.items():
-            n = self.terms.get(term)
-            if n is None:
-                continue
-            start, end = self.offsets[n], self.offsets[n + 1]
-            scores[self.unit_ids[start:end]] += weight * self.idf[n] * self.weights[start:end]
-        return scores
+        """BM25 scores of all units for terms with query-side weights (numpy, no per-posting Python)."""
+        found = [
+            (n, weight) for term, weight in weighted_terms.items() if (n := self.terms.get(term)) is not None
+        ]
+        if not found:
+            return np.zeros(size, dtype=np.float32)
+        term_ids = np.fromiter((n for n, _ in found), dtype=np.int64, count=len(found))
+        query_weights = np.fromiter((w for _, w in found), dtype=np.float32, count=len(found))
+        starts = self.offsets[term_ids]
+        lengths = self.offsets[term_ids + 1] - starts
+        # Positions of every posting of the terms, concatenated: start of its term + rank within it.
+        block_starts = np.cumsum(lengths) - lengths
+        positions = np.repeat(starts - block_starts, lengths) + np.arange(int(lengths.sum()))
+        factors = np.repeat(query_weights * self.idf[term_ids], lengths)
+        scores = np.bincount(
+            self.unit_ids[positions], weights=self.weights[positions] * factors, minlength=size
+        )
+        return scores[:size].astype(np.float32)
 
     def term_idf(self, term: str) -> float:
         n = self.terms.get(term)
@@ -192,6 +201,14 @@ class KnowledgeIndex:
 
     def unit_lang(self, unit: int) -> str:
         return self.sections[self.units[unit].section].lang
+
+
+def dense_rows(index: faiss.Index) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, vectors) of a flat inner-product index, for scoring every unit with one matrix product."""
+    inner = faiss.downcast_index(index.index) if hasattr(index, "id_map") else index
+    vectors = inner.reconstruct_n(0, index.ntotal) if index.ntotal else np.zeros((0, index.d), np.float32)
+    ids = faiss.vector_to_array(index.id_map) if hasattr(index, "id_map") else np.arange(index.ntotal)
+    return ids.astype(np.int64), np.ascontiguousarray(vectors, dtype=np.float32)
 
 
 def build_dense(

@@ -51,14 +51,25 @@ class KnowledgeBase:
 
     def ask(self, question: str, k: int = 5) -> Answer:
         """Answer one question with up to k sources, best first."""
+        retriever, question = self._prepare(question)
+        hits, analysis = retriever.search(question, k=max(1, k))
+        return compose(question, hits, analysis, retriever.index)
+
+    async def ask_async(self, question: str, k: int = 5) -> Answer:
+        """`ask` for an event loop: only the encoder's forward pass runs off the loop, batched with
+        other askers'; the rest (~0.3 ms of Python) runs inline, cheaper than a hop to a thread."""
+        retriever, question = self._prepare(question)
+        hits, analysis = await retriever.search_async(question, k=max(1, k))
+        return compose(question, hits, analysis, retriever.index)
+
+    def _prepare(self, question: str) -> tuple[Retriever, str]:
         retriever = self._retriever
         if retriever is None:
             raise RuntimeError("KnowledgeBase.initialize() has not been called")
         question = " ".join(question.split())
         if not question:
             raise ValueError("empty question")
-        hits, analysis = retriever.search(question, k=max(1, k))
-        return compose(question, hits, analysis, retriever.index)
+        return retriever, question
 
     def rebuild(self) -> BuildReport:
         """Rebuild from the corpus folder and swap it in; on failure the old index keeps serving."""

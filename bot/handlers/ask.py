@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
@@ -46,7 +45,8 @@ async def answer_question(update: Update, context: CustomContext, question: str)
     if not await within_rate_limit(update, context, "question", lang):
         return
     async with chat_action(context, chat.id, ChatAction.TYPING):
-        answer = await asyncio.to_thread(context.knowledge.ask, question)
+        # Awaits only the knowledge base's batched encoder pass (no worker thread per question).
+        answer = await context.knowledge.ask_async(question)
     if answer.lang in ("en", "zh"):
         lang = answer.lang
     sources = [{field: getattr(source, field) for field in SOURCE_FIELDS} for source in answer.sources]

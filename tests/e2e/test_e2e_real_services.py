@@ -41,6 +41,9 @@ class SharedKnowledge:
     def ask(self, question: str, k: int = 5):
         return self._knowledge.ask(question, k)
 
+    async def ask_async(self, question: str, k: int = 5):
+        return await self._knowledge.ask_async(question, k)
+
     def rebuild(self):
         return self._knowledge.rebuild()
 
