@@ -2,7 +2,14 @@
 
 Used by `python -m generation.sample`, the in-process client and `python -m generation.serve`.
 Seeded requests are reproducible whatever other requests share their batch: each request draws
-its own random numbers from its own seeded generator.
+its own random numbers from its own seeded generator, and on CPU every row is computed by kernels
+whose result for that row does not depend on how many rows run with it (tests check both).
+
+On CPU the trained networks are rearranged once at load for speed (checked against the networks'
+own forward pass, falling back to it on any mismatch): batch norms folded into the layers before
+them, the LSTM's first layer turned into a per-character table, weights packed for oneDNN, and
+matrix products in bf16 where the CPU has native bf16 (the default recipes train under bf16
+autocast there too).
 """
 
 from __future__ import annotations
@@ -15,16 +22,16 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from torch.nn.utils.rnn import pack_sequence, pad_packed_sequence
 
 from generation.api import ImageRequest, ImageResult, ModelKind, TextRequest, TextResult
+from generation.image_network import image_network
 from generation.models.checkpoint import Checkpoint, load_checkpoint
 from generation.models.device import resolve_device
 from generation.registry import ModelRegistry
+from generation.text_stepper import sample_ids, text_stepper
 
 MIN_SIDE_PX = 256  # Telegram shows small photos blurred; keep each side at least this big
 GAP_PX = 1  # gap between tiles, in model pixels
-ROW_BUCKET = 16  # the generator always runs on a multiple of this many rows (see _generate_rows)
 
 
 def _fresh_seed() -> int:
@@ -64,6 +71,8 @@ class ImageGenerator:
         self.version = _version(checkpoint)
         self.metrics = checkpoint.metrics
         self.created_at = str(checkpoint.metadata.get("created_at", ""))
+        with torch.inference_mode():
+            self.network, self.row_bucket = image_network(self.model, device)
 
     @classmethod
     def load(cls, checkpoint_dir: Path, device: str = "auto") -> ImageGenerator:
@@ -85,18 +94,18 @@ class ImageGenerator:
         else:  # a mix: a shuffled run through the digits, so a grid shows as many different ones as fit
             order = torch.randperm(self.config.num_classes, generator=rng)
             labels = order.repeat(math.ceil(request.count / self.config.num_classes))[: request.count]
-        return noise, labels, [int(label) for label in labels]
+        return noise, labels, labels.tolist()
 
     @torch.inference_mode()
     def _generate_rows(self, noise: torch.Tensor, labels: torch.Tensor) -> np.ndarray:
-        """Images in [0, 1], (n, h, w). Rows are padded to a multiple of ROW_BUCKET so the kernels see
-        the same shapes whatever the batch holds, which keeps each row's result bit-identical."""
+        """Images in [0, 1], (n, h, w). Rows are padded to a multiple of the network's row bucket (see
+        ROW_BUCKET), so each row's result is bit-identical whatever the batch holds."""
         rows = noise.shape[0]
-        padded = math.ceil(rows / ROW_BUCKET) * ROW_BUCKET
+        padded = math.ceil(rows / self.row_bucket) * self.row_bucket
         if padded > rows:
             noise = torch.cat([noise, torch.zeros(padded - rows, noise.shape[1])])
             labels = torch.cat([labels, torch.zeros(padded - rows, dtype=torch.long)])
-        images = self.model(noise.to(self.device), labels.to(self.device))[:rows]
+        images = self.network(noise.to(self.device), labels.to(self.device))[:rows]
         return ((images.squeeze(1).float().cpu().numpy() + 1.0) / 2.0).clip(0.0, 1.0)
 
     def generate_arrays(self, requests: list[ImageRequest]) -> list[tuple[np.ndarray, int, list[int | None]]]:
@@ -125,48 +134,6 @@ class ImageGenerator:
         self.generate_batch([ImageRequest(count=8, seed=0)])
 
 
-RANKED_PREFIX = 64  # sampling sorts only this many top characters when they hold every kept one
-
-
-def _ranked(
-    probs: torch.Tensor, top_k: torch.Tensor, top_p: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Probabilities in descending order with their ids. A full sort of the vocabulary is the slowest
-    part of a batched step, so only the top RANKED_PREFIX come back when, in every row, top-k or
-    top-p already drops all the others; those leading entries are exactly the full sort's."""
-    if probs.shape[1] > RANKED_PREFIX:
-        values, order = probs.topk(RANKED_PREFIX, dim=-1)
-        mass = values.cumsum(dim=-1)[:, -1]
-        if bool((((top_k > 0) & (top_k <= RANKED_PREFIX)) | (mass >= top_p)).all()):
-            return values, order
-    return probs.sort(dim=-1, descending=True)
-
-
-def _step_cells(rnn: torch.nn.LSTM) -> list[torch.nn.LSTMCell]:
-    """One LSTMCell per layer sharing the LSTM's weights. One character at a time, a cell is several
-    times faster on CPU than nn.LSTM, whose oneDNN path pays a large fixed cost per call."""
-    cells = []
-    for layer in range(rnn.num_layers):
-        cell = torch.nn.LSTMCell(rnn.input_size if layer == 0 else rnn.hidden_size, rnn.hidden_size)
-        for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
-            setattr(cell, name, getattr(rnn, f"{name}_l{layer}"))
-        cells.append(cell.eval())
-    return cells
-
-
-def _step(
-    cells: list[torch.nn.LSTMCell], inputs: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor]
-) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
-    """One time step through the stacked cells; `state` is nn.LSTM's (h, c), each (layers, batch, hidden)."""
-    hiddens, cells_state = [], []
-    for layer, cell in enumerate(cells):
-        hidden, memory = cell(inputs, (state[0][layer], state[1][layer]))
-        hiddens.append(hidden)
-        cells_state.append(memory)
-        inputs = hidden
-    return inputs, (torch.stack(hiddens), torch.stack(cells_state))
-
-
 class TextGenerator:
     """The champion LSTM, continuing prompts."""
 
@@ -181,77 +148,84 @@ class TextGenerator:
         self.created_at = str(checkpoint.metadata.get("created_at", ""))
         # Generation never emits UNK; an empty prompt starts as if after a paragraph break.
         self._start_id = self.vocab.encode("\n")[0]
-        self._cells = _step_cells(self.model.rnn)
+        with torch.inference_mode():
+            self.stepper = text_stepper(self.model, device)
 
     @classmethod
     def load(cls, checkpoint_dir: Path, device: str = "auto") -> TextGenerator:
         chosen = resolve_device(device)
         return cls(load_checkpoint(Path(checkpoint_dir), "lstm", device=chosen), chosen)
 
-    @staticmethod
-    def _pick(
-        logits: torch.Tensor,
-        uniforms: torch.Tensor,
-        temperature: torch.Tensor,
-        top_k: torch.Tensor,
-        top_p: torch.Tensor,
-    ) -> torch.Tensor:
-        """Sample one id per row by inverse CDF with the row's own uniform number (batch-independent)."""
-        logits = logits.float()
-        logits[:, 0] = float("-inf")  # never produce UNK
-        probs = torch.softmax(logits / temperature[:, None], dim=-1)
-        sorted_probs, order = _ranked(probs, top_k, top_p)
-        ranks = torch.arange(sorted_probs.shape[1], device=probs.device)[None, :]
-        keep_k = (top_k[:, None] == 0) | (ranks < top_k[:, None])
-        before = sorted_probs.cumsum(dim=-1) - sorted_probs
-        keep_p = (before < top_p[:, None]) | (ranks == 0)
-        sorted_probs = sorted_probs * (keep_k & keep_p)
-        cdf = sorted_probs.cumsum(dim=-1)
-        targets = (uniforms * cdf[:, -1]).unsqueeze(1)
-        picks = torch.searchsorted(cdf, targets, right=True).clamp_(max=sorted_probs.shape[1] - 1)
-        return order.gather(1, picks).squeeze(1)
+    def _read_prompts(self, prompts: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Run every prompt through the network; returns the state after each and its next-character
+        logits. Rows are fed longest prompt first, so the rows still reading are always the first ones."""
+        order = sorted(range(len(prompts)), key=lambda row: -len(prompts[row]))
+        table = torch.zeros(len(prompts), len(prompts[order[0]]), dtype=torch.long)
+        for rank, row in enumerate(order):
+            table[rank, : len(prompts[row])] = torch.tensor(prompts[row])
+        table = table.to(self.device)
+        state = self.stepper.new_state(len(prompts))
+        reading = len(prompts)
+        for position in range(table.shape[1]):
+            while len(prompts[order[reading - 1]]) <= position:
+                reading -= 1
+            self.stepper.advance(table[:reading, position], state)
+        back = torch.empty(len(prompts), dtype=torch.long)
+        back[torch.tensor(order)] = torch.arange(len(prompts))
+        back = back.to(self.device)
+        state = (state[0].index_select(1, back), state[1].index_select(1, back))
+        return state, self.stepper.logits(state[0][-1])
 
     @torch.inference_mode()
     def generate_batch(self, requests: list[TextRequest]) -> list[TextResult]:
-        """Prompts run together (packed), then every request advances one character per step together."""
+        """Prompts are read together, then every request advances one character per step together;
+        rows are ordered longest request first, so finished ones simply drop off the end."""
         if not requests:
             return []
         seeds = [request.seed if request.seed is not None else _fresh_seed() for request in requests]
-        steps = max(request.length for request in requests)
+        order = sorted(range(len(requests)), key=lambda row: -requests[row].length)
+        ordered = [requests[row] for row in order]
+        steps = ordered[0].length
         uniforms = torch.stack(
             [
-                torch.rand(steps, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
-                for seed in seeds
+                torch.rand(steps, generator=torch.Generator().manual_seed(seeds[row]), dtype=torch.float64)
+                for row in order
             ]
         ).float()
-        prompts = [
-            torch.tensor([self._start_id, *self.vocab.encode(r.prompt)], dtype=torch.long) for r in requests
-        ]
-        lengths = torch.tensor([len(prompt) for prompt in prompts])
-        packed = pack_sequence([p.to(self.device) for p in prompts], enforce_sorted=False)
-        embedded = packed._replace(data=self.model.embed(packed.data))
-        output, state = self.model.rnn(embedded)
-        output, _ = pad_packed_sequence(output, batch_first=True)
-        last = output[torch.arange(len(requests)), lengths.to(output.device) - 1]
-        logits = self.model.logits(last)
-        temperature = torch.tensor([r.temperature for r in requests], device=self.device)
-        top_k = torch.tensor([r.top_k for r in requests], device=self.device)
-        top_p = torch.tensor([r.top_p for r in requests], device=self.device)
-        uniforms = uniforms.to(self.device)
-        produced = torch.empty(len(requests), steps, dtype=torch.long)
-        for step in range(steps):
-            ids = self._pick(logits, uniforms[:, step], temperature, top_k, top_p)
-            produced[:, step] = ids.cpu()
-            if step + 1 < steps:
-                hidden, state = _step(self._cells, self.model.embed(ids), state)
-                logits = self.model.logits(hidden)
-        return [
-            TextResult(
-                text=request.prompt + self.vocab.decode(produced[index, : request.length].tolist()),
-                model_version=self.version,
-                seed=seed,
+        prompts = [[self._start_id, *self.vocab.encode(request.prompt)] for request in ordered]
+        state, logits = self._read_prompts(prompts)
+        device = self.device
+        uniforms = uniforms.to(device)
+        inverse_temperature = torch.tensor([[1.0 / r.temperature] for r in ordered], device=device)
+        top_p = torch.tensor([[r.top_p] for r in ordered], device=device)
+        vocab_size = self.stepper.vocab_size
+        top_k = None
+        if any(0 < r.top_k < vocab_size for r in ordered):
+            top_k = torch.tensor(
+                [[r.top_k if 0 < r.top_k < vocab_size else vocab_size] for r in ordered], device=device
             )
-            for index, (request, seed) in enumerate(zip(requests, seeds, strict=True))
+        produced = torch.empty(len(requests), steps, dtype=torch.long, device=device)
+        active = len(ordered)
+        for step in range(steps):
+            while ordered[active - 1].length <= step:
+                active -= 1
+            ids = sample_ids(
+                logits[:active],
+                uniforms[:active, step],
+                inverse_temperature[:active],
+                top_p[:active],
+                None if top_k is None else top_k[:active],
+            )
+            produced[:active, step] = ids
+            if step + 1 < steps:
+                logits = self.stepper.logits(self.stepper.advance(ids, state))
+        produced_rows = produced.cpu().tolist()
+        texts = [""] * len(requests)
+        for rank, row in enumerate(order):
+            texts[row] = requests[row].prompt + self.vocab.decode(produced_rows[rank][: requests[row].length])
+        return [
+            TextResult(text=text, model_version=self.version, seed=seed)
+            for text, seed in zip(texts, seeds, strict=True)
         ]
 
     def warm_up(self) -> None:
