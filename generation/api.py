@@ -18,6 +18,13 @@ DIGITS = range(10)
 
 ModelKind = Literal["gan", "lstm"]
 
+# HTTP protocol between generation.client and generation.service (neither imports the other).
+TIMEOUT_HEADER = "X-Request-Timeout"  # seconds the caller will wait; the service's deadline is the smaller
+PNG = "image/png"  # an image request with `Accept: image/png` gets the raw PNG, and these headers:
+MODEL_VERSION_HEADER = "X-Model-Version"
+SEED_HEADER = "X-Seed"
+DIGITS_HEADER = "X-Digits"  # the digits drawn, as a JSON list (null where unconditional)
+
 
 class GenerationError(Exception):
     """Base class for errors the bot can show to a user."""

@@ -1,13 +1,14 @@
 """Dynamic micro-batching: concurrent requests for one model run as one batch in a worker thread.
 
-Shared by the HTTP service and the in-process client, so both batch the same way. A request on
-an idle model waits at most `max_wait_s` for batch-mates. Under load the batcher expects as many
-mates as recently overlapped and, once the worker is free, gives the callers whose answers just
-went out a moment to send their next request (`max_wait_s`, or a share of the last batch's run
-time when longer), so closed-loop callers keep sharing full batches instead of splitting into
-groups that take turns. Batches hold at most `max_batch_size` requests. The model runs in a
-dedicated thread so the event loop stays free. When a batch fails, it is split in halves and
-retried, so one bad request fails alone and its batch-mates still get their results.
+Shared by the HTTP service and the in-process client, so both batch the same way. Batches are
+FIFO and hold at most `max_batch_size` requests. A request on an idle model starts at once (no
+fixed wait unless `max_wait_s` asks for one); requests that arrive while the worker is busy queue
+and go together in the next batch. Under load the batcher expects as many mates as recently
+overlapped and, once the worker is free, gives the callers whose answers just went out a moment to
+send their next request (a share of the last batch's run time, or `max_wait_s` when longer), so
+closed-loop callers keep sharing full batches instead of splitting into groups that take turns.
+The model runs in a dedicated thread so the event loop stays free. When a batch fails, it is split
+in halves and retried, so one bad request fails alone and its batch-mates still get their results.
 """
 
 from __future__ import annotations
@@ -38,7 +39,9 @@ class BatchLimits:
     """How large a batch may grow, how long the oldest request waits for mates, how deep the queue."""
 
     max_batch_size: int = 32
-    max_wait_s: float = 0.005
+    # How long a request on an idle model waits for mates; 0: it starts at once, and whatever
+    # arrives while it runs goes in the next batch.
+    max_wait_s: float = 0.0
     max_queue: int = 512
     # Under load, batch-mates may be waited for up to this share of the previous batch's run time
     # when that is longer than max_wait_s: a slow model's callers need a moment to send their next
@@ -209,10 +212,10 @@ class MicroBatcher(Generic[RequestT, ResultT]):
             if expected > 1:  # under load: wait for the mates recent traffic says are coming
                 target = min(self.limits.max_batch_size, expected)
                 patience = max(self.limits.max_wait_s, self.limits.wait_share_of_run * self._last_run_s)
-            else:  # idle: a short wait for whoever arrives within max_wait
+            else:  # idle: start at once, unless max_wait asks to wait for company
                 target, patience = self.limits.max_batch_size, self.limits.max_wait_s
             wait_until = max(self._queue[0].enqueued_at, self._free_since) + patience
-            while len(self._queue) < target:
+            while len(self._queue) < target and patience > 0:
                 remaining = wait_until - loop.time()
                 if remaining <= 0:
                     break

@@ -32,11 +32,12 @@ class GenerationSettings(BaseSettings):
     generation_host: str = "127.0.0.1"
     generation_port: int = Field(default=8000, ge=1, le=65535)
     # Micro-batching (service and in-process): run up to max_batch requests of one model together.
-    # A lone request on an idle model runs at once; under load a batch waits for the mates recent
-    # traffic says are coming, max_wait_ms or a quarter of the previous batch's run time, whichever
-    # is longer. Beyond max_queue waiting requests, new ones are refused as busy.
+    # A request on an idle model starts at once (or waits up to max_wait_ms for company when that is
+    # set); requests arriving meanwhile go together next. Under load a batch waits for the mates
+    # recent traffic says are coming, max_wait_ms or a quarter of the previous batch's run time,
+    # whichever is longer. Beyond max_queue waiting requests, new ones are refused as busy.
     generation_max_batch: int = Field(default=32, ge=1, le=1024)
-    generation_max_wait_ms: float = Field(default=5.0, ge=0, le=1000)
+    generation_max_wait_ms: float = Field(default=0.0, ge=0, le=1000)
     generation_max_queue: int = Field(default=512, ge=1, le=100_000)
     log_level: str = "INFO"
     # Default LSTM training text: the knowledge corpus folder of the installed project, found by path

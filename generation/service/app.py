@@ -18,6 +18,7 @@ Errors are JSON `{"error": code, "detail": plain sentence}`.
 from __future__ import annotations
 
 import hmac
+import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -29,6 +30,11 @@ from fastapi.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from generation.api import (
+    DIGITS_HEADER,
+    MODEL_VERSION_HEADER,
+    PNG,
+    SEED_HEADER,
+    TIMEOUT_HEADER,
     DeadlineExceeded,
     GenerationError,
     GeneratorUnavailable,
@@ -48,7 +54,6 @@ from generation.settings import GenerationSettings
 logger = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 16 * 1024  # the largest valid request (a 500-character prompt) is far smaller
-TIMEOUT_HEADER = "X-Request-Timeout"  # seconds the caller will wait; the deadline is the smaller one
 
 
 class ServiceError(Exception):
@@ -178,9 +183,13 @@ def create_app(settings: GenerationSettings, engine: GenerationEngine | None = N
     async def image(body: ImageRequest, request: Request) -> Response:
         """A PNG grid as base64 JSON (or raw PNG bytes with `Accept: image/png`)."""
         result = await engine.image(body, requested_timeout(request))
-        if request.headers.get("accept", "").startswith("image/png"):
-            headers = {"X-Model-Version": result.model_version, "X-Seed": str(result.seed)}
-            return Response(result.png, media_type="image/png", headers=headers)
+        if request.headers.get("accept", "").startswith(PNG):
+            headers = {
+                MODEL_VERSION_HEADER: result.model_version,
+                SEED_HEADER: str(result.seed),
+                DIGITS_HEADER: json.dumps(result.digits, separators=(",", ":")),
+            }
+            return Response(result.png, media_type=PNG, headers=headers)
         return JSONResponse(result.to_json())
 
     @v1.post("/text")

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
+from aiohttp import web
 
 from generation.api import (
     GeneratorUnavailable,
@@ -17,7 +19,7 @@ from generation.api import (
 )
 from generation.client import CircuitBreaker, GenerationClient, HttpBackend, InProcessBackend
 from generation.settings import GenerationSettings
-from tests.generation.service_fixtures import FakeModelStore, fake_engine
+from tests.generation.service_fixtures import FakeModelStore, fake_engine, free_port
 
 
 class FakeClock:
@@ -71,61 +73,97 @@ def test_an_abandoned_probe_lets_the_next_call_probe() -> None:
     assert breaker.allows_call()
 
 
+DROP = "drop the connection"  # a scripted answer: the connection closes with no response
+
+
+@dataclass
+class Sent:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
 class ScriptedService:
-    """An httpx transport that answers from a script and records what it was sent (no network)."""
+    """A real HTTP server on loopback that answers from a script and records what it was sent.
 
-    def __init__(self, *answers: httpx.Response | Exception) -> None:
+    Each answer is `(status, json_body, headers)` or DROP; the last one repeats.
+    """
+
+    def __init__(self, *answers: tuple[int, object, dict[str, str]] | str) -> None:
         self.answers = list(answers)
-        self.requests: list[httpx.Request] = []
+        self.requests: list[Sent] = []
+        self.url = ""
+        self._runner: web.AppRunner | None = None
 
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append(request)
+    async def __aenter__(self) -> ScriptedService:
+        app = web.Application()
+        app.router.add_route("*", "/{path:.*}", self._answer)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        host, port = self._runner.addresses[0][:2]
+        self.url = f"http://{host}:{port}"
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._runner is not None
+        await self._runner.cleanup()
+
+    async def _answer(self, request: web.Request) -> web.StreamResponse:
+        self.requests.append(Sent(request.method, request.path, dict(request.headers), await request.read()))
         answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
-        if isinstance(answer, Exception):
-            raise answer
-        return answer
+        if answer == DROP:
+            assert request.transport is not None
+            request.transport.close()
+            return web.Response()  # never reaches the client
+        status, body, headers = answer
+        return web.json_response(body, status=status, headers=headers)
 
 
-def ok_text(seed: int = 1) -> httpx.Response:
-    return httpx.Response(200, json={"text": "hi", "model_version": "lstm-v1", "seed": seed})
+def ok(body: object) -> tuple[int, object, dict[str, str]]:
+    return 200, body, {}
 
 
-def error(status: int, code: str, detail: str = "", headers: dict[str, str] | None = None) -> httpx.Response:
-    return httpx.Response(status, json={"error": code, "detail": detail}, headers=headers)
+def ok_text(seed: int = 1) -> tuple[int, object, dict[str, str]]:
+    return ok({"text": "hi", "model_version": "lstm-v1", "seed": seed})
+
+
+def error(
+    status: int, code: str, detail: str = "", headers: dict[str, str] | None = None
+) -> tuple[int, object, dict[str, str]]:
+    return status, {"error": code, "detail": detail}, headers or {}
 
 
 async def scripted_client(script: ScriptedService, **options) -> GenerationClient:
     options = {"token": "s3cret", "timeout_s": 2.0, "retries": 2, "backoff_s": 0.01, **options}
-    backend = HttpBackend("http://generation.test", transport=httpx.MockTransport(script), **options)
-    client = GenerationClient(backend)
+    client = GenerationClient(HttpBackend(script.url, **options))
     await client.initialize()
     return client
 
 
 async def test_bearer_token_and_deadline_header_are_sent() -> None:
     models = [{"kind": "gan", "version": "g1"}, {"kind": "lstm", "version": None}]
-    script = ScriptedService(httpx.Response(200, json=models))
-    client = await scripted_client(script)
-    assert client.available_for("gan") and not client.available_for("lstm")
-    await client.shutdown()
+    async with ScriptedService(ok(models)) as script:
+        client = await scripted_client(script)
+        assert client.available_for("gan") and not client.available_for("lstm")
+        await client.shutdown()
     sent = script.requests[0]
-    assert sent.headers["authorization"] == "Bearer s3cret"
-    assert 0 < float(sent.headers["x-request-timeout"]) < 2.0
+    assert sent.headers["Authorization"] == "Bearer s3cret"
+    assert 0 < float(sent.headers["X-Request-Timeout"]) < 2.0
 
 
 async def test_connection_failures_and_overload_are_retried() -> None:
-    script = ScriptedService(
-        httpx.Response(200, json=[]),
-        httpx.ConnectError("refused"),
-        error(503, "overloaded", "busy", {"Retry-After": "0.01"}),
-        ok_text(7),
-    )
-    client = await scripted_client(script)
-    result = await client.text(TextRequest(length=2, seed=7))
-    await client.shutdown()
+    async with ScriptedService(
+        ok([]), DROP, error(503, "overloaded", "busy", {"Retry-After": "0.01"}), ok_text(7)
+    ) as script:
+        client = await scripted_client(script)
+        result = await client.text(TextRequest(length=2, seed=7))
+        await client.shutdown()
     assert result.seed == 7
-    assert [r.url.path for r in script.requests] == ["/v1/models", "/v1/text", "/v1/text", "/v1/text"]
-    assert json.loads(script.requests[-1].content)["seed"] == 7
+    assert [r.path for r in script.requests] == ["/v1/models", "/v1/text", "/v1/text", "/v1/text"]
+    assert json.loads(script.requests[-1].body)["seed"] == 7
 
 
 async def test_answers_that_another_try_would_not_change_are_not_retried() -> None:
@@ -135,53 +173,64 @@ async def test_answers_that_another_try_would_not_change_are_not_retried() -> No
         (error(422, "invalid_request", "length must be at most 1000"), InvalidRequest, True),
         (error(401, "unauthorized", "the token is not valid"), GeneratorUnavailable, True),
     ]:
-        script = ScriptedService(httpx.Response(200, json=[]), answer)
-        client = await scripted_client(script)
-        with pytest.raises(expected):
-            await client.text(TextRequest(length=2))
-        # Only "no such model" makes the kind unavailable; one failed request does not.
-        assert client.available_for("lstm") is still_available
-        assert client.backend.breaker.state == "closed"
-        await client.shutdown()
+        async with ScriptedService(ok([]), answer) as script:
+            client = await scripted_client(script)
+            with pytest.raises(expected):
+                await client.text(TextRequest(length=2))
+            # Only "no such model" makes the kind unavailable; one failed request does not.
+            assert client.available_for("lstm") is still_available
+            assert client.backend.breaker.state == "closed"
+            await client.shutdown()
         assert len(script.requests) == 2  # the initial /v1/models, then exactly one try
 
 
 async def test_no_model_on_the_service_makes_that_kind_unavailable() -> None:
-    script = ScriptedService(
-        httpx.Response(200, json=[]), error(503, "unavailable", "no text model is loaded yet")
-    )
-    client = await scripted_client(script)
-    with pytest.raises(GeneratorUnavailable, match="no text model"):
-        await client.text(TextRequest(length=2))
-    assert not client.available_for("lstm")
-    assert client.backend.breaker.state == "closed"  # the service itself is fine
-    await client.shutdown()
+    async with ScriptedService(ok([]), error(503, "unavailable", "no text model is loaded yet")) as script:
+        client = await scripted_client(script)
+        with pytest.raises(GeneratorUnavailable, match="no text model"):
+            await client.text(TextRequest(length=2))
+        assert not client.available_for("lstm")
+        assert client.backend.breaker.state == "closed"  # the service itself is fine
+        await client.shutdown()
 
 
 async def test_exhausted_retries_count_once_against_the_circuit() -> None:
-    script = ScriptedService(httpx.ConnectError("refused"))
-    # initialize() asks for the models: its failed call is the first of the two.
-    client = await scripted_client(script, retries=2, breaker=CircuitBreaker(failure_threshold=2))
-    assert client.available
-    with pytest.raises(GeneratorUnavailable, match="not reachable"):
-        await client.image(ImageRequest(count=1))
-    assert not client.available
-    calls_before = len(script.requests)
-    with pytest.raises(GeneratorUnavailable, match="trying again"):
-        await client.image(ImageRequest(count=1))
-    await client.shutdown()
-    assert calls_before == 3 + 3  # two calls, each 1 try + 2 retries
+    async with ScriptedService(DROP) as script:
+        # initialize() asks for the models: its failed call is the first of the two.
+        client = await scripted_client(script, retries=2, breaker=CircuitBreaker(failure_threshold=2))
+        assert client.available
+        with pytest.raises(GeneratorUnavailable, match="not reachable"):
+            await client.image(ImageRequest(count=1))
+        assert not client.available
+        calls_before = len(script.requests)
+        with pytest.raises(GeneratorUnavailable, match="trying again"):
+            await client.image(ImageRequest(count=1))
+        await client.shutdown()
+    # 1 try + 2 retries (aiohttp itself also resends a GET once on a dropped keep-alive connection,
+    # so only the POSTs are counted exactly).
+    assert [sent.path for sent in script.requests].count("/v1/image") == 3
     assert len(script.requests) == calls_before  # the open circuit made no network call
 
 
-async def test_invalid_requests_are_refused_before_the_network() -> None:
-    script = ScriptedService(httpx.Response(200, json=[]))
-    client = await scripted_client(script)
-    with pytest.raises(InvalidRequest, match="prompt must be at most 500 characters"):
-        await client.text(
-            TextRequest.model_construct(prompt="x" * 600, length=10, temperature=0.8, top_k=0, top_p=0.9)
-        )
+async def test_a_refused_connection_is_reported_quickly_as_unreachable() -> None:
+    closed_port = free_port()  # nothing listens there
+    client = GenerationClient(HttpBackend(f"http://127.0.0.1:{closed_port}", timeout_s=5.0, backoff_s=0.01))
+    await client.initialize()
+    started = time.monotonic()
+    with pytest.raises(GeneratorUnavailable, match="not reachable"):
+        await client.text(TextRequest(length=2))
+    assert time.monotonic() - started < 2.0  # refused at once, not after the 5 s budget
     await client.shutdown()
+
+
+async def test_invalid_requests_are_refused_before_the_network() -> None:
+    async with ScriptedService(ok([])) as script:
+        client = await scripted_client(script)
+        with pytest.raises(InvalidRequest, match="prompt must be at most 500 characters"):
+            await client.text(
+                TextRequest.model_construct(prompt="x" * 600, length=10, temperature=0.8, top_k=0, top_p=0.9)
+            )
+        await client.shutdown()
     assert len(script.requests) == 1
 
 

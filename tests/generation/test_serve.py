@@ -78,13 +78,16 @@ async def test_image_and_text_round_trip_with_version_and_seed(service: ServiceT
     assert all(m.metrics == {"quality": 1.0} for m in models)
 
 
-async def test_raw_png_is_offered_with_version_and_seed_headers(service: ServiceThread) -> None:
+async def test_raw_png_is_offered_with_version_seed_and_digits_headers(service: ServiceThread) -> None:
     async with httpx.AsyncClient(base_url=service.url, headers={"Authorization": f"Bearer {TOKEN}"}) as http:
-        response = await http.post("/v1/image", json={"count": 2, "seed": 9}, headers={"Accept": "image/png"})
-        as_json = await http.post("/v1/image", json={"count": 2, "seed": 9})
+        body = {"digit": 3, "count": 2, "seed": 9}
+        response = await http.post("/v1/image", json=body, headers={"Accept": "image/png"})
+        as_json = await http.post("/v1/image", json=body)
     assert response.status_code == 200 and response.headers["content-type"] == "image/png"
     assert response.headers["x-model-version"] == "gan-v1" and response.headers["x-seed"] == "9"
-    assert ImageResult.from_json(as_json.json()).png == response.content
+    assert response.headers["x-digits"] == "[3,3]"
+    from_json = ImageResult.from_json(as_json.json())
+    assert from_json.png == response.content and from_json.digits == [3, 3]
 
 
 async def test_health_checks_are_open_and_everything_else_needs_the_token(service: ServiceThread) -> None:

@@ -70,6 +70,18 @@ async def test_requests_within_max_wait_on_an_idle_model_share_a_batch() -> None
     assert model.batches == [[1, 2], [3]]
 
 
+async def test_a_request_on_an_idle_model_starts_at_once_by_default() -> None:
+    model = Doubler(delay_s=0.3)
+    batcher = await started(model, max_batch_size=32)  # default limits: no wait for company
+    first = asyncio.create_task(batcher.submit(1))
+    await asyncio.sleep(0.05)  # well before the first finishes
+    assert model.batches == [[1]]  # it started without waiting for mates
+    second = asyncio.create_task(batcher.submit(2))
+    assert [await first, await second] == [2, 4]
+    await batcher.stop()
+    assert model.batches == [[1], [2]]
+
+
 async def test_requests_arriving_while_a_batch_runs_go_together_next() -> None:
     model = Doubler(delay_s=0.1)
     batcher = await started(model, max_batch_size=32, max_wait_s=0.0)
