@@ -43,15 +43,36 @@ JUDGE_FRACTION = 0.4
 
 
 # ---------------------------------------------------------------------------------------- LSTM
+# A character outside the vocabulary is scored as the UNK class *and* the choice of which character
+# UNK stands for, so UNK is no free catch-all: one bit for "a CJK ideograph or not", then uniform over
+# that group's code points the vocabulary lacks (a proper distribution over all of Unicode; about 15.4
+# bits for an unseen Chinese character, 21 for anything else). Singletons of the training text are UNK
+# in training (CharVocab min_count=2), so the model learns how often an unknown character comes.
+CJK_IDEOGRAPHS = range(0x4E00, 0xA000)
+UNICODE_CODE_POINTS = 0x110000
+
+
+def unknown_char_bits(vocab: CharVocab) -> tuple[float, float]:
+    """Bits to name which character an UNK is, beyond the UNK class: (for CJK ideographs, for others)."""
+    known_cjk = sum(1 for char in vocab.chars if ord(char) in CJK_IDEOGRAPHS)
+    known_other = len(vocab) - known_cjk
+    return (
+        1.0 + math.log2(len(CJK_IDEOGRAPHS) - known_cjk),
+        1.0 + math.log2(UNICODE_CODE_POINTS - len(CJK_IDEOGRAPHS) - known_other),
+    )
+
+
 @torch.inference_mode()
 def bits_per_char(
     model: CharLSTM, vocab: CharVocab, contexts: list[str], texts: list[str]
 ) -> dict[str, float]:
-    """Mean bits per character over all `texts`, each scored after its `contexts` entry; characters
-    outside the vocabulary are scored as UNK (their share is reported as `unk_rate`)."""
+    """Mean bits per character over all `texts`, each scored after its `contexts` entry (static
+    evaluation: eval mode, no weight updates). A character outside the vocabulary costs the UNK class
+    plus naming the character (unknown_char_bits); `unk_bits` is that naming's share of `bpc`."""
     model.eval()
     device = next(model.parameters()).device
-    total_bits, total_chars, unknown = 0.0, 0, 0
+    cjk_bits, other_bits = unknown_char_bits(vocab)
+    total_bits, naming_bits, total_chars, unknown = 0.0, 0.0, 0, 0
     for context, text in zip(contexts, texts, strict=True):
         context = context[-LSTM_CONTEXT_CHARS:]
         ids = torch.tensor(vocab.encode(context + text), dtype=torch.long, device=device)
@@ -62,11 +83,16 @@ def bits_per_char(
         scored = nll[max(0, len(context) - 1) :]
         total_bits += float(scored.sum()) / math.log(2)
         total_chars += len(scored)
-        unknown += sum(1 for char in text if char not in vocab)
+        for char in text[len(text) - len(scored) :]:
+            if char not in vocab:
+                unknown += 1
+                naming_bits += cjk_bits if ord(char) in CJK_IDEOGRAPHS else other_bits
+    total_bits += naming_bits
     return {
         "bpc": total_bits / max(1, total_chars),
         "heldout_chars": float(total_chars),
         "unk_rate": unknown / max(1, total_chars),
+        "unk_bits": naming_bits / max(1, total_chars),
     }
 
 

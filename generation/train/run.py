@@ -13,7 +13,14 @@ from typing import Any
 import torch
 
 from generation import evaluate
-from generation.data import ImageData, TextCorpus, load_images, load_text_corpus, stratified_split
+from generation.data import (
+    HELDOUT_SPLIT,
+    ImageData,
+    TextCorpus,
+    load_images,
+    load_text_corpus,
+    stratified_split,
+)
 from generation.models.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from generation.models.device import resolve_device
 from generation.registry import ModelRegistry
@@ -145,6 +152,13 @@ class _Evaluator:
         return evaluate.evaluate_gan(model, self.image_data, self.judge)
 
 
+def comparable_split(kind: str, metadata: dict) -> bool:
+    """Whether a checkpoint's held-out score was measured the way this run measures (LSTM text split)."""
+    if kind != "lstm":
+        return True
+    return (metadata.get("data") or {}).get("heldout_split") == HELDOUT_SPLIT
+
+
 def train_and_register(options: TrainOptions, callback: ProgressCallback | None = None) -> dict[str, Any]:
     """Run one training job; returns the report (also what the CLI prints as its last line)."""
     started = time.perf_counter()
@@ -190,7 +204,12 @@ def train_and_register(options: TrainOptions, callback: ProgressCallback | None 
         model, vocab, info = train_lstm(recipe, corpus, device, reporter_factory, options.seed)
         config_dict, data_info = (
             model.config.to_dict(),
-            {"source": str(source), "fingerprint": corpus.fingerprint, "files": corpus.names},
+            {
+                "source": str(source),
+                "fingerprint": corpus.fingerprint,
+                "files": corpus.names,
+                "heldout_split": HELDOUT_SPLIT,
+            },
         )
     else:
         raise ValueError(f"unknown model kind {options.kind!r}")
@@ -228,11 +247,19 @@ def train_and_register(options: TrainOptions, callback: ProgressCallback | None 
     if champion is not None:
         try:
             loaded = load_checkpoint(champion.path, options.kind)
-            champion_metrics = evaluator(loaded.model, loaded.vocab)
-            champion_report = {"version": champion.version, "metrics": champion_metrics}
+            scored = evaluator(loaded.model, loaded.vocab)
+            champion_report = {"version": champion.version, "metrics": scored}
+            if comparable_split(options.kind, loaded.metadata):
+                champion_metrics = scored
+            else:
+                champion_report["error"] = (
+                    "trained before the current held-out split: its score is not comparable"
+                )
         except CheckpointError as exc:  # an unreadable champion is no reason to keep a good candidate out
             champion_report = {"version": champion.version, "error": str(exc)}
     promoted, reason = evaluate.beats(options.kind, candidate_metrics, champion_metrics)
+    if promoted and champion_report and "error" in champion_report:
+        reason = f"the champion cannot be compared ({champion_report['error']})"
     if promoted:
         registry.promote(options.kind, version)
     else:

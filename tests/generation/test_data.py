@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from generation.data import load_images, load_text_corpus, stratified_split
+from generation.data import drop_heldout_twins, load_images, load_text_corpus, stratified_split
 
 
 def test_text_corpus_holds_out_the_last_tenth_of_every_file(tmp_path: Path) -> None:
@@ -19,6 +19,33 @@ def test_text_corpus_holds_out_the_last_tenth_of_every_file(tmp_path: Path) -> N
     corpus = load_text_corpus(tmp_path)
     assert corpus.names == ["a.txt", "b.md"]
     assert corpus.train == ["x" * 90, "中" * 45] and corpus.heldout == ["y" * 10, "文" * 5]
+
+
+def test_training_paragraphs_that_repeat_heldout_text_are_dropped(tmp_path: Path) -> None:
+    twin = "Large models learn from vast amounts of data, which makes them useful."
+    own = "Founders should talk to customers every single week of the year."
+    other = "Pricing is a product decision as much as a finance one, always."
+    filler = "\n\n".join(f"Line {i} about markets and teams and growth plans." for i in range(10))
+    # The held-out tail restates a training paragraph with other punctuation and case.
+    body = f"{own}\n\n{twin}\n\n{filler}\n\n"
+    tail = f"{other}\n\n{twin.upper().replace(',', ' ;')}"
+    (tmp_path / "a.txt").write_text(body + "x" * (len(tail) * 9 - len(body)) + tail, encoding="utf-8")
+    corpus = load_text_corpus(tmp_path)
+    assert corpus.heldout[0].endswith(twin.upper().replace(",", " ;"))
+    assert twin not in corpus.train[0] and corpus.train[0].startswith(own + "\n\nLine 0")
+    assert corpus.twin_chars_dropped == len(twin)
+    # Another file's training text is checked against every held-out tail.
+    cleaned, dropped = drop_heldout_twins([f"{own}\n\n{twin}"], [twin])
+    assert cleaned == [own] and dropped == len(twin)
+    assert drop_heldout_twins([own], ["Founders should talk to customers"]) == ([own], 0)  # short: no twin
+
+
+def test_a_corpus_of_repetitions_keeps_its_training_text(tmp_path: Path) -> None:
+    line = "The same sentence about startups, said again and again and again.\n"
+    (tmp_path / "a.txt").write_text(line * 20, encoding="utf-8")
+    corpus = load_text_corpus(tmp_path)
+    assert corpus.train == [(line * 20)[: len(line) * 18]]
+    assert corpus.twin_chars_dropped == 0 and corpus.twin_chars_kept == len(line) * 18
 
 
 def test_image_folder_with_class_subfolders(tmp_path: Path) -> None:

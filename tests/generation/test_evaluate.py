@@ -19,6 +19,7 @@ from generation.evaluate import (
     load_or_train_judge,
     split_for_gan,
     train_judge,
+    unknown_char_bits,
 )
 from generation.models.gan import GanConfig
 from generation.models.lstm import CharLSTM, LstmConfig
@@ -59,15 +60,31 @@ class OneDigitGenerator(CopyingGenerator):
         return super().forward(torch.zeros_like(noise), labels)
 
 
-def test_uniform_model_scores_log2_vocab_bits() -> None:
-    vocab = CharVocab.build(["abcd"], min_count=1)
+def test_uniform_model_scores_log2_vocab_bits_and_unknown_characters_pay_for_their_name() -> None:
+    vocab = CharVocab.build(["abcd中"], min_count=1)
     model = CharLSTM(LstmConfig(vocab_size=len(vocab), embed_dim=4, hidden_size=4, layers=1))
     with torch.no_grad():
         for parameter in model.head.parameters():
             parameter.zero_()
-    result = bits_per_char(model, vocab, ["ab"], ["cdab€"])
-    assert result["bpc"] == pytest.approx(math.log2(len(vocab)), rel=1e-5)
-    assert result["heldout_chars"] == 5 and result["unk_rate"] == pytest.approx(1 / 5)
+    result = bits_per_char(model, vocab, ["ab"], ["cdab€文"])
+    # "€" and "文" are UNK: the class costs log2(V) like any character, naming them costs extra.
+    cjk_bits, other_bits = unknown_char_bits(vocab)
+    assert cjk_bits == pytest.approx(1 + math.log2(0xA000 - 0x4E00 - 1))  # "中" is known
+    assert other_bits == pytest.approx(1 + math.log2(0x110000 - (0xA000 - 0x4E00) - 5))  # UNK, a-d
+    assert result["unk_bits"] == pytest.approx((cjk_bits + other_bits) / 6, rel=1e-6)
+    assert result["bpc"] == pytest.approx(math.log2(len(vocab)) + result["unk_bits"], rel=1e-5)
+    assert result["heldout_chars"] == 6 and result["unk_rate"] == pytest.approx(2 / 6)
+
+
+def test_scoring_is_static_and_leaves_the_model_unchanged() -> None:
+    torch.manual_seed(0)
+    vocab = CharVocab.build(["hello world"], min_count=1)
+    model = CharLSTM(LstmConfig(vocab_size=len(vocab), embed_dim=4, hidden_size=8, layers=2, dropout=0.5))
+    before = {name: tensor.clone() for name, tensor in model.state_dict().items()}
+    model.train()
+    first = bits_per_char(model, vocab, ["hello "], ["world"])
+    assert first == bits_per_char(model, vocab, ["hello "], ["world"])  # dropout off, nothing learned
+    assert all(torch.equal(before[name], tensor) for name, tensor in model.state_dict().items())
 
 
 def test_frechet_distance_is_zero_for_the_same_set_and_grows_with_shift() -> None:

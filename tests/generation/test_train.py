@@ -11,12 +11,15 @@ import pytest
 import torch
 from PIL import Image
 
+from generation.data import TextCorpus
 from generation.evaluate import beats
 from generation.models.checkpoint import load_checkpoint
 from generation.models.gan import Discriminator, GanConfig
+from generation.models.lstm import CharLSTM, LstmConfig
 from generation.registry import ModelRegistry
 from generation.train import TrainProgress
 from generation.train.__main__ import main as train_main
+from generation.train.lstm import LstmRecipe, regularized_forward, train_lstm
 from generation.train.run import TrainOptions, train_and_register
 from tests.generation.conftest import last_json_line, train_argv
 
@@ -71,6 +74,27 @@ def test_worse_candidate_is_not_promoted(
     assert registry.champion("lstm").version == before.version
     rejected = {info.version: info for info in registry.versions("lstm")}[report["version"]]
     assert rejected.status == "rejected" and "does not beat" in rejected.note
+
+
+def test_champion_scored_under_an_older_split_does_not_block_promotion(
+    tmp_path: Path, corpus_dir: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """A champion trained before held-out twins were left out saw copies of the held-out text, so its
+    score says nothing; even an untrained candidate replaces it, and the report says why."""
+    assert train_main(train_argv("lstm", tmp_path, corpus_dir)) == 0
+    registry = ModelRegistry(tmp_path)
+    old = registry.champion("lstm")
+    meta_path = old.path / "meta.json"
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    del meta["data"]["heldout_split"]  # what checkpoints written before the split was named look like
+    meta_path.write_text(json.dumps(meta), encoding="utf-8")
+    capsys.readouterr()
+    assert train_main(train_argv("lstm", tmp_path, corpus_dir, "--set", "lr=0")) == 0
+    report = last_json_line(capsys.readouterr().out)
+    assert report["promoted"] is True
+    assert "cannot be compared" in report["reason"]
+    assert "bpc" in report["champion"]["metrics"]
+    assert registry.champion("lstm").version == report["version"] != old.version
 
 
 def test_bad_arguments_fail_cleanly(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -149,3 +173,47 @@ def test_discriminator_spread_exposes_a_collapse_within_each_class() -> None:
     assert float(per_class_collapsed.max()) < 1e-3
     assert float(whole_batch_collapsed.min()) > 1e-2
     assert float(per_class_varied.min()) > 1e-2
+
+
+class _Silent:
+    def step(self, step: int, loss: float) -> None:
+        pass
+
+
+def _tiny_lstm_run(corpus_dir: Path, **settings) -> CharLSTM:
+    text = "".join(path.read_text(encoding="utf-8") for path in sorted(corpus_dir.glob("*.txt")))
+    recipe = LstmRecipe.dry_run()
+    recipe.time_limit_s = None
+    for key, value in settings.items():
+        setattr(recipe, key, value)
+    corpus = TextCorpus(["a"], [text], [""], "fixture")
+    model, _, _ = train_lstm(recipe, corpus, torch.device("cpu"), lambda total: _Silent(), seed=0)
+    return model
+
+
+def test_training_forward_without_noise_is_the_saved_network() -> None:
+    torch.manual_seed(0)
+    model = CharLSTM(LstmConfig(vocab_size=11, embed_dim=6, hidden_size=8, layers=2, tie_embeddings=True))
+    model.eval()
+    ids = torch.randint(0, 11, (3, 7))
+    quiet = LstmRecipe(dropout=0.0, embed_dropout=0.0, weight_drop=0.0)
+    logits, (hidden, cell) = regularized_forward(model, ids, None, quiet)
+    expected, (expected_hidden, expected_cell) = model(ids)
+    assert torch.allclose(logits, expected, atol=1e-6)
+    assert torch.allclose(hidden, expected_hidden, atol=1e-6) and torch.allclose(
+        cell, expected_cell, atol=1e-6
+    )
+    noisy = LstmRecipe(dropout=0.0, embed_dropout=0.0, weight_drop=0.5)
+    before = model.rnn.weight_hh_l0.clone()
+    assert not torch.allclose(regularized_forward(model, ids, None, noisy)[0], expected, atol=1e-4)
+    assert torch.equal(model.rnn.weight_hh_l0, before)  # DropConnect masks a copy, never the weights
+
+
+def test_weight_average_is_what_training_returns(corpus_dir: Path) -> None:
+    # An average that barely moves stays at the weights after its first step: a one-step run.
+    one_step = _tiny_lstm_run(corpus_dir, max_steps=1)
+    averaged = _tiny_lstm_run(corpus_dir, max_steps=6, ema_decay=1 - 1e-9, ema_start=0.0)
+    last = _tiny_lstm_run(corpus_dir, max_steps=6)
+    for name, tensor in averaged.state_dict().items():
+        assert torch.allclose(tensor, one_step.state_dict()[name], atol=1e-5), name
+    assert not torch.allclose(averaged.rnn.weight_hh_l0, last.rnn.weight_hh_l0, atol=1e-4)
