@@ -8,7 +8,7 @@ export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench soak clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m benchmarks
+
+# Ten minutes of load with injected faults against the bot (see README "Reliability").
+soak: $(STAMP)
+	$(PY) -m benchmarks.reliability --soak --minutes 10
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

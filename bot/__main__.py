@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
+import os
 import sys
+from typing import TYPE_CHECKING
 
 from bot.logs import setup_logging
 from bot.settings import BotSettings
+
+if TYPE_CHECKING:
+    from bot.context import Services
+
+logger = logging.getLogger("bot")
 
 NO_TOKEN = """\
 TELEGRAM_BOT_TOKEN is not set.
@@ -41,8 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     return start(command, settings)
 
 
-def start(command: str, settings: BotSettings) -> int:
-    """Read the services' settings, set up logging with every secret redacted, and serve."""
+def start(command: str, settings: BotSettings, services: Services | None = None) -> int:
+    """Read the services' settings, set up logging with every secret redacted, and serve. `services`
+    replaces the real knowledge base and generators (the process-level tests)."""
     from bot.context import Services
     from generation.settings import GenerationSettings
     from knowledge.settings import KnowledgeSettings
@@ -57,7 +66,8 @@ def start(command: str, settings: BotSettings) -> int:
     # The terminal chat prints to stdout; keep routine INFO logs out of the conversation.
     level = "WARNING" if command == "chat" and settings.log_level == "INFO" else settings.log_level
     setup_logging(level, secrets)
-    services = Services.from_settings(settings, knowledge_settings, generation_settings)
+    if services is None:
+        services = Services.from_settings(settings, knowledge_settings, generation_settings)
 
     if command == "chat":
         from bot.console import chat
@@ -68,11 +78,32 @@ def start(command: str, settings: BotSettings) -> int:
             pass
         return 0
 
+    from telegram.error import InvalidToken
+
     from bot.app import build_application, run
 
-    run(build_application(settings, services), settings)
+    try:
+        run(build_application(settings, services), settings)
+    except InvalidToken:
+        # PTB's message quotes the token: say it in our own words (and never print the exception).
+        logger.critical("Telegram rejected TELEGRAM_BOT_TOKEN; check it with @BotFather")
+        return 1
+    except Exception as exc:
+        # Logged, not left to Python's traceback printer: log records are redacted, tracebacks are not.
+        logger.critical("the bot stopped: %s", type(exc).__name__, exc_info=exc)
+        return 1
     return 0
 
 
+def exit_process(code: int) -> None:
+    """Exit once the bot has shut down (store closed, logs flushed) without waiting for worker threads
+    still finishing a lookup for an update that was cancelled at shutdown: that keeps SIGTERM bounded.
+    The cancelled update is still unfinished in the journal and is handled after the restart."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main())

@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import AsyncIterator
+import signal
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from urllib.parse import urlparse
 
@@ -31,8 +32,10 @@ from telegram.request import BaseRequest
 from bot.bootstrap import missing_generators, train_missing
 from bot.context import BotData, CustomContext, Services
 from bot.handlers import admin, ask, errors, feedback, generate, start
-from bot.handlers.common import AddressedToBot
+from bot.handlers.common import AddressedToBot, ChatFloodGuard
 from bot.jobs import JobManager
+from bot.journal import JournalledApplication, JournalQueue
+from bot.outbox import Outbox
 from bot.ratelimit import RateLimits
 from bot.settings import BotSettings
 from bot.texts import ADMIN_COMMANDS, COMMANDS
@@ -94,6 +97,8 @@ def build_application(
     updater and the flood limiter."""
     builder = (
         ApplicationBuilder()
+        .application_class(JournalledApplication)
+        .update_queue(JournalQueue())
         .token(token or settings.token or "")
         .base_url(settings.telegram_api_base_url)
         .defaults(Defaults(parse_mode=ParseMode.HTML, allow_sending_without_reply=True))
@@ -106,12 +111,14 @@ def build_application(
         flood = settings.telegram_flood_rate
         builder = builder.rate_limiter(
             AIORateLimiter(overall_max_rate=flood, group_max_rate=20 if flood else 0, max_retries=2)
-        )
+        ).read_timeout(settings.telegram_read_timeout_s)
     else:
         builder = builder.request(request).get_updates_request(request).updater(None)
     application = builder.build()
+    application.stop_grace_s = settings.shutdown_grace_s
     application.bot_data.settings = settings
     application.bot_data.services = services
+    application.bot_data.flood_guard = ChatFloodGuard(settings.chat_rate, settings.rate_window_s)
     application.bot_data.limits = RateLimits(
         settings.question_rate, settings.generation_rate, settings.chat_rate, settings.rate_window_s
     )
@@ -131,6 +138,13 @@ async def start_services(application: Application) -> None:
     """post_init: open the store, load the knowledge base and generators, register the commands."""
     services: Services = application.bot_data.services
     services.store.open()
+    if isinstance(application.update_queue, JournalQueue):
+        # Before polling starts: what the last run received but did not finish is handled first.
+        application.update_queue.store = services.store
+        application.update_queue.replay(application)
+    outbox = Outbox(services.store, application.bot, application.bot_data.settings.outbox_interval_s)
+    application.bot_data.outbox = outbox
+    outbox.start()
     # Jobs cannot outlive the process that ran them: fail them, stop orphaned trainers, remove their
     # partial files (the champion is untouched).
     await application.bot_data.jobs.recover()
@@ -150,6 +164,9 @@ async def start_services(application: Application) -> None:
 async def stop_services(application: Application) -> None:
     """post_shutdown: stop what start_services started, in reverse order."""
     services: Services = application.bot_data.services
+    outbox = application.bot_data.outbox
+    if outbox is not None:
+        await outbox.stop()
     try:
         await application.bot_data.jobs.shutdown()  # stop trainers while the store can record it
     finally:
@@ -206,10 +223,16 @@ async def running(application: Application, *, poll_timeout: float = 10.0) -> As
         await stop_services(application)
 
 
-def run(application: Application, settings: BotSettings) -> None:
-    """Serve until interrupted: a webhook when WEBHOOK_URL is set, long polling otherwise."""
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGABRT)
+
+
+def run(
+    application: Application, settings: BotSettings, stop_signals: Sequence[int] | None = STOP_SIGNALS
+) -> None:
+    """Serve until interrupted (one of `stop_signals`; None when run outside the main thread, as tests
+    do): a webhook when WEBHOOK_URL is set, long polling otherwise."""
     if not settings.webhook_url:
-        application.run_polling(allowed_updates=ALLOWED_UPDATES)
+        application.run_polling(allowed_updates=ALLOWED_UPDATES, stop_signals=stop_signals)
         return
     # Telegram echoes the secret in a header on every request and PTB rejects requests without it;
     # with no WEBHOOK_SECRET configured a random one is used for this run.
@@ -223,4 +246,5 @@ def run(application: Application, settings: BotSettings) -> None:
         webhook_url=settings.webhook_url,
         secret_token=secret,
         allowed_updates=ALLOWED_UPDATES,
+        stop_signals=stop_signals,
     )

@@ -14,6 +14,8 @@ from bot.settings import BotSettings
 from bot.store import Store
 
 if TYPE_CHECKING:
+    from bot.handlers.common import ChatFloodGuard
+    from bot.outbox import Outbox
     from generation.api import (
         ImageRequest,
         ImageResult,
@@ -33,6 +35,7 @@ class KnowledgeService(Protocol):
 
     def initialize(self) -> Any: ...
     def ask(self, question: str, k: int = 5) -> Any: ...
+    async def ask_async(self, question: str, k: int = 5) -> Any: ...
     def rebuild(self) -> Any: ...
     def stats(self) -> dict: ...
     def shutdown(self) -> Any: ...
@@ -91,9 +94,13 @@ class BotData:
     jobs: JobManager
     # Model kinds waiting for their first-start training (bot.bootstrap), not yet started.
     first_start_queue: set[str]
+    flood_guard: ChatFloodGuard
+    # Replies that could not be delivered yet, retried in the background; set once the bot runs.
+    outbox: Outbox | None
 
     def __init__(self) -> None:
         self.first_start_queue = set()
+        self.outbox = None
 
 
 class CustomContext(CallbackContext[ExtBot, dict, dict, BotData]):

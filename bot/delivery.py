@@ -85,7 +85,9 @@ async def send_html(
     reply_markup: InlineKeyboardMarkup | None = None,
 ) -> list[Message]:
     """Send `html` split under the message limit; quote `reply_to` on the first part, put the buttons on
-    the last. If Telegram rejects the markup, the same text goes out as plain text."""
+    the last. If Telegram rejects the markup, the same text goes out as plain text. Parts that cannot be
+    delivered now (network errors or 5xx after retries, a long flood wait) go to the outbox and are
+    returned as not sent."""
     parts = split_html(html, MESSAGE_LIMIT)
     sent: list[Message] = []
     for index, part in enumerate(parts):
@@ -109,7 +111,31 @@ async def send_html(
                     target, html_to_plain(part), parse_mode=None, reply_parameters=quote, reply_markup=markup
                 )
 
-        message = await call_telegram(context, chat_id, send)
+        try:
+            message = await call_telegram(context, chat_id, send)
+        except BadRequest:  # a NetworkError subclass in PTB, but final: never retried
+            raise
+        except (NetworkError, RetryAfter) as exc:
+            # Telegram is unreachable, failing or asks for a long wait: keep this part and the rest in
+            # the outbox, which delivers them in order once it can.
+            wait = _seconds(exc.retry_after) if isinstance(exc, RetryAfter) else 0.0
+            reply_id = reply_to.message_id if reply_to is not None else None
+            for later, rest in enumerate(parts[index:]):
+                rest_markup = reply_markup if index + later == len(parts) - 1 else None
+                context.store.queue_reply(
+                    chat_id,
+                    rest,
+                    reply_id if index + later == 0 else None,
+                    rest_markup.to_dict() if rest_markup is not None else None,
+                    delay_s=wait,
+                )
+            logger.warning(
+                "could not reach chat %s (%s); %d message(s) queued for delivery",
+                chat_id,
+                type(exc).__name__,
+                len(parts) - index,
+            )
+            break
         if message is None:
             break
         chat_id = message.chat_id

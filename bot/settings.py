@@ -40,6 +40,12 @@ class BotSettings(BaseSettings):
     telegram_flood_rate: float = Field(default=30.0, ge=0)
     # Updates handled at the same time; questions wait on the knowledge base in worker threads.
     max_concurrent_updates: int = Field(default=64, ge=1)
+    # Seconds to wait for Telegram's answer to a call before retrying it (PTB's default read timeout).
+    telegram_read_timeout_s: float = Field(default=5.0, gt=0)
+    # Replies Telegram could not take (outage, long flood wait) are retried this often from the store.
+    outbox_interval_s: float = Field(default=5.0, gt=0)
+    # SIGTERM: updates in flight get this long to finish; the rest are handled again after the restart.
+    shutdown_grace_s: float = Field(default=20.0, gt=0)
 
     # /retrain runs `python -m generation.train KIND --progress-json RETRAIN_ARGS...` in the background;
     # RETRAIN_ARGS adds trainer options to every run, e.g. "--dry-run --device cpu" (tests, quick checks).

@@ -2,12 +2,19 @@
 
 WAL mode lets readers run beside one writer; busy_timeout makes concurrent writers (threads or other
 processes) wait for each other instead of failing. Every write is its own committed transaction, so a
-crash loses at most the write in flight.
+crash loses at most the write in flight. When another writer holds the file longer than the busy
+timeout, counters and votes (usage, feedback, audit) are kept in memory and written by the next write
+or `flush_deferred`, instead of being lost.
+
+Two tables make replies survive faults: `inbox`, a journal of received updates (an update is recorded
+before it is handled and marked done after, so updates fetched but not handled when the process died
+are handled after a restart), and `outbox`, replies that could not be delivered yet and are retried.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
 import time
@@ -16,7 +23,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+logger = logging.getLogger(__name__)
+
 SCHEMA_VERSION = 1
+DEFER_RETRY_S = 2.0  # after a write found the file locked, later rows wait this long before trying
+SQLITE_MIN_INT, SQLITE_MAX_INT = -(2**63), 2**63 - 1
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS usage (
@@ -71,6 +82,24 @@ CREATE TABLE IF NOT EXISTS chats (
     blocked INTEGER NOT NULL DEFAULT 0,
     migrated_to INTEGER
 );
+CREATE TABLE IF NOT EXISTS inbox (
+    update_id INTEGER PRIMARY KEY,
+    payload TEXT NOT NULL,         -- the update as Telegram sent it (JSON)
+    received_at REAL NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 1,
+    done_at REAL                   -- NULL while not handled to the end
+);
+CREATE INDEX IF NOT EXISTS inbox_pending ON inbox(done_at);
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY,
+    chat_id INTEGER NOT NULL,
+    html TEXT NOT NULL,
+    reply_to INTEGER,
+    markup TEXT,                   -- JSON reply_markup, or NULL
+    created_at REAL NOT NULL,
+    next_at REAL NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0
+);
 """
 
 
@@ -84,6 +113,19 @@ class StoredAnswer:
     answered: bool
     question: str
     sources: list[dict]
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    """A reply waiting to be delivered."""
+
+    id: int
+    chat_id: int
+    html: str
+    reply_to: int | None
+    markup: dict | None
+    created_at: float
+    attempts: int
 
 
 @dataclass(frozen=True)
@@ -108,19 +150,24 @@ def _day(ts: float) -> str:
 class Store:
     """One SQLite file; safe to share between the event loop and worker threads."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, busy_timeout_s: float = 10.0) -> None:
         self.path = Path(path)
+        self.busy_timeout_s = busy_timeout_s
         self._connection: sqlite3.Connection | None = None
         self._lock = threading.Lock()
         self._blocked: set[int] = set()  # cached: checked on every incoming update
+        self._deferred: list[tuple[str, tuple]] = []  # writes kept while another writer held the file
+        self._retry_at = 0.0
 
     def open(self) -> None:
         """Create the file and schema if needed; idempotent."""
         if self._connection is not None:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        connection = sqlite3.connect(self.path, timeout=10.0, check_same_thread=False, isolation_level=None)
-        connection.execute("PRAGMA busy_timeout=10000")
+        connection = sqlite3.connect(
+            self.path, timeout=self.busy_timeout_s, check_same_thread=False, isolation_level=None
+        )
+        connection.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_s * 1000)}")
         connection.execute("PRAGMA journal_mode=WAL")
         connection.execute("PRAGMA synchronous=NORMAL")
         connection.execute("PRAGMA foreign_keys=ON")
@@ -129,11 +176,20 @@ class Store:
         self._blocked = {row[0] for row in self._read("SELECT chat_id FROM chats WHERE blocked = 1")}
 
     def close(self) -> None:
-        """Close the connection (a checkpoint folds the WAL back into the file)."""
+        """Write what was deferred, then close the connection (a checkpoint folds the WAL back into the
+        file)."""
         if self._connection is not None:
+            try:
+                self.flush_deferred()
+            except sqlite3.OperationalError as exc:
+                logger.error("closing the store with %d unwritten rows: %s", len(self._deferred), exc)
             with self._lock:
                 self._connection.close()
             self._connection = None
+
+    @property
+    def is_open(self) -> bool:
+        return self._connection is not None
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
@@ -146,6 +202,45 @@ class Store:
                 connection.execute("ROLLBACK")
                 raise
             connection.execute("COMMIT")
+
+    def _write_or_defer(self, sql: str, params: tuple) -> None:
+        """One row that must not be lost but is not needed at once: written now, or when the file is
+        free again if another writer holds it past the busy timeout."""
+        if self._deferred and time.monotonic() < self._retry_at:
+            # Still locked a moment ago: keep the row without stalling the caller for another timeout.
+            with self._lock:
+                self._deferred.append((sql, params))
+            return
+        try:
+            self.flush_deferred()
+            with self._write() as db:
+                db.execute(sql, params)
+        except sqlite3.OperationalError as exc:
+            if not _is_locked(exc):
+                raise
+            with self._lock:
+                self._deferred.append((sql, params))
+            self._retry_at = time.monotonic() + DEFER_RETRY_S
+            logger.warning("store busy (%s); %d rows kept to write later", exc, len(self._deferred))
+
+    def flush_deferred(self) -> int:
+        """Write the rows kept while the file was locked; returns how many were written."""
+        if not self._deferred:
+            return 0
+        with self._write() as db:
+            pending, self._deferred = self._deferred, []
+            try:
+                for sql, params in pending:
+                    db.execute(sql, params)
+            except BaseException:
+                self._deferred = pending + self._deferred
+                raise
+        return len(pending)
+
+    @property
+    def deferred(self) -> int:
+        """Rows waiting for the file to be free."""
+        return len(self._deferred)
 
     def _read(self, sql: str, params: tuple = ()) -> list[tuple]:
         connection = self._require()
@@ -164,11 +259,10 @@ class Store:
     ) -> None:
         """Count one request."""
         now = time.time()
-        with self._write() as db:
-            db.execute(
-                "INSERT INTO usage(ts, day, kind, outcome, user_id, chat_id, lang) VALUES (?,?,?,?,?,?,?)",
-                (now, _day(now), kind, outcome, user_id, chat_id, lang),
-            )
+        self._write_or_defer(
+            "INSERT INTO usage(ts, day, kind, outcome, user_id, chat_id, lang) VALUES (?,?,?,?,?,?,?)",
+            (now, _day(now), kind, outcome, user_id, chat_id, lang),
+        )
 
     def usage_counts(self, since_days: int = 7) -> dict[tuple[str, str, str], int]:
         """{(day, kind, outcome): count} for the last `since_days` days."""
@@ -194,7 +288,9 @@ class Store:
             return int(cursor.lastrowid)
 
     def answer(self, answer_id: int) -> StoredAnswer | None:
-        """The stored answer, or None."""
+        """The stored answer, or None (also for ids no row can have, e.g. from forged button data)."""
+        if not SQLITE_MIN_INT <= answer_id <= SQLITE_MAX_INT:
+            return None
         rows = self._read(
             "SELECT id, chat_id, lang, answered, question, sources FROM answers WHERE id = ?", (answer_id,)
         )
@@ -205,12 +301,11 @@ class Store:
 
     def record_feedback(self, answer_id: int, user_id: int, helpful: bool) -> None:
         """One vote per user and answer; a second vote replaces the first."""
-        with self._write() as db:
-            db.execute(
-                "INSERT INTO feedback(answer_id, user_id, helpful, ts) VALUES (?,?,?,?)"
-                " ON CONFLICT(answer_id, user_id) DO UPDATE SET helpful = excluded.helpful, ts = excluded.ts",
-                (answer_id, user_id, int(helpful), time.time()),
-            )
+        self._write_or_defer(
+            "INSERT INTO feedback(answer_id, user_id, helpful, ts) VALUES (?,?,?,?)"
+            " ON CONFLICT(answer_id, user_id) DO UPDATE SET helpful = excluded.helpful, ts = excluded.ts",
+            (answer_id, user_id, int(helpful), time.time()),
+        )
 
     def feedback_by_day(self, since_days: int = 7) -> dict[str, tuple[int, int]]:
         """{day: (helpful, not helpful)} for votes cast in the last `since_days` days (UTC days)."""
@@ -245,11 +340,10 @@ class Store:
 
     def audit(self, user_id: int | None, chat_id: int | None, command: str, args: str, result: str) -> None:
         """Record who ran which admin command, when, and how it ended."""
-        with self._write() as db:
-            db.execute(
-                "INSERT INTO audit_log(ts, user_id, chat_id, command, args, result) VALUES (?,?,?,?,?,?)",
-                (time.time(), user_id, chat_id, command, args, result),
-            )
+        self._write_or_defer(
+            "INSERT INTO audit_log(ts, user_id, chat_id, command, args, result) VALUES (?,?,?,?,?,?)",
+            (time.time(), user_id, chat_id, command, args, result),
+        )
 
     def audit_entries(self, limit: int = 50) -> list[dict]:
         """Newest first."""
@@ -350,3 +444,100 @@ class Store:
         """The supergroup id a group became, if it did."""
         rows = self._read("SELECT migrated_to FROM chats WHERE chat_id = ?", (chat_id,))
         return rows[0][0] if rows and rows[0][0] is not None else None
+
+    # Inbox: the journal of received updates ------------------------------------------------------
+
+    def journal_update(self, update_id: int, payload: str) -> bool:
+        """Record a received update; False when it was recorded before (Telegram sent it again)."""
+        with self._write() as db:
+            cursor = db.execute(
+                "INSERT OR IGNORE INTO inbox(update_id, payload, received_at) VALUES (?,?,?)",
+                (update_id, payload, time.time()),
+            )
+            return cursor.rowcount == 1
+
+    def finish_update(self, update_id: int) -> None:
+        """The update was handled to the end."""
+        with self._write() as db:
+            db.execute("UPDATE inbox SET done_at = ? WHERE update_id = ?", (time.time(), update_id))
+
+    def unfinished_updates(self, max_attempts: int) -> tuple[list[tuple[int, str]], list[int]]:
+        """Updates a previous process received but did not finish, as (update_id, payload), each
+        counted as one more attempt; and the ids given up after `max_attempts` (marked done, so an
+        update that crashes the process cannot crash it forever)."""
+        with self._write() as db:
+            rows = db.execute(
+                "SELECT update_id, payload, attempts FROM inbox WHERE done_at IS NULL ORDER BY update_id"
+            ).fetchall()
+            retry = [(update_id, payload) for update_id, payload, attempts in rows if attempts < max_attempts]
+            given_up = [update_id for update_id, _, attempts in rows if attempts >= max_attempts]
+            now = time.time()
+            db.executemany(
+                "UPDATE inbox SET attempts = attempts + 1 WHERE update_id = ?", [(u,) for u, _ in retry]
+            )
+            db.executemany("UPDATE inbox SET done_at = ? WHERE update_id = ?", [(now, u) for u in given_up])
+        return retry, given_up
+
+    def prune_inbox(self, older_than_s: float) -> int:
+        """Forget finished updates older than `older_than_s` (Telegram keeps updates for 24 hours)."""
+        with self._write() as db:
+            cursor = db.execute(
+                "DELETE FROM inbox WHERE done_at IS NOT NULL AND received_at < ?",
+                (time.time() - older_than_s,),
+            )
+            return cursor.rowcount
+
+    # Outbox: replies not delivered yet ------------------------------------------------------------
+
+    def queue_reply(
+        self,
+        chat_id: int,
+        html: str,
+        reply_to: int | None = None,
+        markup: dict | None = None,
+        delay_s: float = 0.0,
+    ) -> int:
+        """Keep a reply to deliver later; returns its id."""
+        now = time.time()
+        with self._write() as db:
+            cursor = db.execute(
+                "INSERT INTO outbox(chat_id, html, reply_to, markup, created_at, next_at) VALUES (?,?,?,?,?,?)",
+                (chat_id, html, reply_to, json.dumps(markup) if markup else None, now, now + delay_s),
+            )
+            return int(cursor.lastrowid)
+
+    def due_replies(self, limit: int = 50) -> list[OutboxItem]:
+        """Replies whose next attempt is due, oldest first."""
+        rows = self._read(
+            "SELECT id, chat_id, html, reply_to, markup, created_at, attempts FROM outbox"
+            " WHERE next_at <= ? ORDER BY id LIMIT ?",
+            (time.time(), limit),
+        )
+        return [
+            OutboxItem(
+                id_, chat_id, html, reply_to, json.loads(markup) if markup else None, created, attempts
+            )
+            for id_, chat_id, html, reply_to, markup, created, attempts in rows
+        ]
+
+    def reply_delivered(self, item_id: int) -> None:
+        """Delivered (or given up): remove it."""
+        with self._write() as db:
+            db.execute("DELETE FROM outbox WHERE id = ?", (item_id,))
+
+    def reply_failed(self, item_id: int, retry_in_s: float) -> None:
+        """Not delivered this time: try again in `retry_in_s`."""
+        with self._write() as db:
+            db.execute(
+                "UPDATE outbox SET attempts = attempts + 1, next_at = ? WHERE id = ?",
+                (time.time() + retry_in_s, item_id),
+            )
+
+    def outbox_size(self) -> int:
+        """Replies waiting for delivery."""
+        return int(self._read("SELECT COUNT(*) FROM outbox")[0][0])
+
+
+def _is_locked(error: sqlite3.OperationalError) -> bool:
+    message = str(error).lower()
+    return "locked" in message or "busy" in message

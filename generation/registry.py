@@ -87,11 +87,15 @@ class ModelRegistry:
         directory = self._kind_dir(kind)
         directory.mkdir(parents=True, exist_ok=True)
         temp = directory / f"state.json.{os.getpid()}.tmp"
-        with temp.open("w", encoding="utf-8") as handle:
-            json.dump(state, handle, indent=1)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, directory / "state.json")
+        try:
+            with temp.open("w", encoding="utf-8") as handle:
+                json.dump(state, handle, indent=1)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temp, directory / "state.json")
+        except BaseException:  # a full disk: the old state.json stays whole and in force
+            temp.unlink(missing_ok=True)
+            raise
 
     # -- writing versions ------------------------------------------------------------------------
     def new_candidate(self, kind: ModelKind) -> tuple[str, Path]:

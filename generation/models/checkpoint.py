@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -76,21 +77,31 @@ def save_checkpoint(
     vocab: CharVocab | None = None,
     metadata: dict[str, Any] | None = None,
 ) -> Path:
-    """Write weights, then metadata (with the weights' hash) into `directory`; returns the folder."""
+    """Write weights, then metadata (with the weights' hash) into `directory`; returns the folder.
+
+    Each file is written under a temporary name and renamed into place, and the temporaries are removed
+    when a write fails (a full disk): the folder never holds a half-written weights or metadata file."""
     if kind not in KINDS:
         raise CheckpointError(f"unknown model kind {kind!r}")
     directory.mkdir(parents=True, exist_ok=True)
     weights = directory / WEIGHTS_FILE
     state = {name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()}
-    save_file(state, str(weights))
-    meta = dict(metadata or {})
-    meta.update(format=FORMAT_VERSION, kind=kind, config=config, weights_sha256=_sha256(weights))
-    if vocab is not None:
-        meta["vocab"] = vocab.to_list()
-    meta.setdefault("metrics", {})
-    temp = directory / (META_FILE + ".tmp")
-    temp.write_text(json.dumps(meta, ensure_ascii=False, indent=1), encoding="utf-8")
-    os.replace(temp, directory / META_FILE)
+    weights_temp = directory / (WEIGHTS_FILE + ".tmp")
+    meta_temp = directory / (META_FILE + ".tmp")
+    try:
+        save_file(state, str(weights_temp))
+        os.replace(weights_temp, weights)
+        meta = dict(metadata or {})
+        meta.update(format=FORMAT_VERSION, kind=kind, config=config, weights_sha256=_sha256(weights))
+        if vocab is not None:
+            meta["vocab"] = vocab.to_list()
+        meta.setdefault("metrics", {})
+        meta_temp.write_text(json.dumps(meta, ensure_ascii=False, indent=1), encoding="utf-8")
+        os.replace(meta_temp, directory / META_FILE)
+    except BaseException:
+        weights_temp.unlink(missing_ok=True)
+        meta_temp.unlink(missing_ok=True)
+        raise
     return directory
 
 
@@ -115,8 +126,12 @@ def write_metadata(directory: Path, meta: dict[str, Any]) -> None:
         if key in current and meta.get(key) != current[key]:
             raise CheckpointError(f"refusing to change {key!r} of an existing checkpoint")
     temp = directory / (META_FILE + ".tmp")
-    temp.write_text(json.dumps(meta, ensure_ascii=False, indent=1), encoding="utf-8")
-    os.replace(temp, directory / META_FILE)
+    try:
+        temp.write_text(json.dumps(meta, ensure_ascii=False, indent=1), encoding="utf-8")
+        os.replace(temp, directory / META_FILE)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
 
 
 def load_checkpoint(directory: Path, kind: str, device: str | torch.device = "cpu") -> Checkpoint:
@@ -149,6 +164,8 @@ def load_checkpoint(directory: Path, kind: str, device: str | torch.device = "cp
     try:
         state = load_file(str(weights))  # safetensors: plain tensors, never pickle
         model.load_state_dict(state, strict=True)
+    except SafetensorError as exc:  # not a safetensors file (a pickle, say): refused, never unpickled
+        raise CheckpointError(f"{WEIGHTS_FILE} is not a safetensors file: {exc}") from None
     except (RuntimeError, OSError) as exc:
         raise CheckpointError(f"weights do not fit the {kind} config: {str(exc).splitlines()[0]}") from None
     model.to(device).eval()

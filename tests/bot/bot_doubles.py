@@ -65,6 +65,10 @@ class FakeKnowledgeBase:
         self.initialized += 1
         return 0.0
 
+    async def ask_async(self, question: str, k: int = 5) -> Answer:
+        """Like the real one: the bot awaits it; the lookup itself runs off the event loop."""
+        return await asyncio.to_thread(self.ask, question, k)
+
     def ask(self, question: str, k: int = 5) -> Answer:
         self.questions.append(question)
         if self.delay_s:

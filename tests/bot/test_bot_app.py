@@ -8,7 +8,7 @@ import pytest
 from bot_doubles import FakeGenerationClient, FakeKnowledgeBase
 from telegram.ext import AIORateLimiter, CallbackQueryHandler, CommandHandler, MessageHandler, TypeHandler
 
-from bot.app import ALLOWED_UPDATES, build_application, handlers, run
+from bot.app import ALLOWED_UPDATES, STOP_SIGNALS, build_application, handlers, run
 from bot.context import CustomContext, Services
 from bot.settings import BotSettings
 from bot.store import Store
@@ -63,4 +63,4 @@ def test_polling_without_webhook_url(tmp_path: Path, monkeypatch) -> None:
     calls: dict = {}
     monkeypatch.setattr(application, "run_polling", lambda **kwargs: calls.update(kwargs))
     run(application, settings)
-    assert calls == {"allowed_updates": ALLOWED_UPDATES}
+    assert calls == {"allowed_updates": ALLOWED_UPDATES, "stop_signals": STOP_SIGNALS}

@@ -4,6 +4,10 @@ It keeps chats, messages and an update queue; answers getUpdates with offsets an
 checks what the bot sends the way Telegram does (HTML entities, the 4096/1024 limits, blocked users,
 migrated groups, replies) and returns Telegram's real error shapes. Tests inject updates, queue
 faults for the next calls of a method, and await the bot's calls.
+
+For reliability runs it also injects random faults (`Chaos`: 429 with retry_after, 5xx, sends that
+time out before or after Telegram accepted them, polls dropped mid-wait), reproducibly from a seed,
+and can forget its history between rounds (`forget`) so a long run does not grow the server.
 """
 
 from __future__ import annotations
@@ -12,8 +16,9 @@ import asyncio
 import html
 import itertools
 import json
+import random
 import time
-from collections import defaultdict, deque
+from collections import Counter, defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
@@ -37,6 +42,8 @@ class Call:
     files: dict[str, bytes]
     status: int
     response: dict[str, Any]
+    # Telegram accepted the call but the bot never saw the answer (a timeout after acceptance).
+    timed_out: bool = False
 
     @property
     def ok(self) -> bool:
@@ -70,6 +77,26 @@ class Fault:
     description: str
     parameters: dict | None = None
     drop_connection: bool = False
+    delay_s: float = 0.0  # wait this long first (a getUpdates dropped mid-poll, a slow failure)
+
+
+@dataclass
+class Chaos:
+    """Random failures on a share of the calls of `methods`, reproducible from `seed`.
+
+    A timeout holds the call for `timeout_s` (longer than the bot's read timeout) and then drops the
+    connection; for a share `accepted_share` of them Telegram has already accepted the message, so the
+    user sees it although the bot saw no answer (the case that makes "exactly once" impossible)."""
+
+    seed: int = 0
+    flood: float = 0.0
+    retry_after: int = 1
+    server_error: float = 0.0
+    timeout: float = 0.0
+    timeout_s: float = 2.0
+    accepted_share: float = 0.5
+    poll_drop: float = 0.0  # share of getUpdates calls whose connection drops while they wait
+    methods: frozenset[str] = frozenset({"sendMessage", "sendPhoto"})
 
 
 @dataclass
@@ -83,6 +110,7 @@ class FakeTelegram:
     migrated: dict[int, int] = field(default_factory=dict)
     commands: dict[tuple[str, str], list[dict]] = field(default_factory=dict)
     webhook: dict[str, Any] = field(default_factory=dict)
+    chaos: Chaos | None = None
 
     def __post_init__(self) -> None:
         self._updates: list[dict] = []
@@ -95,13 +123,16 @@ class FakeTelegram:
         self.confirmed_offset = 0
         self.port = 0
         self.listeners: list[Callable[[Call], None]] = []  # called with every call as it is recorded
+        self.chaos_counts: Counter[str] = Counter()  # injected random faults by kind
+        self._random = random.Random(self.chaos.seed if self.chaos else 0)
 
     # Life cycle -----------------------------------------------------------------------------------
 
     async def start(self) -> None:
         app = web.Application(client_max_size=50 * 1024 * 1024)
         app.router.add_route("*", "/bot{token}/{method}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
+        # A killed bot leaves a long poll open: do not wait a minute for it when stopping.
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, 0)
         await site.start()
@@ -145,6 +176,16 @@ class FakeTelegram:
 
     def new_message_id(self) -> int:
         return next(self._message_ids)
+
+    def forget(self) -> None:
+        """Drop the recorded calls and messages (between rounds of a long run); updates stay queued."""
+        self.calls.clear()
+        self._messages.clear()
+
+    @property
+    def pending_updates(self) -> int:
+        """Updates not yet confirmed by the bot's getUpdates offset."""
+        return len(self._updates)
 
     def calls_of(
         self, method: str | set[str], chat_id: int | None = None, ok: bool | None = None
@@ -197,6 +238,12 @@ class FakeTelegram:
         method = request.match_info["method"]
         params, files = await _read_params(request)
         fault = self._faults[method].popleft() if self._faults[method] else None
+        if fault is None and self.chaos is not None:
+            fault = self._random_fault(method)
+            if fault is not None and fault.description == "accepted, then timed out":
+                return await self._accept_then_time_out(request, method, params, files, fault.delay_s)
+        if fault is not None and fault.delay_s:
+            await asyncio.sleep(fault.delay_s)
         if fault is not None and fault.drop_connection:
             request.transport.close()
             self._record(method, params, files, 599, {"ok": False, "description": "connection dropped"})
@@ -214,8 +261,51 @@ class FakeTelegram:
         await self._notify()
         return web.json_response(body, status=status)
 
-    def _record(self, method: str, params: dict, files: dict, status: int, body: dict) -> None:
-        call = Call(method, params, files, status, body)
+    def _random_fault(self, method: str) -> Fault | None:
+        chaos = self.chaos
+        assert chaos is not None
+        draw = self._random.random()
+        if method == "getUpdates":
+            if draw < chaos.poll_drop:
+                self.chaos_counts["poll_dropped"] += 1
+                return Fault(0, "poll dropped", drop_connection=True, delay_s=0.05)
+            return None
+        if method not in chaos.methods:
+            return None
+        if draw < chaos.flood:
+            self.chaos_counts["429"] += 1
+            retry = {"retry_after": chaos.retry_after}
+            return Fault(429, f"Too Many Requests: retry after {chaos.retry_after}", retry)
+        draw -= chaos.flood
+        if draw < chaos.server_error:
+            self.chaos_counts["5xx"] += 1
+            status = self._random.choice([500, 502])
+            return Fault(status, "Internal Server Error" if status == 500 else "Bad Gateway")
+        draw -= chaos.server_error
+        if draw < chaos.timeout:
+            if self._random.random() < chaos.accepted_share:
+                self.chaos_counts["timeout_after_accept"] += 1
+                return Fault(0, "accepted, then timed out", delay_s=chaos.timeout_s)
+            self.chaos_counts["timeout"] += 1
+            return Fault(0, "timed out", drop_connection=True, delay_s=chaos.timeout_s)
+        return None
+
+    async def _accept_then_time_out(
+        self, request: web.Request, method: str, params: dict, files: dict, delay_s: float
+    ) -> web.StreamResponse:
+        """Do the call (the user sees the message), but answer only after the bot stopped waiting."""
+        status, body = await getattr(self, f"_api_{method}")(params, files)
+        self._record(method, params, files, status, body, timed_out=status == 200)
+        await self._notify()
+        await asyncio.sleep(delay_s)
+        if request.transport is not None:
+            request.transport.close()
+        raise ConnectionResetError("answered too late on purpose")
+
+    def _record(
+        self, method: str, params: dict, files: dict, status: int, body: dict, timed_out: bool = False
+    ) -> None:
+        call = Call(method, params, files, status, body, timed_out)
         self.calls.append(call)
         for listener in self.listeners:
             listener(call)
