@@ -31,14 +31,8 @@ CHAT = {"id": 2, "type": "private", "first_name": "You"}
 PROMPT = "you> "
 
 
-class ConsoleRequest(BaseRequest):
-    """Answers Bot API methods locally and shows what the bot sends."""
-
-    def __init__(self, output: TextIO, image_dir: Path) -> None:
-        self._output = output
-        self._image_dir = image_dir
-        self._message_ids = itertools.count(1_000_000)
-        self.buttons: list[tuple[str, str, dict]] = []
+class LocalBotApi(BaseRequest):
+    """A Bot API answered in this process: PTB's request interface, with `answer` deciding each result."""
 
     @property
     def read_timeout(self) -> float | None:
@@ -60,9 +54,27 @@ class ConsoleRequest(BaseRequest):
         connect_timeout: Any = None,
         pool_timeout: Any = None,
     ) -> tuple[int, bytes]:
-        """Handle one Bot API method; unknown ones simply succeed."""
         name = url.rsplit("/", 1)[-1]
-        params = request_data.parameters if request_data else {}
+        params = dict(request_data.parameters) if request_data else {}
+        result = self.answer(name, params, request_data)
+        return 200, json.dumps({"ok": True, "result": result}).encode()
+
+    def answer(self, name: str, params: dict[str, Any], request_data: RequestData | None) -> Any:
+        """The result of Bot API method `name`; unknown methods simply succeed."""
+        return True
+
+
+class ConsoleRequest(LocalBotApi):
+    """Answers Bot API methods locally and shows what the bot sends."""
+
+    def __init__(self, output: TextIO, image_dir: Path) -> None:
+        self._output = output
+        self._image_dir = image_dir
+        self._message_ids = itertools.count(1_000_000)
+        self.buttons: list[tuple[str, str, dict]] = []
+
+    def answer(self, name: str, params: dict[str, Any], request_data: RequestData | None) -> Any:
+        """Show what the bot sends; messages get ids, photos are saved."""
         result: Any = True
         if name == "getMe":
             result = BOT_USER
@@ -76,7 +88,7 @@ class ConsoleRequest(BaseRequest):
             self._print(f"     image saved to {path}")
         elif name == "answerCallbackQuery" and params.get("text"):
             self._print(f"     ({params['text']})")  # Telegram shows this as a brief notice
-        return 200, json.dumps({"ok": True, "result": result}).encode()
+        return result
 
     def _message(self, params: dict, **content: object) -> dict:
         return {

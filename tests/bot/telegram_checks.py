@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from telegram.request import BaseRequest, RequestData
+from telegram.request import RequestData
+
+from bot.console import LocalBotApi
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
 from fake_telegram import parse_telegram_html
@@ -74,42 +76,20 @@ def problems(method: str, params: dict[str, Any]) -> list[str]:
     return found
 
 
-class RecordingRequest(BaseRequest):
+class RecordingRequest(LocalBotApi):
     """Answers Bot API calls in this process like a healthy Telegram, recording each."""
 
     def __init__(self) -> None:
         self.requests: list[Request] = []
         self._message_ids = itertools.count(10_000_000)
 
-    @property
-    def read_timeout(self) -> float | None:
-        return None
-
-    async def initialize(self) -> None:
-        """Nothing to open."""
-
-    async def shutdown(self) -> None:
-        """Nothing to close."""
-
-    async def do_request(
-        self,
-        url: str,
-        method: str,
-        request_data: RequestData | None = None,
-        read_timeout: Any = None,
-        write_timeout: Any = None,
-        connect_timeout: Any = None,
-        pool_timeout: Any = None,
-    ) -> tuple[int, bytes]:
-        name = url.rsplit("/", 1)[-1]
-        params = dict(request_data.parameters) if request_data else {}
+    def answer(self, name: str, params: dict[str, Any], request_data: RequestData | None) -> Any:
         self.requests.append(Request(name, params))
-        result: Any = True
         if name == "getMe":
-            result = BOT_USER
-        elif name in {"sendMessage", "sendPhoto", "editMessageText", "editMessageReplyMarkup"}:
-            result = self._message(params)
-        return 200, json.dumps({"ok": True, "result": result}).encode()
+            return BOT_USER
+        if name in {"sendMessage", "sendPhoto", "editMessageText", "editMessageReplyMarkup"}:
+            return self._message(params)
+        return True
 
     def _message(self, params: dict[str, Any]) -> dict:
         chat_id = int(params.get("chat_id") or 1)
