@@ -29,6 +29,7 @@ logger = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 3
 KEEP_FINISHED_S = 2 * 86400  # Telegram re-sends unconfirmed updates for up to 24 hours
+PRUNE_EVERY = 5000  # finished updates between prunings while running, so a long run's inbox stays bounded
 
 
 class JournalQueue(asyncio.Queue):
@@ -77,6 +78,7 @@ class JournalledApplication(Application):
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)
         self._in_flight: set[asyncio.Task] = set()
+        self._finished = 0
 
     async def process_update(self, update: object) -> None:
         task = asyncio.current_task()
@@ -92,6 +94,9 @@ class JournalledApplication(Application):
         if isinstance(update, Update) and store.is_open:
             try:
                 store.finish_update(update.update_id)
+                self._finished += 1
+                if self._finished % PRUNE_EVERY == 0:
+                    store.prune_inbox(KEEP_FINISHED_S)
             except sqlite3.Error as exc:  # it will be handled again after a restart: at least once
                 logger.warning("could not mark update %s done: %s", update.update_id, exc)
 

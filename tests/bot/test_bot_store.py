@@ -102,3 +102,16 @@ def test_migration_moves_answers_to_the_supergroup(tmp_path: Path) -> None:
     assert store.answer(answer_id).chat_id == -1005
     assert store.answer(answer_id).sources == [{"doc": "d"}]
     store.close()
+
+
+def test_pruning_the_inbox_forgets_only_finished_updates(tmp_path: Path) -> None:
+    store = open_store(tmp_path / "bot.sqlite3")
+    assert store.journal_update(1, '{"update_id": 1}')
+    assert store.journal_update(2, '{"update_id": 2}')
+    store.finish_update(1)
+    assert store.prune_inbox(3600) == 0  # finished, but recent: still needed to drop re-sent copies
+    assert store.journal_update(1, '{"update_id": 1}') is False
+    assert store.prune_inbox(-1) == 1  # everything finished is now "old"
+    unfinished, given_up = store.unfinished_updates(max_attempts=3)
+    assert [update_id for update_id, _ in unfinished] == [2] and given_up == []
+    store.close()
