@@ -96,12 +96,12 @@ async def test_outbox_survives_a_restart(fake: FakeTelegram, data_dir: Path) -> 
     assert len(fake.calls_of("sendMessage", chat.id, ok=True)) == 1
 
 
-def hold_write_lock(path: Path, seconds: float, locked: threading.Event) -> None:
-    """Another process's writer: holds the database's write lock for `seconds`."""
+def hold_write_lock(path: Path, locked: threading.Event, release: threading.Event) -> None:
+    """Another process's writer: holds the database's write lock until `release` (at most 10 s)."""
     db = sqlite3.connect(path, isolation_level=None)
     db.execute("BEGIN IMMEDIATE")
     locked.set()
-    threading.Event().wait(seconds)
+    release.wait(10)
     db.execute("COMMIT")
     db.close()
 
@@ -117,8 +117,9 @@ async def test_store_locked_by_another_writer_loses_no_votes_or_stats(
         chat.message("pricing?")
         [answer] = await fake.wait_for_reply(chat.id)
         bot_message = answer.response["result"]
-        locked = threading.Event()
-        holder = threading.Thread(target=hold_write_lock, args=(store.path, 2.0, locked))
+        # Held until the rows are seen waiting: a fixed duration raced with the bot's busy timeouts.
+        locked, release = threading.Event(), threading.Event()
+        holder = threading.Thread(target=hold_write_lock, args=(store.path, locked, release))
         holder.start()
         await asyncio.to_thread(locked.wait, 5)
         # While the file is locked: votes from three users, and a question.
@@ -129,6 +130,7 @@ async def test_store_locked_by_another_writer_loses_no_votes_or_stats(
         chat.message("/text hello")
         await fake.wait_for_reply(chat.id, count=2)
         assert store.deferred > 0  # the rows wait in memory
+        release.set()
         await asyncio.to_thread(holder.join, 10)
         for _ in range(50):
             if store.deferred == 0:
