@@ -58,25 +58,14 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _gan_recipe(options: TrainOptions, device: torch.device) -> GanRecipe:
-    recipe = (
-        GanRecipe.dry_run()
-        if options.dry_run
-        else GanRecipe.for_cuda()
-        if device.type == "cuda"
-        else GanRecipe()
-    )
-    return _override(recipe, options)
-
-
-def _lstm_recipe(options: TrainOptions, device: torch.device) -> LstmRecipe:
-    recipe = (
-        LstmRecipe.dry_run()
-        if options.dry_run
-        else LstmRecipe.for_cuda()
-        if device.type == "cuda"
-        else LstmRecipe()
-    )
+def _recipe(recipe_class: type[GanRecipe] | type[LstmRecipe], options: TrainOptions, device: torch.device):
+    """The dry-run, CUDA or default CPU recipe of `recipe_class`, with the command line's overrides."""
+    if options.dry_run:
+        recipe = recipe_class.dry_run()
+    elif device.type == "cuda":
+        recipe = recipe_class.for_cuda()
+    else:
+        recipe = recipe_class()
     return _override(recipe, options)
 
 
@@ -181,7 +170,7 @@ def train_and_register(options: TrainOptions, callback: ProgressCallback | None 
 
     image_data = corpus = vocab = None
     if options.kind == "gan":
-        recipe = _gan_recipe(options, device)
+        recipe = _recipe(GanRecipe, options, device)
         image_data = load_images(options.data, recipe.image_size, options.models_dir / "datasets")
         if options.dry_run:
             image_data = _tiny_images(image_data)
@@ -194,7 +183,7 @@ def train_and_register(options: TrainOptions, callback: ProgressCallback | None 
             {"source": image_data.source, "fingerprint": image_data.fingerprint},
         )
     elif options.kind == "lstm":
-        recipe = _lstm_recipe(options, device)
+        recipe = _recipe(LstmRecipe, options, device)
         source = Path(options.data) if options.data else options.text_corpus_dir
         if source is None:
             raise ValueError("no text corpus: pass --data PATH or set TEXT_CORPUS_DIR")
