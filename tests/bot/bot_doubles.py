@@ -9,10 +9,17 @@ from __future__ import annotations
 import asyncio
 import io
 import struct
+import sys
 import time
 import zlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
+from bot.jobs import JobManager
+from bot.store import Store
 from generation.api import (
     MAX_PROMPT_CHARS,
     GeneratorUnavailable,
@@ -23,6 +30,22 @@ from generation.api import (
     TextRequest,
     TextResult,
 )
+
+FAKE_TRAINER = [sys.executable, str(Path(__file__).with_name("fake_trainer.py"))]
+
+
+@asynccontextmanager
+async def fake_trainer_jobs(data_dir: Path, **options: Any) -> AsyncIterator[JobManager]:
+    """A JobManager over a new store in `data_dir` that runs fake_trainer.py instead of the trainer."""
+    data_dir.mkdir(parents=True)
+    store = Store(data_dir / "bot.sqlite3")
+    store.open()
+    jobs = JobManager(store, data_dir, cancel_grace_s=0.5, trainer=FAKE_TRAINER, **options)
+    try:
+        yield jobs
+    finally:
+        await jobs.shutdown()
+        store.close()
 
 
 @dataclass

@@ -5,29 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from bot_doubles import FakeGenerationClient
+from bot_doubles import FakeGenerationClient, fake_trainer_jobs
 
 from bot.bootstrap import missing_generators, train_missing
 from bot.jobs import JobManager
-from bot.store import Store
-
-FAKE_TRAINER = [sys.executable, str(Path(__file__).with_name("fake_trainer.py"))]
 
 
 @pytest.fixture
 async def manager(data_dir: Path) -> AsyncIterator[JobManager]:
-    data_dir.mkdir(parents=True)
-    store = Store(data_dir / "bot.sqlite3")
-    store.open()
-    jobs = JobManager(store, data_dir, cancel_grace_s=0.5, trainer=FAKE_TRAINER)
-    yield jobs
-    await jobs.shutdown()
-    store.close()
+    async with fake_trainer_jobs(data_dir) as jobs:
+        yield jobs
 
 
 class RemoteGeneration(FakeGenerationClient):

@@ -15,23 +15,17 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from bot_doubles import FAKE_TRAINER, fake_trainer_jobs
 
 from bot.handlers.admin import parse_retrain_args
 from bot.jobs import Job, JobAlreadyRunning, JobManager, RetrainOptions, UnknownJob, _is_trainer
 from bot.store import Store
 
-FAKE_TRAINER = [sys.executable, str(Path(__file__).with_name("fake_trainer.py"))]
-
 
 @pytest.fixture
 async def manager(data_dir: Path) -> AsyncIterator[JobManager]:
-    data_dir.mkdir(parents=True)
-    store = Store(data_dir / "bot.sqlite3")
-    store.open()
-    jobs = JobManager(store, data_dir, extra_args=["--dry-run"], cancel_grace_s=0.5, trainer=FAKE_TRAINER)
-    yield jobs
-    await jobs.shutdown()
-    store.close()
+    async with fake_trainer_jobs(data_dir, extra_args=["--dry-run"]) as jobs:
+        yield jobs
 
 
 def cleaned(data_dir: Path) -> list[str]:

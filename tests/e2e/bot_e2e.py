@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from bot_doubles import FakeGenerationClient, FakeKnowledgeBase
-from fake_telegram import FakeTelegram
+from fake_telegram import Call, FakeTelegram, parse_telegram_html
 
 from bot.app import build_application, running
 from bot.context import Services
@@ -78,6 +78,13 @@ class Chat:
 
 
 _query_ids = itertools.count(1)
+
+
+def visible(call: Call) -> str:
+    """What a user sees of a sent message: its HTML parsed the way Telegram parses it (it must parse)."""
+    problem, text = parse_telegram_html(call.text)
+    assert problem is None, problem
+    return text
 
 
 def private_chat(fake: FakeTelegram, user: dict = USER) -> Chat:

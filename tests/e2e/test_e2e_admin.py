@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bot_doubles import FakeKnowledgeBase
-from bot_e2e import ADMIN, USER, group_chat, private_chat, run_bot
-from fake_telegram import FakeTelegram, parse_telegram_html
+from bot_e2e import ADMIN, USER, group_chat, private_chat, run_bot, visible
+from fake_telegram import FakeTelegram
 
 from bot.store import Store
 
@@ -20,12 +20,6 @@ def reopened_audit(data_dir: Path) -> list[dict]:
         return store.audit_entries()
     finally:
         store.close()
-
-
-def visible(call) -> str:
-    problem, text = parse_telegram_html(call.text)
-    assert problem is None
-    return text
 
 
 async def test_non_admin_is_refused_and_nothing_happens(fake: FakeTelegram, data_dir: Path) -> None:

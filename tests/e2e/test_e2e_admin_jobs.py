@@ -15,18 +15,12 @@ from typing import Any
 
 import pytest
 from bot_doubles import FakeGenerationClient, FakeKnowledgeBase
-from bot_e2e import ADMIN, USER, group_chat, private_chat, run_bot
-from fake_telegram import Call, FakeTelegram, parse_telegram_html
+from bot_e2e import ADMIN, USER, group_chat, private_chat, run_bot, visible
+from fake_telegram import Call, FakeTelegram
 
 FAKE_TRAINER = [sys.executable, str(Path(__file__).resolve().parents[1] / "bot" / "fake_trainer.py")]
 INTERVAL_S = 0.3
 JOB_ID = re.compile(r"Job (\w+-[0-9a-f]{4}) started")
-
-
-def visible(call: Call) -> str:
-    problem, text = parse_telegram_html(call.text)
-    assert problem is None, problem
-    return text
 
 
 @asynccontextmanager

@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 from bot_doubles import FakeGenerationClient
-from bot_e2e import ADMIN, USER, private_chat, run_bot
-from fake_telegram import Call, FakeTelegram, parse_telegram_html
+from bot_e2e import ADMIN, USER, private_chat, run_bot, visible
+from fake_telegram import FakeTelegram
 
 from bot.store import Store
 from generation.api import ImageRequest, TextRequest
@@ -32,12 +32,6 @@ RETRAIN_ARGS = "--dry-run --device cpu --threads 1 --progress-every 1"
 JOB_ID = re.compile(r"Job (\w+-[0-9a-f]{4}) started")
 SEED = 7
 LONG_RUN = "epochs=1000 steps=1000000"  # runs until stopped
-
-
-def visible(call: Call) -> str:
-    problem, text = parse_telegram_html(call.text)
-    assert problem is None, problem
-    return text
 
 
 def train(data_dir: Path, kind: str, *args: str) -> subprocess.Popen:

@@ -10,8 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 from bot_doubles import FakeGenerationClient, FakeKnowledgeBase
-from bot_e2e import TOKEN, USER, bot_settings, private_chat, run_bot
-from fake_telegram import FakeTelegram, Fault, parse_telegram_html
+from bot_e2e import TOKEN, USER, bot_settings, private_chat, run_bot, visible
+from fake_telegram import FakeTelegram, Fault
 
 from bot.app import ALLOWED_UPDATES, build_application, running
 from bot.context import Services
@@ -21,12 +21,6 @@ from bot.store import Store
 # PTB's own rate limiter reads RetryAfter.retry_after, which warns about its future type (bot.delivery
 # accepts both the int and the timedelta form).
 pytestmark = pytest.mark.filterwarnings("ignore:.*retry_after.*:DeprecationWarning")
-
-
-def visible(call) -> str:
-    problem, text = parse_telegram_html(call.text)
-    assert problem is None
-    return text
 
 
 async def test_flood_wait_is_retried_after_retry_after(fake: FakeTelegram, data_dir: Path) -> None:

@@ -13,8 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from bot_e2e import OTHER_USER, TOKEN, private_chat, run_bot
-from fake_telegram import FakeTelegram, parse_telegram_html
+from bot_e2e import OTHER_USER, TOKEN, private_chat, run_bot, visible
+from fake_telegram import FakeTelegram
 
 pytestmark = pytest.mark.slow
 
@@ -117,12 +117,6 @@ def real_generation(data_dir: Path):
         _env_file=None, data_dir=data_dir, generation_url="", generation_device="cpu"
     )
     return GenerationClient.from_settings(settings)
-
-
-def visible(call) -> str:
-    problem, text = parse_telegram_html(call.text)
-    assert problem is None
-    return text
 
 
 async def test_real_answers_in_the_question_language_with_sources(

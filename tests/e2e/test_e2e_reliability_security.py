@@ -14,17 +14,11 @@ from pathlib import Path
 
 import pytest
 from bot_doubles import FakeKnowledgeBase
-from bot_e2e import ADMIN, USER, group_chat, private_chat, run_bot
-from fake_telegram import FakeTelegram, parse_telegram_html
+from bot_e2e import ADMIN, USER, group_chat, private_chat, run_bot, visible
+from fake_telegram import FakeTelegram
 
 HERE = Path(__file__).resolve().parent
 ADMINS_ONLY = "Sorry, admins only."
-
-
-def visible(call) -> str:
-    problem, text = parse_telegram_html(call.text)
-    assert problem is None
-    return text
 
 
 async def test_admin_rights_follow_the_user_id_not_the_name(fake: FakeTelegram, data_dir: Path) -> None:
