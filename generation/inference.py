@@ -14,7 +14,6 @@ autocast there too).
 
 from __future__ import annotations
 
-import io
 import math
 import secrets
 from pathlib import Path
@@ -27,6 +26,7 @@ from generation.api import ImageRequest, ImageResult, ModelKind, TextRequest, Te
 from generation.image_network import image_network
 from generation.models.checkpoint import Checkpoint, load_checkpoint
 from generation.models.device import resolve_device
+from generation.png import encode_grey_png
 from generation.registry import ModelRegistry
 from generation.text_stepper import sample_ids, text_stepper
 
@@ -55,9 +55,7 @@ def images_to_png(images: np.ndarray) -> bytes:
     paper = Image.fromarray(np.round((1.0 - np.clip(grid, 0.0, 1.0)) * 255).astype(np.uint8), mode="L")
     scale = max(1, math.ceil(MIN_SIDE_PX / min(paper.size)))
     paper = paper.resize((paper.width * scale, paper.height * scale), Image.Resampling.BILINEAR)
-    buffer = io.BytesIO()
-    paper.save(buffer, format="PNG", compress_level=1)  # fast; a grey grid stays far under 1 MB
-    return buffer.getvalue()
+    return encode_grey_png(np.asarray(paper))
 
 
 class ImageGenerator:

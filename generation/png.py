@@ -1,0 +1,36 @@
+"""Grey-scale PNG encoding, written out directly: Pillow's encoder spent 1.5 ms of a 2 ms grid trying five
+row filters per row with the GIL held; rows of an up-scaled grid compress as well unfiltered, and zlib
+runs with the GIL released, so the service's event loop keeps working while a batch is encoded."""
+
+from __future__ import annotations
+
+import struct
+import zlib
+
+import numpy as np
+
+SIGNATURE = b"\x89PNG\r\n\x1a\n"
+GREY_8_BIT = (8, 0, 0, 0, 0)  # bit depth, colour type (grey), compression, filter method, no interlace
+FILTER_NONE = 0
+COMPRESS_LEVEL = 1  # level 1 is 4x faster than 6 here; a grid stays a few tens of kilobytes
+
+
+def _chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(body, zlib.crc32(kind)))
+
+
+def encode_grey_png(pixels: np.ndarray) -> bytes:
+    """(height, width) uint8 grey levels -> the bytes of a PNG file."""
+    if pixels.ndim != 2 or pixels.dtype != np.uint8 or 0 in pixels.shape:
+        raise ValueError(f"need a non-empty 2-D uint8 array, got {pixels.dtype} {pixels.shape}")
+    height, width = pixels.shape
+    rows = np.empty((height, width + 1), dtype=np.uint8)
+    rows[:, 0] = FILTER_NONE
+    rows[:, 1:] = pixels
+    header = struct.pack(">II5B", width, height, *GREY_8_BIT)
+    return (
+        SIGNATURE
+        + _chunk(b"IHDR", header)
+        + _chunk(b"IDAT", zlib.compress(rows.tobytes(), COMPRESS_LEVEL))
+        + _chunk(b"IEND", b"")
+    )
