@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from generation.models.device import native_cpu_bfloat16
+
 PROBE_ROWS = 8  # rows of random input that check a rearranged network against the original at load
 
 
@@ -20,7 +22,7 @@ def _onednn_linear_available(device: torch.device) -> bool:
 def compute_dtype(device: torch.device) -> torch.dtype:
     """bf16 matrix products on CPUs with native bf16 (the generators are trained under bf16 autocast
     there too), float32 elsewhere."""
-    if _onednn_linear_available(device) and torch.ops.mkldnn._is_mkldnn_bf16_supported():
+    if _onednn_linear_available(device) and native_cpu_bfloat16():
         return torch.bfloat16
     return torch.float32
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+from pathlib import Path
+
 import torch
 
 
@@ -20,3 +23,22 @@ def resolve_device(name: str = "auto") -> torch.device:
     if name not in ("cpu", "cuda", "mps"):
         raise ValueError(f"unknown device {name!r}; use auto, cpu, cuda or mps")
     return torch.device(name)
+
+
+@functools.cache
+def native_cpu_bfloat16() -> bool:
+    """True when this CPU multiplies bf16 natively (AVX512-BF16 or AMX). oneDNN also says it supports
+    bf16 on AVX512 CPUs that only emulate it, where bf16 runs slower than float32."""
+    try:
+        if not (torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()):
+            return False
+        flags = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except (AttributeError, RuntimeError, OSError):
+        return False
+    return " avx512_bf16" in flags or " amx_bf16" in flags
+
+
+def bf16_autocast(device: torch.device, on_cpu: bool = True) -> bool:
+    """Whether training on `device` runs under bf16 autocast: always on CUDA; on CPUs with native bf16
+    when the recipe allows it (~1.4x faster there); never elsewhere."""
+    return device.type == "cuda" or (device.type == "cpu" and on_cpu and native_cpu_bfloat16())

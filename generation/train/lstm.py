@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from generation.data import TextCorpus
+from generation.models.device import bf16_autocast
 from generation.models.lstm import CharLSTM, LstmConfig, LstmState
 from generation.models.vocab import CharVocab
 from generation.train.progress import ProgressReporter
@@ -143,10 +144,7 @@ def train_lstm(
     if recipe.max_steps is not None:
         total = min(total, recipe.max_steps)
     optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
-    # bf16 autocast: on CUDA, and on CPUs with native bf16 (AVX512-BF16/AMX), where it is ~1.6x faster.
-    use_amp = device.type == "cuda" or (
-        device.type == "cpu" and recipe.cpu_bf16 and torch.ops.mkldnn._is_mkldnn_bf16_supported()
-    )
+    use_amp = bf16_autocast(device, recipe.cpu_bf16)
     loss_fn = nn.CrossEntropyLoss()
     reporter: ProgressReporter = reporter_factory(total)
     cpu_started, started, step, stopped_early, loss_value = (
