@@ -22,6 +22,7 @@ from pathlib import Path
 
 import torch
 
+from benchmarks.char_references import reference_line
 from generation import evaluate
 from generation.data import load_images, load_text_corpus
 from generation.models.checkpoint import load_checkpoint
@@ -129,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {name}: {metrics[name]:.4f} {'PASS' if passed else 'FAIL'}")
             if timing:
                 print(timing)
+            if kind == "lstm":
+                print(reference_line(settings.text_corpus_dir))
     return 0 if ok else 1
 
 

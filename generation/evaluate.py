@@ -68,11 +68,15 @@ def bits_per_char(
 ) -> dict[str, float]:
     """Mean bits per character over all `texts`, each scored after its `contexts` entry (static
     evaluation: eval mode, no weight updates). A character outside the vocabulary costs the UNK class
-    plus naming the character (unknown_char_bits); `unk_bits` is that naming's share of `bpc`."""
+    plus naming the character (unknown_char_bits); `unk_bits` is that naming's share of `bpc`.
+    `bpc_cjk` and `bpc_other` split the mean between CJK ideographs and everything else (`cjk_share`
+    of the characters): an ideograph carries several times the information of a Latin letter."""
     model.eval()
     device = next(model.parameters()).device
     cjk_bits, other_bits = unknown_char_bits(vocab)
-    total_bits, naming_bits, total_chars, unknown = 0.0, 0.0, 0, 0
+    bits = {True: 0.0, False: 0.0}  # keyed by "is a CJK ideograph"
+    chars = {True: 0, False: 0}
+    naming_bits, unknown = 0.0, 0
     for context, text in zip(contexts, texts, strict=True):
         context = context[-LSTM_CONTEXT_CHARS:]
         ids = torch.tensor(vocab.encode(context + text), dtype=torch.long, device=device)
@@ -80,16 +84,21 @@ def bits_per_char(
             continue
         logits, _ = model(ids[None, :-1])
         nll = F.cross_entropy(logits[0].float(), ids[1:], reduction="none")
-        scored = nll[max(0, len(context) - 1) :]
-        total_bits += float(scored.sum()) / math.log(2)
-        total_chars += len(scored)
-        for char in text[len(text) - len(scored) :]:
+        scored = (nll[max(0, len(context) - 1) :] / math.log(2)).tolist()
+        for char, char_bits in zip(text[len(text) - len(scored) :], scored, strict=True):
+            cjk = ord(char) in CJK_IDEOGRAPHS
             if char not in vocab:
                 unknown += 1
-                naming_bits += cjk_bits if ord(char) in CJK_IDEOGRAPHS else other_bits
-    total_bits += naming_bits
+                char_bits += cjk_bits if cjk else other_bits
+                naming_bits += cjk_bits if cjk else other_bits
+            bits[cjk] += char_bits
+            chars[cjk] += 1
+    total_chars = chars[True] + chars[False]
     return {
-        "bpc": total_bits / max(1, total_chars),
+        "bpc": (bits[True] + bits[False]) / max(1, total_chars),
+        "bpc_cjk": bits[True] / max(1, chars[True]),
+        "bpc_other": bits[False] / max(1, chars[False]),
+        "cjk_share": chars[True] / max(1, total_chars),
         "heldout_chars": float(total_chars),
         "unk_rate": unknown / max(1, total_chars),
         "unk_bits": naming_bits / max(1, total_chars),

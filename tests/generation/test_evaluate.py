@@ -74,6 +74,12 @@ def test_uniform_model_scores_log2_vocab_bits_and_unknown_characters_pay_for_the
     assert result["unk_bits"] == pytest.approx((cjk_bits + other_bits) / 6, rel=1e-6)
     assert result["bpc"] == pytest.approx(math.log2(len(vocab)) + result["unk_bits"], rel=1e-5)
     assert result["heldout_chars"] == 6 and result["unk_rate"] == pytest.approx(2 / 6)
+    # One ideograph ("文", unknown) among six characters; the split means average back to bpc.
+    assert result["cjk_share"] == pytest.approx(1 / 6)
+    assert result["bpc_cjk"] == pytest.approx(math.log2(len(vocab)) + cjk_bits, rel=1e-5)
+    assert result["bpc_other"] == pytest.approx(math.log2(len(vocab)) + other_bits / 5, rel=1e-5)
+    mixed = result["cjk_share"] * result["bpc_cjk"] + (1 - result["cjk_share"]) * result["bpc_other"]
+    assert mixed == pytest.approx(result["bpc"], rel=1e-6)
 
 
 def test_scoring_is_static_and_leaves_the_model_unchanged() -> None:
