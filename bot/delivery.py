@@ -1,5 +1,8 @@
 """Sending to Telegram robustly: split long HTML, retry transient failures, follow group migrations,
-skip users who blocked the bot, and keep a chat action alive while slow work runs."""
+skip users who blocked the bot, and keep a chat action alive while slow work runs.
+
+Replies (texts and photos) that cannot be delivered now go to the outbox (bot.outbox), and so does any
+reply to a chat whose earlier replies still wait there, so a chat sees its replies in the order made."""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ from contextlib import asynccontextmanager, suppress
 from typing import TYPE_CHECKING, TypeVar
 
 from telegram import InlineKeyboardMarkup, Message, ReplyParameters
+from telegram.constants import ParseMode
 from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter, TelegramError
 
 from bot.formatting import MESSAGE_LIMIT, html_to_plain, split_html
@@ -89,6 +93,11 @@ async def send_html(
     delivered now (network errors or 5xx after retries, a long flood wait) go to the outbox and are
     returned as not sent."""
     parts = split_html(html, MESSAGE_LIMIT)
+    reply_id = reply_to.message_id if reply_to is not None else None
+    if context.store.has_queued(chat_id):
+        _queue_parts(context, chat_id, parts, reply_id, reply_markup, delay_s=0.0)
+        logger.info("chat %s has replies waiting; %d message(s) queued behind them", chat_id, len(parts))
+        return []
     sent: list[Message] = []
     for index, part in enumerate(parts):
         quote = (
@@ -118,17 +127,9 @@ async def send_html(
         except (NetworkError, RetryAfter) as exc:
             # Telegram is unreachable, failing or asks for a long wait: keep this part and the rest in
             # the outbox, which delivers them in order once it can.
-            wait = _seconds(exc.retry_after) if isinstance(exc, RetryAfter) else 0.0
-            reply_id = reply_to.message_id if reply_to is not None else None
-            for later, rest in enumerate(parts[index:]):
-                rest_markup = reply_markup if index + later == len(parts) - 1 else None
-                context.store.queue_reply(
-                    chat_id,
-                    rest,
-                    reply_id if index + later == 0 else None,
-                    rest_markup.to_dict() if rest_markup is not None else None,
-                    delay_s=wait,
-                )
+            _queue_parts(
+                context, chat_id, parts[index:], reply_id if index == 0 else None, reply_markup, _delay(exc)
+            )
             logger.warning(
                 "could not reach chat %s (%s); %d message(s) queued for delivery",
                 chat_id,
@@ -141,6 +142,78 @@ async def send_html(
         chat_id = message.chat_id
         sent.append(message)
     return sent
+
+
+async def send_photo(
+    context: CustomContext,
+    chat_id: int,
+    photo: bytes,
+    caption: str,
+    *,
+    reply_to: Message | None = None,
+    reply_markup: InlineKeyboardMarkup | None = None,
+) -> Message | None:
+    """Send a PNG with an HTML `caption`, quoting `reply_to`. Like `send_html`: a photo that cannot be
+    delivered now, or that must wait behind the chat's queued replies, goes to the outbox (None is
+    returned); a bad request (Telegram will never take it) propagates; a blocked chat gives None."""
+    reply_id = reply_to.message_id if reply_to is not None else None
+    markup = reply_markup.to_dict() if reply_markup is not None else None
+    if context.store.has_queued(chat_id):
+        context.store.queue_reply(chat_id, caption, reply_id, markup, photo=photo, parse_mode=ParseMode.HTML)
+        logger.info("chat %s has replies waiting; photo queued behind them", chat_id)
+        return None
+    quote = (
+        ReplyParameters(message_id=reply_id, allow_sending_without_reply=True)
+        if reply_id is not None
+        else None
+    )
+
+    async def send(target: int) -> Message:
+        return await context.bot.send_photo(
+            target,
+            photo=photo,
+            caption=caption,
+            parse_mode=ParseMode.HTML,
+            reply_parameters=quote,
+            reply_markup=reply_markup,
+        )
+
+    try:
+        return await call_telegram(context, chat_id, send)
+    except BadRequest:  # final, although a NetworkError subclass in PTB
+        raise
+    except (NetworkError, RetryAfter) as exc:
+        context.store.queue_reply(
+            chat_id, caption, reply_id, markup, delay_s=_delay(exc), photo=photo, parse_mode=ParseMode.HTML
+        )
+        logger.warning("could not reach chat %s (%s); photo queued for delivery", chat_id, type(exc).__name__)
+        return None
+
+
+def _delay(error: NetworkError | RetryAfter) -> float:
+    """How long a reply that failed with `error` must wait before the outbox tries it."""
+    return _seconds(error.retry_after) if isinstance(error, RetryAfter) else 0.0
+
+
+def _queue_parts(
+    context: CustomContext,
+    chat_id: int,
+    parts: list[str],
+    reply_id: int | None,
+    reply_markup: InlineKeyboardMarkup | None,
+    delay_s: float,
+) -> None:
+    """Keep the parts of one HTML message in the outbox, in order: the quote on the first part, the
+    buttons on the last."""
+    for index, part in enumerate(parts):
+        markup = reply_markup if index == len(parts) - 1 else None
+        context.store.queue_reply(
+            chat_id,
+            part,
+            reply_id if index == 0 else None,
+            markup.to_dict() if markup is not None else None,
+            delay_s=delay_s,
+        )
 
 
 _background: set[asyncio.Task] = set()  # keeps running action loops referenced until they end

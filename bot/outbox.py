@@ -2,8 +2,10 @@
 handler waits, the network gone) are kept in the store's outbox and retried in the background until
 they go out, so a user whose message was answered during a fault gets the answer once it clears.
 
-A reply that Telegram refuses for good (a bad request, a blocked chat) is dropped; one still not
-delivered after `MAX_AGE_S` is dropped with an error in the log.
+A reply is a text message or a photo (a PNG with a caption, e.g. /image's digits); both kinds share one
+queue, so a chat gets them in the order they were made. A reply that Telegram refuses for good (a bad
+request, a blocked chat) is dropped; one still not delivered after `MAX_AGE_S` is dropped with an error
+in the log.
 """
 
 from __future__ import annotations
@@ -16,11 +18,10 @@ from contextlib import suppress
 from typing import TYPE_CHECKING
 
 from telegram import InlineKeyboardMarkup, ReplyParameters
-from telegram.constants import ParseMode
 from telegram.error import BadRequest, ChatMigrated, Forbidden, RetryAfter, TelegramError
 
 if TYPE_CHECKING:
-    from telegram import Bot
+    from telegram import Bot, Message
 
     from bot.store import OutboxItem, Store
 
@@ -102,23 +103,39 @@ class Outbox:
         chat_id = item.chat_id
         try:
             try:
-                await self.bot.send_message(
-                    chat_id, item.html, parse_mode=ParseMode.HTML, reply_parameters=quote, reply_markup=markup
-                )
+                await self._send(item, chat_id, quote, markup)
             except ChatMigrated as exc:
-                await self.bot.send_message(
-                    exc.new_chat_id, item.html, parse_mode=ParseMode.HTML, reply_markup=markup
-                )
-            logger.info("delivered queued reply %s to chat %s", item.id, chat_id)
+                await self._send(item, exc.new_chat_id, None, markup)
+            logger.info("delivered queued %s %s to chat %s", item.kind, item.id, chat_id)
             return None
         except (Forbidden, BadRequest) as exc:
             logger.warning(
-                "queued reply %s to chat %s refused: %s; dropping it", item.id, chat_id, exc.message
+                "queued %s %s to chat %s refused: %s; dropping it", item.kind, item.id, chat_id, exc.message
             )
             return None
         except RetryAfter as exc:
             wait = exc.retry_after
             return wait.total_seconds() if isinstance(wait, dtm.timedelta) else float(wait)
         except TelegramError as exc:  # network errors, 5xx, timeouts: back off
-            logger.info("queued reply %s not delivered yet: %s", item.id, type(exc).__name__)
+            logger.info("queued %s %s not delivered yet: %s", item.kind, item.id, type(exc).__name__)
             return min(MAX_BACKOFF_S, self.interval_s * 2 ** min(item.attempts, 10))
+
+    async def _send(
+        self,
+        item: OutboxItem,
+        chat_id: int,
+        quote: ReplyParameters | None,
+        markup: InlineKeyboardMarkup | None,
+    ) -> Message:
+        if item.kind == "photo":
+            return await self.bot.send_photo(
+                chat_id,
+                photo=item.photo,
+                caption=item.html or None,
+                parse_mode=item.parse_mode,
+                reply_parameters=quote,
+                reply_markup=markup,
+            )
+        return await self.bot.send_message(
+            chat_id, item.html, parse_mode=item.parse_mode, reply_parameters=quote, reply_markup=markup
+        )

@@ -8,7 +8,9 @@ or `flush_deferred`, instead of being lost.
 
 Two tables make replies survive faults: `inbox`, a journal of received updates (an update is recorded
 before it is handled and marked done after, so updates fetched but not handled when the process died
-are handled after a restart), and `outbox`, replies that could not be delivered yet and are retried.
+are handled after a restart), and `outbox`, replies that could not be delivered yet and are retried:
+texts and photos alike (a photo's PNG is a BLOB in its row, so the row and its bytes are written and
+deleted in one transaction, with no file beside the store to leak or go missing).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: outbox rows have a kind (text | photo), a photo and a parse mode
 DEFER_RETRY_S = 2.0  # after a write found the file locked, later rows wait this long before trying
 SQLITE_MIN_INT, SQLITE_MAX_INT = -(2**63), 2**63 - 1
 
@@ -93,14 +95,24 @@ CREATE INDEX IF NOT EXISTS inbox_pending ON inbox(done_at);
 CREATE TABLE IF NOT EXISTS outbox (
     id INTEGER PRIMARY KEY,
     chat_id INTEGER NOT NULL,
-    html TEXT NOT NULL,
+    html TEXT NOT NULL,            -- the message, or the photo's caption ('' for none)
     reply_to INTEGER,
     markup TEXT,                   -- JSON reply_markup, or NULL
     created_at REAL NOT NULL,
     next_at REAL NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0
+    attempts INTEGER NOT NULL DEFAULT 0,
+    kind TEXT NOT NULL DEFAULT 'text',  -- text | photo
+    photo BLOB,                    -- the PNG of a photo
+    parse_mode TEXT DEFAULT 'HTML' -- how `html` is marked up; NULL for plain text
 );
+CREATE INDEX IF NOT EXISTS outbox_chat ON outbox(chat_id, id);
 """
+# Columns added to the outbox after schema version 1, added to older files when they are opened.
+_OUTBOX_ADDED_COLUMNS = {
+    "kind": "TEXT NOT NULL DEFAULT 'text'",
+    "photo": "BLOB",
+    "parse_mode": "TEXT DEFAULT 'HTML'",
+}
 
 
 @dataclass(frozen=True)
@@ -117,7 +129,7 @@ class StoredAnswer:
 
 @dataclass(frozen=True)
 class OutboxItem:
-    """A reply waiting to be delivered."""
+    """A reply waiting to be delivered: a text message, or a photo with `html` as its caption."""
 
     id: int
     chat_id: int
@@ -126,6 +138,9 @@ class OutboxItem:
     markup: dict | None
     created_at: float
     attempts: int
+    kind: str = "text"  # text | photo
+    photo: bytes | None = None
+    parse_mode: str | None = "HTML"
 
 
 @dataclass(frozen=True)
@@ -171,7 +186,8 @@ class Store:
         connection.execute("PRAGMA journal_mode=WAL")
         connection.execute("PRAGMA synchronous=NORMAL")
         connection.execute("PRAGMA foreign_keys=ON")
-        connection.executescript(f"BEGIN IMMEDIATE;{_SCHEMA}PRAGMA user_version={SCHEMA_VERSION};COMMIT;")
+        connection.executescript(f"BEGIN IMMEDIATE;{_SCHEMA}COMMIT;")
+        _upgrade(connection)
         self._connection = connection
         self._blocked = {row[0] for row in self._read("SELECT chat_id FROM chats WHERE blocked = 1")}
 
@@ -496,29 +512,60 @@ class Store:
         reply_to: int | None = None,
         markup: dict | None = None,
         delay_s: float = 0.0,
+        *,
+        photo: bytes | None = None,
+        parse_mode: str | None = "HTML",
     ) -> int:
-        """Keep a reply to deliver later; returns its id."""
+        """Keep a reply to deliver later: a text message, or with `photo` (PNG bytes) a photo captioned
+        `html`; returns its id."""
         now = time.time()
         with self._write() as db:
             cursor = db.execute(
-                "INSERT INTO outbox(chat_id, html, reply_to, markup, created_at, next_at) VALUES (?,?,?,?,?,?)",
-                (chat_id, html, reply_to, json.dumps(markup) if markup else None, now, now + delay_s),
+                "INSERT INTO outbox(chat_id, kind, html, photo, parse_mode, reply_to, markup, created_at,"
+                " next_at) VALUES (?,?,?,?,?,?,?,?,?)",
+                (
+                    chat_id,
+                    "text" if photo is None else "photo",
+                    html,
+                    photo,
+                    parse_mode,
+                    reply_to,
+                    json.dumps(markup) if markup else None,
+                    now,
+                    now + delay_s,
+                ),
             )
             return int(cursor.lastrowid)
 
     def due_replies(self, limit: int = 50) -> list[OutboxItem]:
-        """Replies whose next attempt is due, oldest first."""
+        """Replies whose next attempt is due, oldest first; none that an earlier reply to the same chat,
+        not due yet, must precede (a chat gets its replies in the order they were made)."""
+        now = time.time()
         rows = self._read(
-            "SELECT id, chat_id, html, reply_to, markup, created_at, attempts FROM outbox"
-            " WHERE next_at <= ? ORDER BY id LIMIT ?",
-            (time.time(), limit),
+            "SELECT id, chat_id, html, reply_to, markup, created_at, attempts, kind, photo, parse_mode"
+            " FROM outbox AS o WHERE next_at <= ? AND NOT EXISTS (SELECT 1 FROM outbox AS e"
+            " WHERE e.chat_id = o.chat_id AND e.id < o.id AND e.next_at > ?) ORDER BY id LIMIT ?",
+            (now, now, limit),
         )
         return [
             OutboxItem(
-                id_, chat_id, html, reply_to, json.loads(markup) if markup else None, created, attempts
+                id_,
+                chat_id,
+                html,
+                reply_to,
+                json.loads(markup) if markup else None,
+                created,
+                attempts,
+                kind,
+                bytes(photo) if photo is not None else None,
+                parse_mode,
             )
-            for id_, chat_id, html, reply_to, markup, created, attempts in rows
+            for id_, chat_id, html, reply_to, markup, created, attempts, kind, photo, parse_mode in rows
         ]
+
+    def has_queued(self, chat_id: int) -> bool:
+        """Whether replies to the chat wait in the outbox (a new reply must queue behind them)."""
+        return bool(self._read("SELECT 1 FROM outbox WHERE chat_id = ? LIMIT 1", (chat_id,)))
 
     def reply_delivered(self, item_id: int) -> None:
         """Delivered (or given up): remove it."""
@@ -536,6 +583,21 @@ class Store:
     def outbox_size(self) -> int:
         """Replies waiting for delivery."""
         return int(self._read("SELECT COUNT(*) FROM outbox")[0][0])
+
+
+def _upgrade(connection: sqlite3.Connection) -> None:
+    """Bring a file made by an older version to the current schema (idempotent; one transaction)."""
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        columns = {row[1] for row in connection.execute("PRAGMA table_info(outbox)")}
+        for name, declaration in _OUTBOX_ADDED_COLUMNS.items():
+            if name not in columns:
+                connection.execute(f"ALTER TABLE outbox ADD COLUMN {name} {declaration}")
+        connection.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    connection.execute("COMMIT")
 
 
 def _is_locked(error: sqlite3.OperationalError) -> bool:

@@ -21,7 +21,7 @@ from telegram import Message, Update
 from telegram.error import BadRequest, RetryAfter, TelegramError
 
 from bot.context import CustomContext
-from bot.delivery import call_telegram, send_html
+from bot.delivery import send_html, send_photo
 from bot.formatting import escape, fit_caption
 from bot.handlers.common import command_argument, message_lang, reply_html
 from bot.jobs import KINDS, Job, JobAlreadyRunning, RetrainOptions, UnknownJob
@@ -459,11 +459,7 @@ class JobFollower:
             return
         caption = text("job_sample", self.lang, version=escape(version), seed=SAMPLE_SEED)
         if isinstance(sample, bytes):
-
-            async def send(chat_id: int) -> Message:
-                return await self.context.bot.send_photo(chat_id, photo=sample, caption=fit_caption(caption))
-
-            await call_telegram(self.context, self.chat_id, send)
+            await send_photo(self.context, self.chat_id, sample, fit_caption(caption))
         else:
             await self._send(f"<i>{caption}</i>\n{escape(sample)}")
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import logging
 
-from telegram import Message, ReplyParameters, Update
+from telegram import Update
 from telegram.constants import ChatAction, ChatType
 
 from bot.context import CustomContext
-from bot.delivery import call_telegram, chat_action
+from bot.delivery import chat_action, send_photo
 from bot.formatting import escape, fit_caption
 from bot.handlers.common import command_argument, message_lang, reply_html, within_rate_limit
 from bot.texts import Lang, text
@@ -68,19 +68,9 @@ async def image_command(update: Update, context: CustomContext) -> None:
     caption = fit_caption(
         text("image_caption", lang, what=what, model_version=result.model_version, seed=result.seed)
     )
-    message = update.effective_message
-    quote = (
-        ReplyParameters(message_id=message.message_id, allow_sending_without_reply=True)
-        if chat.type != ChatType.PRIVATE
-        else None
-    )
-
-    async def send(chat_id: int) -> Message:
-        return await context.bot.send_photo(
-            chat_id, photo=result.png, caption=caption, reply_parameters=quote
-        )
-
-    await call_telegram(context, chat.id, send)
+    # Outside private chats the photo quotes the request. One Telegram cannot take now is queued, not lost.
+    quote = update.effective_message if chat.type != ChatType.PRIVATE else None
+    await send_photo(context, chat.id, result.png, caption, reply_to=quote)
     context.store.record_usage("image", "ok", chat.id, user_id, lang)
 
 

@@ -67,8 +67,9 @@ def test_outbox_keeps_replies_in_order_until_delivered(data_dir: Path) -> None:
     assert [item.id for item in due] == [first, second]
     assert due[0].reply_to == 9 and due[0].markup == {"inline_keyboard": []} and due[1].markup is None
     store.reply_failed(first, retry_in_s=3600)
+    assert store.due_replies() == []  # "two" waits for "one": a chat gets its replies in order
+    store.reply_delivered(first)
     assert [item.id for item in store.due_replies()] == [second]
-    store.reply_delivered(second)
     store.close()
     reopened = open_store(data_dir)  # the outbox survives a restart
     assert reopened.outbox_size() == 2 and later not in [item.id for item in reopened.due_replies()]

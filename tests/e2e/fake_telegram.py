@@ -165,6 +165,10 @@ class FakeTelegram:
         """Make the next `times` calls of `method` fail with `fault`."""
         self._faults[method].extend([fault] * times)
 
+    def clear_faults(self, method: str) -> None:
+        """Drop the faults still queued for `method` (Telegram is back)."""
+        self._faults[method].clear()
+
     def inject(self, kind: str, payload: dict) -> int:
         """Queue an update of `kind` (message, channel_post, callback_query, ...); returns its id."""
         update_id = next(self._update_ids)

@@ -11,7 +11,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from bot_doubles import FakeGenerationClient, FakeKnowledgeBase
+from bot_doubles import FakeGenerationClient, FakeKnowledgeBase, tiny_png
 from bot_e2e import USER, bot_settings, group_chat, private_chat, run_bot
 from fake_telegram import FakeTelegram, Fault
 
@@ -94,6 +94,51 @@ async def test_outbox_survives_a_restart(fake: FakeTelegram, data_dir: Path) -> 
         [reply] = await fake.wait_for_reply(chat.id, timeout=10)
     assert "Price on value" in reply.text
     assert len(fake.calls_of("sendMessage", chat.id, ok=True)) == 1
+
+
+async def test_photo_made_during_an_outage_is_delivered_once_before_the_reply_after_it(
+    fake: FakeTelegram, data_dir: Path
+) -> None:
+    # sendPhoto fails (5xx and dropped connections) through the handler's tries and the outbox's first
+    # ones, until the test says Telegram is back; sendMessage works all along.
+    outage = [
+        Fault(502, "Bad Gateway"),
+        Fault(0, "", drop_connection=True),
+        Fault(500, "Internal Server Error"),
+    ]
+    for _ in range(100):
+        for fault in outage:
+            fake.fail_next("sendPhoto", fault)
+    group = group_chat(fake)
+    async with run_bot(fake, data_dir, outbox_interval_s=0.3) as application:
+        store = application.bot_data.services.store
+        request = group.message("/image@ThisBot 7 2")
+        # The handler gave up (4 tries) and queued the photo; the outbox has failed with it too.
+        await fake.wait_for(lambda call: call.method == "sendPhoto", count=5, timeout=20)
+        assert store.outbox_size() == 1
+        question = group.message("@ThisBot pricing?")
+        for _ in range(100):  # the answer queues behind the photo although sendMessage works
+            if store.outbox_size() == 2:
+                break
+            await asyncio.sleep(0.05)
+        assert store.outbox_size() == 2 and not fake.calls_of("sendMessage", group.id)
+        fake.clear_faults("sendPhoto")  # Telegram is back
+        photo, answer = await fake.wait_for_reply(group.id, count=2, timeout=20)
+        await asyncio.sleep(1.0)  # time for a duplicate, were there one
+        assert store.outbox_size() == 0
+        usage = store.usage_counts()
+    assert photo.method == "sendPhoto" and photo.reply_to == request["message_id"]
+    assert photo.files["photo"] == tiny_png()  # the PNG, uploaded as multipart
+    assert "2 × digit 7" in photo.text and photo.params.get("parse_mode") == "HTML"
+    assert answer.method == "sendMessage" and answer.reply_to == question["message_id"]
+    assert "Price on value" in answer.text
+    assert len(fake.calls_of("sendPhoto", group.id, ok=True)) == 1
+    assert len(fake.calls_of("sendMessage", group.id, ok=True)) == 1  # no apology
+    failed = fake.calls_of("sendPhoto", group.id, ok=False)
+    assert {call.status for call in failed} >= {502, 599} and all(call.files["photo"] for call in failed)
+    assert (
+        sum(count for (_, kind, outcome), count in usage.items() if (kind, outcome) == ("image", "ok")) == 1
+    )
 
 
 def hold_write_lock(path: Path, locked: threading.Event, release: threading.Event) -> None:
