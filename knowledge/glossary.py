@@ -239,6 +239,7 @@ class Glossary:
     _by_length: list[tuple[str, int]] = field(default_factory=list, repr=False)
     _words: set[str] = field(default_factory=set, repr=False)
     _by_first: dict[str, list[tuple[tuple[str, ...], int]]] = field(default_factory=dict, repr=False)
+    _phrases: dict[int, list[tuple[str, ...]]] = field(default_factory=dict, repr=False)
 
     @classmethod
     def build(cls, mined: list[tuple[str, str]] = ()) -> Glossary:
@@ -260,8 +261,10 @@ class Glossary:
         self._words = {w for phrase, _ in self.english for w in phrase}
         self._by_length = sorted(self.chinese, key=lambda item: -len(item[0]))
         self._by_first = {}
+        self._phrases = {}
         for phrase, group in self.english:
             self._by_first.setdefault(phrase[0], []).append((phrase, group))
+            self._phrases.setdefault(group, []).append(phrase)
 
     def merge(self, english: str, chinese: str) -> None:
         """Add a mined pair to the entry that already has one of its sides, else as a new entry."""
@@ -338,3 +341,27 @@ class Glossary:
         to_chinese = [term for g in sorted(en_groups) for term in self.groups[g][1]]
         to_english = [phrase for g in sorted(zh_groups) for phrase in self.groups[g][0]]
         return Translation(to_chinese, to_english, len((en_groups | zh_groups) - self.generic))
+
+    def spans(self, question: str) -> tuple[dict[int, set[int]], dict[int, set[int]]]:
+        """The entries behind each part of a question: by English word position (in `english_words`
+        order) and by character position, so a word can be matched through any of its synonyms."""
+        words = [stem(w) for w in english_words(question)]
+        by_word: dict[int, set[int]] = {}
+        for start, word in enumerate(words):
+            for phrase, group in self._by_first.get(word, ()):
+                if tuple(words[start : start + len(phrase)]) == phrase:
+                    for position in range(start, start + len(phrase)):
+                        by_word.setdefault(position, set()).add(group)
+        lowered = question.lower()
+        by_char: dict[int, set[int]] = {}
+        for term, group in self.chinese:
+            start = lowered.find(term)
+            while start >= 0:
+                for position in range(start, start + len(term)):
+                    by_char.setdefault(position, set()).add(group)
+                start = lowered.find(term, start + 1)
+        return by_word, by_char
+
+    def variants(self, group: int) -> tuple[list[tuple[str, ...]], list[str]]:
+        """An entry's English phrases (stemmed word tuples) and Chinese terms (lower case)."""
+        return self._phrases.get(group, []), [t.lower() for t in self.groups[group][1]]

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import bisect
 import math
 import re
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -17,8 +18,11 @@ from knowledge.text import (
     CHINESE_STOP_CHARS,
     CJK_RUN,
     ENGLISH_STOPWORDS,
+    QUESTION_FILLER_EN,
+    QUESTION_FILLER_ZH,
     WORD,
     detect_lang,
+    english_words,
     lexical_tokens,
     stem,
 )
@@ -32,6 +36,9 @@ FAQ_BONUS = 0.04
 GLOSS_WEIGHT = 0.8
 SAME_LANGUAGE_BONUS = 0.03
 OTHER_LANGUAGE_SLOT = 0.75
+# A key term the corpus never uses in any form weighs this much more than its rarest word: the
+# knowledge base cannot answer about something it never names ("price", "商标").
+UNKNOWN_TERM_FACTOR = 1.5
 
 
 @dataclass(frozen=True)
@@ -43,6 +50,17 @@ class Hit:
     score: float
     dense: float
     lexical: float
+    support: float = 1.0  # idf-weighted share of the question's key terms this group's text holds
+
+
+@dataclass(frozen=True)
+class KeyTerm:
+    """A content word (or Chinese character) of a question, and the ways a passage can hold it."""
+
+    text: str
+    weight: float  # idf in the corpus; more (UNKNOWN_TERM_FACTOR) when the corpus never uses it
+    options: tuple[tuple[str, ...], ...]  # held when every lexical token of one option is there
+    prefix: str = ""  # or a token starting with this (English word forms: generalize/generalization)
 
 
 @dataclass(frozen=True)
@@ -53,6 +71,7 @@ class QueryAnalysis:
     coverage: float  # idf-weighted share of the question's own terms found in the corpus
     domain_terms: int  # glossary entries (topics) recognised in the question
     corrected: str  # the question after spelling repair
+    key_terms: tuple[KeyTerm, ...] = ()  # what a passage must hold to answer it (filler left out)
 
 
 class Retriever:
@@ -91,6 +110,10 @@ class Retriever:
             words.update(re.findall(r"[a-z]+", f"{section.heading} {unit.text}".lower()))
         self._word_counts = words
         self._spelling = _delete_index(w for w in words if len(w) >= 4 and w.isalpha())
+        # For the answer-support check: the terms sorted for prefix look-ups, and which groups hold
+        # each term, filled as questions need them (cold start stays as it was).
+        self._sorted_terms = sorted(index.lexical.terms)
+        self._term_groups: dict[str, frozenset[int]] = {}
 
     def correct(self, question: str) -> tuple[str, set[str]]:
         """The question with misspelt English words replaced by the closest corpus word."""
@@ -128,7 +151,102 @@ class Retriever:
                 if term not in terms:
                     translated[term] = 1.0
         coverage = _coverage(corrected, repaired, self.index)
-        return QueryAnalysis(lang, dict(terms), translated, coverage, translation.topics, corrected)
+        return QueryAnalysis(
+            lang, dict(terms), translated, coverage, translation.topics, corrected, self.key_terms(corrected)
+        )
+
+    def key_terms(self, question: str) -> tuple[KeyTerm, ...]:
+        """The question's content words and characters, each with its glossary synonyms.
+
+        Filler ("make sure", "怎么办") is left out; a Chinese character counts as held when a bigram
+        it is part of is, as in `_coverage`.
+        """
+        lexical = self.index.lexical
+        unknown_weight = math.log(1 + len(self.index.units))
+        by_word, by_char = self.glossary.spans(question)
+
+        def weight(term: str, options: list[tuple[str, ...]], prefix: str = "") -> float:
+            # Known: the corpus uses the word itself, another form of it or a glossary synonym.
+            if any(all(t in lexical.terms for t in option) for option in options) or self._prefixed(prefix):
+                idf = lexical.term_idf(term)
+                return idf if idf > 0 else unknown_weight
+            return unknown_weight * UNKNOWN_TERM_FACTOR
+
+        def synonyms(groups: set[int]) -> list[tuple[str, ...]]:
+            options: list[tuple[str, ...]] = []
+            for group in sorted(groups):
+                phrases, chinese = self.glossary.variants(group)
+                options.extend(phrases)
+                options.extend(tuple(_grams_of(term)) for term in chinese)
+            return [option for option in options if option]
+
+        keys: dict[str, KeyTerm] = {}
+        for position, word in enumerate(english_words(question)):
+            word = re.sub(r"'s?$", "", word)
+            term = stem(word)
+            if len(term) < 2 or word in QUESTION_FILLER_EN or term in keys:
+                continue
+            prefix = term[: max(5, len(term) - 3)] if len(term) >= 6 else ""
+            options = [(term,), *synonyms(by_word.get(position, set()))]
+            keys[term] = KeyTerm(term, weight(term, options, prefix), tuple(options), prefix)
+        lowered = question.lower()
+        filler = [False] * len(lowered)
+        for word in QUESTION_FILLER_ZH:
+            start = lowered.find(word)
+            while start >= 0:
+                filler[start : start + len(word)] = [True] * len(word)
+                start = lowered.find(word, start + len(word))
+        for match in CJK_RUN.finditer(lowered):
+            run, offset = match.group(0), match.start()
+            for i, char in enumerate(run):
+                if char in CHINESE_STOP_CHARS or filler[offset + i]:
+                    continue
+                own = [(run[j : j + 2],) for j in (i - 1, i) if 0 <= j and j + 2 <= len(run)] or [(char,)]
+                options = [*own, *synonyms(by_char.get(offset + i, set()))]
+                # Known only inside a word the corpus uses: 定 of 定价 is not, though 定 is indexed.
+                keys[f"{char}@{offset + i}"] = KeyTerm(char, weight(char, options), tuple(options))
+        return tuple(keys.values())
+
+    def support(self, analysis: QueryAnalysis, group: int) -> float:
+        """Idf-weighted share of the question's key terms that a group's text holds (1.0: none)."""
+        total = sum(key.weight for key in analysis.key_terms)
+        if not total:
+            return 1.0
+        held = sum(key.weight for key in analysis.key_terms if self._holds(key, group))
+        return held / total
+
+    def _prefixed(self, prefix: str) -> bool:
+        """Whether any indexed term starts with prefix (an empty prefix: no)."""
+        if not prefix:
+            return False
+        start = bisect.bisect_left(self._sorted_terms, prefix)
+        return start < len(self._sorted_terms) and self._sorted_terms[start].startswith(prefix)
+
+    def _holds(self, key: KeyTerm, group: int) -> bool:
+        for option in key.options:
+            if all(group in self._groups_holding(term) for term in option):
+                return True
+        if key.prefix:
+            start = bisect.bisect_left(self._sorted_terms, key.prefix)
+            for term in self._sorted_terms[start:]:
+                if not term.startswith(key.prefix):
+                    break
+                if group in self._groups_holding(term):
+                    return True
+        return False
+
+    def _groups_holding(self, term: str) -> frozenset[int]:
+        """The groups whose units hold a lexical term (cached per indexed term, so the cache stays
+        within the vocabulary; a racing duplicate fill is harmless)."""
+        groups = self._term_groups.get(term)
+        if groups is None:
+            lexical = self.index.lexical
+            n = lexical.terms.get(term)
+            if n is None:
+                return frozenset()
+            units = lexical.unit_ids[lexical.offsets[n] : lexical.offsets[n + 1]]
+            groups = self._term_groups[term] = frozenset(self._groups[units].tolist())
+        return groups
 
     def search(self, question: str, k: int = 5) -> tuple[list[Hit], QueryAnalysis]:
         """The k best groups for a question, best first."""
@@ -186,7 +304,16 @@ class Retriever:
                     float(dense[unit]),
                     float(lexical[unit]),
                 )
-        return hits
+        return [replace(hit, support=self.support(analysis, hit.group)) for hit in hits]
+
+
+def _grams_of(term: str) -> list[str]:
+    """The lexical tokens a glossary term leaves in the index: stemmed words, Chinese bigrams."""
+    words = [stem(w) for w in english_words(term)]
+    runs = CJK_RUN.findall(term)
+    grams = [run[i : i + 2] for run in runs for i in range(len(run) - 1)]
+    grams += [run for run in runs if len(run) == 1]
+    return words + grams
 
 
 def _normalised(scores: np.ndarray) -> np.ndarray:

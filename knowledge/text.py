@@ -16,6 +16,59 @@ ENGLISH_STOPWORDS = frozenset(
     us was we were what when where which who whom why will with would you your yours about any some
     also more most very just get gets got use used using need needs tell know want please""".split()
 )
+# Words a question wraps around its topic ("how do I make sure ...", "what happens during ..."):
+# they never decide whether a passage answers it, so the answer-support check ignores them.
+QUESTION_FILLER_EN = frozenset(
+    """able ability after again ago all almost already always another anything anyone around away bad
+    before being best better between big came come comes common commonly deal describe different
+    do doing done during each easy else enough even ever every everything example exist exists
+    explain explained far few find first give given go goes going good great handle happen happens
+    help helps here hard huge ideal idea include includes including involve involves keep kind kinds
+    lot lots look looks like likely main make makes making many may means might much must new
+    no not now often okay one ones only other others out over own possible put quite rather real
+    really right same say see seem seems several simple simply since small something sometimes soon
+    still sure take takes thing things think through try type types typical typically under until
+    useful usually way ways well whether while whole work works worth wrong yes yet""".split()
+)
+# The same for Chinese questions: whole words, matched before the characters are checked.
+QUESTION_FILLER_ZH = (
+    "怎么办",
+    "为什么",
+    "什么样",
+    "应该",
+    "可以",
+    "能够",
+    "需要",
+    "什么",
+    "哪些",
+    "怎么",
+    "怎样",
+    "如何",
+    "一些",
+    "一下",
+    "一个",
+    "方面",
+    "工作",
+    "多少",
+    "多大",
+    "多长",
+    "不够",
+    "主要",
+    "有用",
+    "好的",
+    "用",
+    "做",
+    "中",
+    "要",
+    "一",
+    "办",
+    "样",
+    "里",
+    "能",
+    "不",
+    "请",
+    "问",
+)
 # Chinese function words and question particles; two-character grams made only of these carry no topic.
 CHINESE_STOP_CHARS = frozenset(
     "的了是在和与及或吗呢吧啊呀么什怎哪些个这那有我你他她它们就都而也被把对于从如何为"
