@@ -33,12 +33,14 @@ from bot.bootstrap import missing_generators, train_missing
 from bot.context import BotData, CustomContext, Services
 from bot.handlers import admin, ask, errors, feedback, generate, start
 from bot.handlers.common import AddressedToBot, ChatFloodGuard
+from bot.heap import settle_heap
 from bot.jobs import JobManager
 from bot.journal import JournalledApplication, JournalQueue
 from bot.outbox import Outbox
 from bot.ratelimit import RateLimits
 from bot.settings import BotSettings
 from bot.texts import ADMIN_COMMANDS, COMMANDS
+from bot.transport import AiohttpRequest
 
 logger = logging.getLogger(__name__)
 
@@ -109,9 +111,13 @@ def build_application(
     )
     if request is None:
         flood = settings.telegram_flood_rate
-        builder = builder.rate_limiter(
-            AIORateLimiter(overall_max_rate=flood, group_max_rate=20 if flood else 0, max_retries=2)
-        ).read_timeout(settings.telegram_read_timeout_s)
+        builder = (
+            builder.rate_limiter(
+                AIORateLimiter(overall_max_rate=flood, group_max_rate=20 if flood else 0, max_retries=2)
+            )
+            .request(AiohttpRequest(2 * settings.max_concurrent_updates, settings.telegram_read_timeout_s))
+            .get_updates_request(AiohttpRequest(1, settings.telegram_read_timeout_s))
+        )
     else:
         builder = builder.request(request).get_updates_request(request).updater(None)
     application = builder.build()
@@ -154,6 +160,7 @@ async def start_services(application: Application) -> None:
     except Exception as exc:  # questions still work; /image and /text will say the generators are down
         logger.warning("generators unavailable at start: %s", exc)
     await register_commands(application, application.bot_data.settings.admin_ids)
+    settle_heap()
     missing = missing_generators(services.generation)
     if missing and application.bot_data.settings.train_missing_models:
         jobs = application.bot_data.jobs

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 
 from bot.context import GenerationService
+from bot.heap import settle_heap
 from bot.jobs import KINDS, Job, JobAlreadyRunning, JobManager, RetrainOptions
 
 logger = logging.getLogger(__name__)
@@ -34,6 +35,7 @@ async def train_missing(
     async def swap_in(job: Job) -> None:
         if job.report and job.report.get("promoted"):
             await generation.reload()
+            settle_heap()
             logger.info("first-start %s model %s is serving", job.kind, job.report.get("version"))
         else:
             logger.warning("first-start training of %s ended %s: %s", job.kind, job.status, job.error)

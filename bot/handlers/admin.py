@@ -24,6 +24,7 @@ from bot.context import CustomContext
 from bot.delivery import send_html, send_photo
 from bot.formatting import escape, fit_caption
 from bot.handlers.common import command_argument, message_lang, reply_html
+from bot.heap import settle_heap
 from bot.jobs import KINDS, Job, JobAlreadyRunning, RetrainOptions, UnknownJob
 from bot.texts import Lang, text
 from generation.api import GenerationError, ImageRequest, TextRequest
@@ -176,6 +177,7 @@ async def reindex_command(update: Update, context: CustomContext) -> str:
         await reply_html(update, context, text("reindex_failed", lang, error=escape(reason[:500])))
         return f"failed: {reason[:200]}"
     seconds = time.perf_counter() - started
+    settle_heap()  # the old index is garbage now
     stats = await asyncio.to_thread(context.knowledge.stats)  # the new index's manifest
     counts = {key: getattr(report, key, stats.get(key)) for key in ("documents", "sections", "faq_entries")}
     await reply_html(
@@ -473,6 +475,7 @@ async def _hot_swap(context: CustomContext, kind: str, version: str) -> str | No
         models = await context.generation.reload()
     except GenerationError as exc:
         return str(exc)
+    settle_heap()  # the old champion is garbage now
     serving = next((model.version for model in models if model.kind == kind), None)
     if serving != version:
         return f"still serving {serving or 'nothing'}"
