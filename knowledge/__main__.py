@@ -106,6 +106,10 @@ def _print_answer(kb, question: str, args) -> int:
         print(json.dumps(answer.to_json(), ensure_ascii=False))
         return 0
     print(answer.text)
+    if not answer.answered and answer.suggestions:
+        from knowledge.answer import SUGGESTIONS_HEADING
+
+        print(SUGGESTIONS_HEADING[answer.lang], *(f"  - {topic}" for topic in answer.suggestions), sep="\n")
     for number, source in enumerate(answer.sources, 1):
         print(f"  [{number}] {source.title} — {source.section} ({source.lang}, {source.score:.2f})")
     return 0

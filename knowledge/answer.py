@@ -33,10 +33,12 @@ OTHER_LANGUAGE_NOTE = {
     "en": "Only the Chinese text covers this:",
     "zh": "只有英文资料涉及这个问题：",
 }
+# The topics it can help with travel as Answer.suggestions, which the bot lists as questions to ask.
 DECLINE_TEXT = {
-    "en": "Sorry, I don't have an answer to that in my knowledge base. I can help with topics like: {topics}.",
-    "zh": "抱歉，我的知识库里没有这个问题的答案。我可以回答这些方面的问题：{topics}。",
+    "en": "Sorry, I don't have an answer to that in my knowledge base.",
+    "zh": "抱歉，我的知识库里没有这个问题的答案。",
 }
+SUGGESTIONS_HEADING = {"en": "It can help with topics like:", "zh": "它可以回答这些方面的问题："}
 SENTENCE_END = re.compile(r"(?<=[。！？!?；;])|(?<=\.)\s+(?=[A-Z0-9*\-])|\n+")
 
 
@@ -141,7 +143,7 @@ def compose(question: str, hits: list[Hit], analysis: QueryAnalysis, index: Know
     sources = [_source(index, hit, lang) for hit in hits]
     if confidence < DECLINE_BELOW or not sources:
         topics = _suggestions(index, hits, lang)
-        text = DECLINE_TEXT[lang].format(topics=("、" if lang == "zh" else "; ").join(topics))
+        text = DECLINE_TEXT[lang]
         return Answer(question, lang, False, text, confidence, sources, topics)
     best_section, best_text = _localised(index, hits[0], lang)
     text = trim(best_text, question, analysis, ANSWER_CHARS[best_section.lang])

@@ -315,10 +315,18 @@ def _copy_in(backbone, dtype):
     Built empty on the meta device and given the converted weights: ~10x faster than deepcopy, which
     matters for cold start."""
     import torch
+    from transformers.utils import logging as transformers_logging
 
     try:
-        with torch.device("meta"):
-            clone = type(backbone)(backbone.config)
+        # Building the model class again repeats its config warnings ("loss_type=None ..."), which
+        # would land in the terminal chat at the first question: they were shown once at load.
+        verbosity = transformers_logging.get_verbosity()
+        transformers_logging.set_verbosity_error()
+        try:
+            with torch.device("meta"):
+                clone = type(backbone)(backbone.config)
+        finally:
+            transformers_logging.set_verbosity(verbosity)
         weights = {
             name: value.to(dtype) if value.is_floating_point() else value.clone()
             for name, value in backbone.state_dict().items()

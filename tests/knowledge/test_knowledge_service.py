@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from knowledge.__main__ import main as cli_main
-from knowledge.answer import DECLINE_BELOW, Answer
+from knowledge.answer import DECLINE_BELOW, DECLINE_TEXT, Answer
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
@@ -61,7 +61,8 @@ def test_off_topic_questions_are_declined_politely_with_suggestions(real_kb, que
     assert answer.confidence < DECLINE_BELOW
     assert answer.suggestions and len(answer.suggestions) <= 3
     assert ("Sorry" in answer.text) if answer.lang == "en" else ("抱歉" in answer.text)
-    assert answer.suggestions[0] in answer.text
+    # The topics travel as suggestions (the bot lists them); the text does not repeat them.
+    assert answer.text == DECLINE_TEXT[answer.lang] and answer.suggestions[0] not in answer.text
 
 
 def test_to_json_matches_the_cli_schema(real_kb):
@@ -125,6 +126,21 @@ def test_cli_ask_json_reads_questions_from_stdin(real_kb):
     assert lines[0]["answered"] and len(lines[0]["sources"]) == 2
     assert not lines[1]["answered"] and lines[1]["lang"] == "zh"
     assert "building the index" not in result.stderr  # the cached index was used
+
+
+def test_cli_ask_lists_the_topics_it_can_help_with_when_it_declines(real_kb):
+    result = subprocess.run(
+        [sys.executable, "-m", "knowledge", "ask", "How do I cook a perfect steak?"],
+        capture_output=True,
+        text=True,
+        env=_env(real_kb),
+        cwd=ROOT,
+        timeout=180,
+        check=True,
+    )
+    lines = result.stdout.splitlines()
+    assert lines[:2] == [DECLINE_TEXT["en"], "It can help with topics like:"]
+    assert 1 <= sum(line.startswith("  - ") for line in lines) <= 3
 
 
 def test_cli_eval_prints_figures_per_kind(real_kb, tmp_path, monkeypatch, capsys):
