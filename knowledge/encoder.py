@@ -18,7 +18,7 @@ import logging
 import threading
 import warnings
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
@@ -196,7 +196,8 @@ class Encoder:
             # Built on first use (~0.5 s), not in __init__: start-up stays as fast as it was.
             self._fast_tried = True
             if self._device == "cpu":
-                fast = _traced_query_encoder(self._model, self._model.max_seq_length)
+                with _transformers_quiet():
+                    fast = _traced_query_encoder(self._model, self._model.max_seq_length)
                 if fast is not None:
                     self.query_path, self._fast = fast
         if self._fast is not None:
@@ -210,6 +211,21 @@ class Encoder:
                 texts, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
             )
         return np.asarray(vectors, dtype=np.float32)
+
+
+@contextlib.contextmanager
+def _transformers_quiet() -> Iterator[None]:
+    """Errors only from transformers for a block: copying and tracing the model repeats config
+    warnings ("loss_type=None ...") that were shown once at load and would otherwise land in the
+    terminal chat at the first question."""
+    from transformers.utils import logging as transformers_logging
+
+    verbosity = transformers_logging.get_verbosity()
+    transformers_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        transformers_logging.set_verbosity(verbosity)
 
 
 class _threads:
@@ -315,18 +331,10 @@ def _copy_in(backbone, dtype):
     Built empty on the meta device and given the converted weights: ~10x faster than deepcopy, which
     matters for cold start."""
     import torch
-    from transformers.utils import logging as transformers_logging
 
     try:
-        # Building the model class again repeats its config warnings ("loss_type=None ..."), which
-        # would land in the terminal chat at the first question: they were shown once at load.
-        verbosity = transformers_logging.get_verbosity()
-        transformers_logging.set_verbosity_error()
-        try:
-            with torch.device("meta"):
-                clone = type(backbone)(backbone.config)
-        finally:
-            transformers_logging.set_verbosity(verbosity)
+        with torch.device("meta"):
+            clone = type(backbone)(backbone.config)
         weights = {
             name: value.to(dtype) if value.is_floating_point() else value.clone()
             for name, value in backbone.state_dict().items()
