@@ -13,7 +13,7 @@ import sys
 from collections import Counter, defaultdict
 
 from generation.data import load_text_corpus
-from generation.evaluate import CJK_IDEOGRAPHS, unknown_char_bits
+from generation.evaluate import BitTally
 from generation.models.vocab import CharVocab
 from generation.settings import GenerationSettings
 
@@ -69,26 +69,15 @@ class KneserNeyChars:
         return probability
 
     def scores(self, contexts: list[str], texts: list[str]) -> dict[str, float]:
-        """bpc over `texts` (each after its context), split like generation.evaluate.bits_per_char."""
-        cjk_naming, other_naming = unknown_char_bits(self.vocab)
-        bits = {True: 0.0, False: 0.0}
-        chars = {True: 0, False: 0}
+        """bpc over `texts` (each after its context), tallied as generation.evaluate.bits_per_char."""
+        tally = BitTally(self.vocab)
         for context, text in zip(contexts, texts, strict=True):
             stream = context[-(self.order - 1) :] + text
             offset = len(stream) - len(text)
             for position, char in enumerate(text, start=offset):
-                cjk = ord(char) in CJK_IDEOGRAPHS
-                char_bits = -math.log2(self.probability(stream[:position][-(self.order - 1) :], char))
-                if char not in self.vocab:
-                    char_bits += cjk_naming if cjk else other_naming
-                bits[cjk] += char_bits
-                chars[cjk] += 1
-        total = chars[True] + chars[False]
-        return {
-            "bpc": (bits[True] + bits[False]) / max(1, total),
-            "bpc_cjk": bits[True] / max(1, chars[True]),
-            "bpc_other": bits[False] / max(1, chars[False]),
-        }
+                history = stream[:position][-(self.order - 1) :]
+                tally.add(char, -math.log2(self.probability(history, char)))
+        return tally.summary()
 
 
 def reference_line(corpus_dir) -> str:

@@ -62,21 +62,51 @@ def unknown_char_bits(vocab: CharVocab) -> tuple[float, float]:
     )
 
 
+class BitTally:
+    """Bits per character over scored characters, split between CJK ideographs and everything else
+    (an ideograph carries several times the information of a Latin letter). A character outside
+    `vocab` also pays for naming it (unknown_char_bits), beyond the bits scored for its UNK class."""
+
+    def __init__(self, vocab: CharVocab) -> None:
+        self.vocab = vocab
+        self.cjk_naming, self.other_naming = unknown_char_bits(vocab)
+        self.bits = {True: 0.0, False: 0.0}  # keyed by "is a CJK ideograph"
+        self.chars = {True: 0, False: 0}
+        self.unknown, self.naming_bits = 0, 0.0
+
+    def add(self, char: str, bits: float) -> None:
+        cjk = ord(char) in CJK_IDEOGRAPHS
+        if char not in self.vocab:
+            naming = self.cjk_naming if cjk else self.other_naming
+            bits += naming
+            self.naming_bits += naming
+            self.unknown += 1
+        self.bits[cjk] += bits
+        self.chars[cjk] += 1
+
+    def summary(self) -> dict[str, float]:
+        total = self.chars[True] + self.chars[False]
+        return {
+            "bpc": (self.bits[True] + self.bits[False]) / max(1, total),
+            "bpc_cjk": self.bits[True] / max(1, self.chars[True]),
+            "bpc_other": self.bits[False] / max(1, self.chars[False]),
+            "cjk_share": self.chars[True] / max(1, total),
+            "heldout_chars": float(total),
+            "unk_rate": self.unknown / max(1, total),
+            "unk_bits": self.naming_bits / max(1, total),
+        }
+
+
 @torch.inference_mode()
 def bits_per_char(
     model: CharLSTM, vocab: CharVocab, contexts: list[str], texts: list[str]
 ) -> dict[str, float]:
     """Mean bits per character over all `texts`, each scored after its `contexts` entry (static
-    evaluation: eval mode, no weight updates). A character outside the vocabulary costs the UNK class
-    plus naming the character (unknown_char_bits); `unk_bits` is that naming's share of `bpc`.
-    `bpc_cjk` and `bpc_other` split the mean between CJK ideographs and everything else (`cjk_share`
-    of the characters): an ideograph carries several times the information of a Latin letter."""
+    evaluation: eval mode, no weight updates), with BitTally's split and unknown-character charge;
+    `unk_bits` is that charge's share of `bpc`."""
     model.eval()
     device = next(model.parameters()).device
-    cjk_bits, other_bits = unknown_char_bits(vocab)
-    bits = {True: 0.0, False: 0.0}  # keyed by "is a CJK ideograph"
-    chars = {True: 0, False: 0}
-    naming_bits, unknown = 0.0, 0
+    tally = BitTally(vocab)
     for context, text in zip(contexts, texts, strict=True):
         context = context[-LSTM_CONTEXT_CHARS:]
         ids = torch.tensor(vocab.encode(context + text), dtype=torch.long, device=device)
@@ -86,23 +116,8 @@ def bits_per_char(
         nll = F.cross_entropy(logits[0].float(), ids[1:], reduction="none")
         scored = (nll[max(0, len(context) - 1) :] / math.log(2)).tolist()
         for char, char_bits in zip(text[len(text) - len(scored) :], scored, strict=True):
-            cjk = ord(char) in CJK_IDEOGRAPHS
-            if char not in vocab:
-                unknown += 1
-                char_bits += cjk_bits if cjk else other_bits
-                naming_bits += cjk_bits if cjk else other_bits
-            bits[cjk] += char_bits
-            chars[cjk] += 1
-    total_chars = chars[True] + chars[False]
-    return {
-        "bpc": (bits[True] + bits[False]) / max(1, total_chars),
-        "bpc_cjk": bits[True] / max(1, chars[True]),
-        "bpc_other": bits[False] / max(1, chars[False]),
-        "cjk_share": chars[True] / max(1, total_chars),
-        "heldout_chars": float(total_chars),
-        "unk_rate": unknown / max(1, total_chars),
-        "unk_bits": naming_bits / max(1, total_chars),
-    }
+            tally.add(char, char_bits)
+    return tally.summary()
 
 
 # ----------------------------------------------------------------------------------------- GAN

@@ -110,16 +110,23 @@ def _env(real_kb) -> dict[str, str]:
     }
 
 
-def test_cli_ask_json_reads_questions_from_stdin(real_kb):
-    result = subprocess.run(
-        [sys.executable, "-m", "knowledge", "ask", "--json", "-", "-k", "2"],
-        input="What are large AI models?\n\n今天天气怎么样\n",
+def _ask_cli(real_kb, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+    """`python -m knowledge ask ARGS` on the session's knowledge base."""
+    return subprocess.run(
+        [sys.executable, "-m", "knowledge", "ask", *args],
+        input=stdin,
         capture_output=True,
         text=True,
         env=_env(real_kb),
         cwd=ROOT,
         timeout=180,
         check=True,
+    )
+
+
+def test_cli_ask_json_reads_questions_from_stdin(real_kb):
+    result = _ask_cli(
+        real_kb, "--json", "-", "-k", "2", stdin="What are large AI models?\n\n今天天气怎么样\n"
     )
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert [line["question"] for line in lines] == ["What are large AI models?", "今天天气怎么样"]
@@ -129,15 +136,7 @@ def test_cli_ask_json_reads_questions_from_stdin(real_kb):
 
 
 def test_cli_ask_lists_the_topics_it_can_help_with_when_it_declines(real_kb):
-    result = subprocess.run(
-        [sys.executable, "-m", "knowledge", "ask", "How do I cook a perfect steak?"],
-        capture_output=True,
-        text=True,
-        env=_env(real_kb),
-        cwd=ROOT,
-        timeout=180,
-        check=True,
-    )
+    result = _ask_cli(real_kb, "How do I cook a perfect steak?")
     lines = result.stdout.splitlines()
     assert lines[:2] == [DECLINE_TEXT["en"], "It can help with topics like:"]
     assert 1 <= sum(line.startswith("  - ") for line in lines) <= 3
