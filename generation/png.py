@@ -1,6 +1,8 @@
-"""Grey-scale PNG encoding, written out directly: Pillow's encoder spent 1.5 ms of a 2 ms grid trying five
-row filters per row with the GIL held; rows of an up-scaled grid compress as well unfiltered, and zlib
-runs with the GIL released, so the service's event loop keeps working while a batch is encoded."""
+"""Grey-scale PNG encoding, written out directly: Pillow's encoder spent most of a grid's time trying
+five row filters on every row with the GIL held. Grids are up-scaled bilinearly, so each row differs
+little from the one above: PNG's "Up" filter alone makes them compress to less than half the bytes of
+unfiltered rows, in half the time, and zlib runs with the GIL released, so the service's event loop
+keeps working while a batch is encoded."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import numpy as np
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
 GREY_8_BIT = (8, 0, 0, 0, 0)  # bit depth, colour type (grey), compression, filter method, no interlace
-FILTER_NONE = 0
+FILTER_UP = 2  # each byte minus the byte above it (the row above the first is zeros)
 COMPRESS_LEVEL = 1  # level 1 is 4x faster than 6 here; a grid stays a few tens of kilobytes
 
 
@@ -25,8 +27,9 @@ def encode_grey_png(pixels: np.ndarray) -> bytes:
         raise ValueError(f"need a non-empty 2-D uint8 array, got {pixels.dtype} {pixels.shape}")
     height, width = pixels.shape
     rows = np.empty((height, width + 1), dtype=np.uint8)
-    rows[:, 0] = FILTER_NONE
-    rows[:, 1:] = pixels
+    rows[:, 0] = FILTER_UP
+    rows[0, 1:] = pixels[0]
+    np.subtract(pixels[1:], pixels[:-1], out=rows[1:, 1:])  # uint8 arithmetic wraps modulo 256, as PNG's does
     header = struct.pack(">II5B", width, height, *GREY_8_BIT)
     return (
         SIGNATURE
