@@ -33,8 +33,16 @@ CHAT_ACTION_INTERVAL_S = 4.0  # Telegram shows an action for about 5 s
 CHAT_ACTION_GRACE_S = 0.3  # work done sooner needs no indicator: the reply itself arrives first
 
 
-def _seconds(value: int | float | dtm.timedelta) -> float:
+def retry_seconds(value: int | float | dtm.timedelta) -> float:
+    """A RetryAfter's wait in seconds (PTB gives an int or a timedelta)."""
     return value.total_seconds() if isinstance(value, dtm.timedelta) else float(value)
+
+
+def quote_of(message_id: int | None) -> ReplyParameters | None:
+    """Reply parameters quoting `message_id`, still sent when that message is gone; None for none."""
+    if message_id is None:
+        return None
+    return ReplyParameters(message_id=message_id, allow_sending_without_reply=True)
 
 
 async def call_telegram(
@@ -56,7 +64,7 @@ async def call_telegram(
             context.store.set_blocked(chat_id, True)
             return None
         except RetryAfter as exc:
-            wait = _seconds(exc.retry_after)
+            wait = retry_seconds(exc.retry_after)
             if last or wait > MAX_RETRY_AFTER_S:
                 raise
             logger.warning("flood limit for chat %s: waiting %.1f s", chat_id, wait)
@@ -100,11 +108,7 @@ async def send_html(
         return []
     sent: list[Message] = []
     for index, part in enumerate(parts):
-        quote = (
-            ReplyParameters(message_id=reply_to.message_id, allow_sending_without_reply=True)
-            if reply_to is not None and index == 0
-            else None
-        )
+        quote = quote_of(reply_id) if index == 0 else None
         markup = reply_markup if index == len(parts) - 1 else None
 
         async def send(target: int, part: str = part, quote=quote, markup=markup) -> Message:
@@ -162,11 +166,7 @@ async def send_photo(
         context.store.queue_reply(chat_id, caption, reply_id, markup, photo=photo, parse_mode=ParseMode.HTML)
         logger.info("chat %s has replies waiting; photo queued behind them", chat_id)
         return None
-    quote = (
-        ReplyParameters(message_id=reply_id, allow_sending_without_reply=True)
-        if reply_id is not None
-        else None
-    )
+    quote = quote_of(reply_id)
 
     async def send(target: int) -> Message:
         return await context.bot.send_photo(
@@ -192,7 +192,7 @@ async def send_photo(
 
 def _delay(error: NetworkError | RetryAfter) -> float:
     """How long a reply that failed with `error` must wait before the outbox tries it."""
-    return _seconds(error.retry_after) if isinstance(error, RetryAfter) else 0.0
+    return retry_seconds(error.retry_after) if isinstance(error, RetryAfter) else 0.0
 
 
 def _queue_parts(

@@ -11,7 +11,6 @@ in the log.
 from __future__ import annotations
 
 import asyncio
-import datetime as dtm
 import logging
 import time
 from contextlib import suppress
@@ -19,6 +18,8 @@ from typing import TYPE_CHECKING
 
 from telegram import InlineKeyboardMarkup, ReplyParameters
 from telegram.error import BadRequest, ChatMigrated, Forbidden, RetryAfter, TelegramError
+
+from bot.delivery import quote_of, retry_seconds
 
 if TYPE_CHECKING:
     from telegram import Bot, Message
@@ -95,11 +96,7 @@ class Outbox:
     async def _deliver(self, item: OutboxItem) -> float | None:
         """None when done with the item (sent, or refused for good); else seconds until the next try."""
         markup = InlineKeyboardMarkup.de_json(item.markup, self.bot) if item.markup else None
-        quote = (
-            ReplyParameters(message_id=item.reply_to, allow_sending_without_reply=True)
-            if item.reply_to
-            else None
-        )
+        quote = quote_of(item.reply_to or None)
         chat_id = item.chat_id
         try:
             try:
@@ -114,8 +111,7 @@ class Outbox:
             )
             return None
         except RetryAfter as exc:
-            wait = exc.retry_after
-            return wait.total_seconds() if isinstance(wait, dtm.timedelta) else float(wait)
+            return retry_seconds(exc.retry_after)
         except TelegramError as exc:  # network errors, 5xx, timeouts: back off
             logger.info("queued %s %s not delivered yet: %s", item.kind, item.id, type(exc).__name__)
             return min(MAX_BACKOFF_S, self.interval_s * 2 ** min(item.attempts, 10))
