@@ -27,7 +27,7 @@ from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2  # 2: outbox rows have a kind (text | photo), a photo and a parse mode
+SCHEMA_VERSION = 2  # 2: outbox rows may hold a photo (then `html` is its caption) and have a parse mode
 DEFER_RETRY_S = 2.0  # after a write found the file locked, later rows wait this long before trying
 SQLITE_MIN_INT, SQLITE_MAX_INT = -(2**63), 2**63 - 1
 
@@ -101,15 +101,13 @@ CREATE TABLE IF NOT EXISTS outbox (
     created_at REAL NOT NULL,
     next_at REAL NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 0,
-    kind TEXT NOT NULL DEFAULT 'text',  -- text | photo
-    photo BLOB,                    -- the PNG of a photo
+    photo BLOB,                    -- the PNG of a photo; NULL for a text message
     parse_mode TEXT DEFAULT 'HTML' -- how `html` is marked up; NULL for plain text
 );
 CREATE INDEX IF NOT EXISTS outbox_chat ON outbox(chat_id, id);
 """
 # Columns added to the outbox after schema version 1, added to older files when they are opened.
 _OUTBOX_ADDED_COLUMNS = {
-    "kind": "TEXT NOT NULL DEFAULT 'text'",
     "photo": "BLOB",
     "parse_mode": "TEXT DEFAULT 'HTML'",
 }
@@ -138,9 +136,13 @@ class OutboxItem:
     markup: dict | None
     created_at: float
     attempts: int
-    kind: str = "text"  # text | photo
     photo: bytes | None = None
     parse_mode: str | None = "HTML"
+
+    @property
+    def kind(self) -> str:
+        """'photo' or 'text'."""
+        return "text" if self.photo is None else "photo"
 
 
 @dataclass(frozen=True)
@@ -521,11 +523,10 @@ class Store:
         now = time.time()
         with self._write() as db:
             cursor = db.execute(
-                "INSERT INTO outbox(chat_id, kind, html, photo, parse_mode, reply_to, markup, created_at,"
-                " next_at) VALUES (?,?,?,?,?,?,?,?,?)",
+                "INSERT INTO outbox(chat_id, html, photo, parse_mode, reply_to, markup, created_at, next_at)"
+                " VALUES (?,?,?,?,?,?,?,?)",
                 (
                     chat_id,
-                    "text" if photo is None else "photo",
                     html,
                     photo,
                     parse_mode,
@@ -542,7 +543,7 @@ class Store:
         not due yet, must precede (a chat gets its replies in the order they were made)."""
         now = time.time()
         rows = self._read(
-            "SELECT id, chat_id, html, reply_to, markup, created_at, attempts, kind, photo, parse_mode"
+            "SELECT id, chat_id, html, reply_to, markup, created_at, attempts, photo, parse_mode"
             " FROM outbox AS o WHERE next_at <= ? AND NOT EXISTS (SELECT 1 FROM outbox AS e"
             " WHERE e.chat_id = o.chat_id AND e.id < o.id AND e.next_at > ?) ORDER BY id LIMIT ?",
             (now, now, limit),
@@ -556,11 +557,10 @@ class Store:
                 json.loads(markup) if markup else None,
                 created,
                 attempts,
-                kind,
                 bytes(photo) if photo is not None else None,
                 parse_mode,
             )
-            for id_, chat_id, html, reply_to, markup, created, attempts, kind, photo, parse_mode in rows
+            for id_, chat_id, html, reply_to, markup, created, attempts, photo, parse_mode in rows
         ]
 
     def has_queued(self, chat_id: int) -> bool:
