@@ -13,6 +13,9 @@ from dataclasses import dataclass, field
 
 from knowledge.text import CJK, english_words, stem
 
+# The glossary entries behind each part of a question: by English word position, by character position.
+Spans = tuple[dict[int, set[int]], dict[int, set[int]]]
+
 # English variants | Chinese variants. Variants on one line are synonyms of each other. A leading
 # "~" marks everyday words: they are translated, but do not make a question on-topic.
 CURATED = """
@@ -328,21 +331,17 @@ class Glossary:
                 words.append(phrase)
         return " ".join(words)
 
-    def translate(self, question: str) -> Translation:
-        """Other-language terms for a question: Chinese terms for its English words, English for Chinese."""
-        words = [stem(w) for w in english_words(question)]
-        en_groups: set[int] = set()
-        for start, word in enumerate(words):
-            for phrase, group in self._by_first.get(word, ()):
-                if tuple(words[start : start + len(phrase)]) == phrase:
-                    en_groups.add(group)
-        lowered = question.lower()
-        zh_groups = {group for term, group in self.chinese if term in lowered}
+    def translate(self, question: str, spans: Spans | None = None) -> Translation:
+        """Other-language terms for a question: Chinese terms for its English words, English for Chinese.
+        `spans` is the question's `spans(question)`, when the caller has it already."""
+        by_word, by_char = spans if spans is not None else self.spans(question)
+        en_groups: set[int] = set().union(*by_word.values())
+        zh_groups: set[int] = set().union(*by_char.values())
         to_chinese = [term for g in sorted(en_groups) for term in self.groups[g][1]]
         to_english = [phrase for g in sorted(zh_groups) for phrase in self.groups[g][0]]
         return Translation(to_chinese, to_english, len((en_groups | zh_groups) - self.generic))
 
-    def spans(self, question: str) -> tuple[dict[int, set[int]], dict[int, set[int]]]:
+    def spans(self, question: str) -> Spans:
         """The entries behind each part of a question: by English word position (in `english_words`
         order) and by character position, so a word can be matched through any of its synonyms."""
         words = [stem(w) for w in english_words(question)]

@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from knowledge.encoder import Encoder
-from knowledge.glossary import Glossary
+from knowledge.glossary import Glossary, Spans
 from knowledge.index import KnowledgeIndex, dense_rows
 from knowledge.text import (
     CHINESE_STOP_CHARS,
@@ -144,7 +144,8 @@ class Retriever:
         terms: dict[str, float] = defaultdict(float)
         for term in lexical_tokens(corrected):
             terms[term] = max(terms[term], CORRECTED_WEIGHT if term in repaired else 1.0)
-        translation = self.glossary.translate(corrected)
+        spans = self.glossary.spans(corrected)
+        translation = self.glossary.translate(corrected, spans)
         translated: dict[str, float] = {}
         for text in translation.to_chinese + translation.to_english:
             for term in lexical_tokens(text):
@@ -152,18 +153,25 @@ class Retriever:
                     translated[term] = 1.0
         coverage = _coverage(corrected, repaired, self.index)
         return QueryAnalysis(
-            lang, dict(terms), translated, coverage, translation.topics, corrected, self.key_terms(corrected)
+            lang,
+            dict(terms),
+            translated,
+            coverage,
+            translation.topics,
+            corrected,
+            self.key_terms(corrected, spans),
         )
 
-    def key_terms(self, question: str) -> tuple[KeyTerm, ...]:
-        """The question's content words and characters, each with its glossary synonyms.
+    def key_terms(self, question: str, spans: Spans | None = None) -> tuple[KeyTerm, ...]:
+        """The question's content words and characters, each with its glossary synonyms (`spans` is
+        the glossary's `spans(question)`, when the caller has it already).
 
         Filler ("make sure", "怎么办") is left out; a Chinese character counts as held when a bigram
         it is part of is, as in `_coverage`.
         """
         lexical = self.index.lexical
         unknown_weight = math.log(1 + len(self.index.units))
-        by_word, by_char = self.glossary.spans(question)
+        by_word, by_char = spans if spans is not None else self.glossary.spans(question)
 
         def weight(term: str, options: list[tuple[str, ...]], prefix: str = "") -> float:
             # Known: the corpus uses the word itself, another form of it or a glossary synonym.
