@@ -8,7 +8,7 @@ export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: run test lint bench soak clean
+.PHONY: run test lint bench soak models clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m benchmarks
+
+# Retrain the default champions shipped in generation/pretrained/ (default recipes, fixed seeds).
+models: $(STAMP)
+	$(PY) -m generation.train.ship
 
 # Ten minutes of load with injected faults against the bot (see README "Reliability").
 soak: $(STAMP)

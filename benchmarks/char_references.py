@@ -80,10 +80,16 @@ class KneserNeyChars:
         return tally.summary()
 
 
-def reference_line(corpus_dir) -> str:
+def kneser_ney_scores(corpus_dir) -> dict[str, float]:
+    """The Kneser-Ney 5-gram's scores on the corpus's held-out split."""
+    corpus = load_text_corpus(corpus_dir)
+    return KneserNeyChars(corpus.train).scores(corpus.train, corpus.heldout)
+
+
+def reference_line(corpus_dir, kneser_ney: dict[str, float] | None = None) -> str:
     """One line with both references on the corpus's held-out split."""
     corpus = load_text_corpus(corpus_dir)
-    kneser_ney = KneserNeyChars(corpus.train).scores(corpus.train, corpus.heldout)
+    kneser_ney = kneser_ney or kneser_ney_scores(corpus_dir)
     return (
         f"  references on the same split: gzip -9 {gzip_bpc(corpus.train, corpus.heldout):.3f} bpc; "
         f"Kneser-Ney 5-gram {kneser_ney['bpc']:.3f} bpc (CJK {kneser_ney['bpc_cjk']:.2f}, "

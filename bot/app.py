@@ -160,7 +160,7 @@ async def start_services(application: Application) -> None:
     except Exception as exc:  # questions still work; /image and /text will say the generators are down
         logger.warning("generators unavailable at start: %s", exc)
     await register_commands(application, application.bot_data.settings.admin_ids)
-    settle_heap()
+    settle_heap(release_frozen=False)  # a fresh process: nothing frozen to release
     missing = missing_generators(services.generation)
     if missing and application.bot_data.settings.train_missing_models:
         jobs = application.bot_data.jobs

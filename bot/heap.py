@@ -12,12 +12,14 @@ import time
 logger = logging.getLogger(__name__)
 
 
-def settle_heap() -> None:
-    """Collect everything once, then freeze the survivors. Called when start-up has loaded the services,
-    and again after a large swap (a rebuilt index, a new champion), so what was replaced is collected
-    before the new objects are frozen: frozen cycles are never collected."""
+def settle_heap(*, release_frozen: bool = True) -> None:
+    """Collect everything not frozen, then freeze the survivors. Called when start-up has loaded the
+    services (nothing is frozen yet), and again after a large swap (a rebuilt index, a new champion),
+    where what was frozen is released first so that what was replaced is collected before the new
+    objects are frozen: frozen cycles are never collected."""
     started = time.perf_counter()
-    gc.unfreeze()
+    if release_frozen:
+        gc.unfreeze()
     gc.collect()
     gc.freeze()
     logger.info(

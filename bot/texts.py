@@ -167,6 +167,7 @@ TEXTS: dict[str, dict[Lang, str]] = {
     },
     "job_candidate": {"en": "Candidate {version}: {metrics}", "zh": "候选 {version}：{metrics}"},
     "job_champion": {"en": "Champion {version}: {metrics}", "zh": "当前冠军 {version}：{metrics}"},
+    "job_warning": {"en": "⚠️ {warning}", "zh": "⚠️ {warning}"},
     "job_no_champion": {"en": "Champion: none yet", "zh": "当前冠军：暂无"},
     "job_swap_failed": {
         "en": "⚠️ The new champion could not be loaded into the running bot: {error}",

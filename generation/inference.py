@@ -231,10 +231,10 @@ class TextGenerator:
 
 
 def load_champion(
-    models_dir: Path, kind: ModelKind, device: str = "auto"
+    models_dir: Path, kind: ModelKind, device: str = "auto", shipped_dir: Path | None = None
 ) -> ImageGenerator | TextGenerator | None:
-    """The current champion of `kind`, loaded; None when none has been promoted yet."""
-    champion = ModelRegistry(Path(models_dir)).champion(kind)
+    """The current champion of `kind`, loaded; None when there is none (nothing promoted or shipped)."""
+    champion = ModelRegistry(Path(models_dir), shipped_dir).champion(kind)
     if champion is None:
         return None
     if kind == "gan":

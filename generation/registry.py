@@ -9,6 +9,10 @@ Layout under `models_dir` (DATA_DIR/models):
 A version folder appears only by an atomic rename of a finished partial folder, and `state.json`
 changes only by writing a temporary file and `os.replace`, so a run killed at any point leaves
 the champion untouched and no half-written folder where readers look.
+
+A shipped default champion of each kind (`shipped_dir/{kind}/`, the package's made by `make models`)
+is listed as one more version, read in place and never written: it is the champion until a trained
+version is promoted, and rollback can return to it.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from typing import Any, Literal
 from generation.api import ModelKind
 from generation.models.checkpoint import CheckpointError, read_metadata, write_metadata
 
+SHIPPED_NOTE = "shipped with the package"
 PARTIAL_PREFIX = ".partial-"
 OWNER_FILE = ".owner"
 Status = Literal["champion", "previous", "candidate", "rejected"]
@@ -65,8 +70,10 @@ def _pid_alive(pid: int) -> bool:
 class ModelRegistry:
     """Versions of each generator kind under one models folder."""
 
-    def __init__(self, models_dir: Path) -> None:
+    def __init__(self, models_dir: Path, shipped_dir: Path | None = None) -> None:
         self.models_dir = Path(models_dir)
+        self.shipped_dir = None if shipped_dir is None else Path(shipped_dir)
+        self._shipped: dict[str, str | None] = {}
 
     # -- paths and state -------------------------------------------------------------------------
     def _kind_dir(self, kind: str) -> Path:
@@ -74,8 +81,26 @@ class ModelRegistry:
             raise RegistryError(f"unknown model kind {kind!r}; expected one of {', '.join(KINDS)}")
         return self.models_dir / kind
 
+    def shipped_version(self, kind: str) -> str | None:
+        """The version id of the default champion the package ships for `kind`, if any."""
+        self._kind_dir(kind)
+        if self.shipped_dir is None:
+            return None
+        if kind not in self._shipped:
+            try:
+                self._shipped[kind] = str(read_metadata(self.shipped_dir / kind)["version"])
+            except (CheckpointError, KeyError):
+                self._shipped[kind] = None
+        return self._shipped[kind]
+
     def version_dir(self, kind: str, version: str) -> Path:
+        if self.shipped_dir is not None and version == self.shipped_version(kind):
+            return self.shipped_dir / kind
         return self._kind_dir(kind) / "versions" / version
+
+    def _champion_version(self, kind: str, state: dict[str, Any]) -> str | None:
+        """The promoted champion, or the shipped default while none has been promoted."""
+        return state.get("champion") or self.shipped_version(kind)
 
     def _read_state(self, kind: str) -> dict[str, Any]:
         path = self._kind_dir(kind) / "state.json"
@@ -146,7 +171,7 @@ class ModelRegistry:
         except CheckpointError:
             meta = {}
         verdicts = state.get("verdicts", {})
-        if version == state.get("champion"):
+        if version == self._champion_version(kind, state):
             status: Status = "champion"
         elif version in state.get("history", []):
             status = "previous"
@@ -161,21 +186,26 @@ class ModelRegistry:
             status=status,
             created_at=str(meta.get("created_at", "")),
             metrics={key: float(value) for key, value in meta.get("metrics", {}).items()},
-            note=verdicts.get(version, ""),
+            note=verdicts.get(version) or (SHIPPED_NOTE if version == self.shipped_version(kind) else ""),
         )
 
     def versions(self, kind: ModelKind) -> list[VersionInfo]:
         """Committed versions, newest first."""
         root = self._kind_dir(kind) / "versions"
-        if not root.is_dir():
-            return []
+        names = (
+            {path.name for path in root.iterdir() if (path / "meta.json").is_file()}
+            if root.is_dir()
+            else set()
+        )
+        shipped = self.shipped_version(kind)
+        if shipped is not None:
+            names.add(shipped)
         state = self._read_state(kind)
-        names = sorted((path.name for path in root.iterdir() if (path / "meta.json").is_file()), reverse=True)
-        return [self._info(kind, name, state) for name in names]
+        return [self._info(kind, name, state) for name in sorted(names, reverse=True)]
 
     def champion(self, kind: ModelKind) -> VersionInfo | None:
         state = self._read_state(kind)
-        version = state.get("champion")
+        version = self._champion_version(kind, state)
         if not version or not (self.version_dir(kind, version) / "meta.json").is_file():
             return None
         return self._info(kind, version, state)
@@ -185,7 +215,7 @@ class ModelRegistry:
         """Make `version` the champion (one atomic state swap); the old champion goes into history."""
         self._require(kind, version)
         state = self._read_state(kind)
-        previous = state.get("champion")
+        previous = self._champion_version(kind, state)
         if previous == version:
             return
         history = [item for item in state.get("history", []) if item != version]
@@ -208,7 +238,7 @@ class ModelRegistry:
                 raise RegistryError(f"no previous {kind} champion to roll back to")
             version = history[-1]
         self._require(kind, version)
-        current = state.get("champion")
+        current = self._champion_version(kind, state)
         history = [item for item in state.get("history", []) if item not in (version, current)]
         if current and current != version:
             state.setdefault("verdicts", {})[current] = f"rolled back to {version}"

@@ -48,7 +48,7 @@ def _load(args: argparse.Namespace, settings: GenerationSettings) -> ImageGenera
     kind = "gan" if args.kind == "image" else "lstm"
     if args.checkpoint is not None:
         return (ImageGenerator if kind == "gan" else TextGenerator).load(args.checkpoint, device)
-    return load_champion(settings.models_dir, kind, device)
+    return load_champion(settings.models_dir, kind, device, settings.shipped_dir)
 
 
 def main(argv: list[str] | None = None) -> int:

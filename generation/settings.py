@@ -9,6 +9,9 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError
 
+# The default champions the package ships (`make models` writes them; nothing else does).
+PACKAGE_SHIPPED_DIR = Path(__file__).resolve().parent / "pretrained"
+
 
 class GenerationSettings(BaseSettings):
     """Where models live, where the generation service is, and how to reach it."""
@@ -43,6 +46,8 @@ class GenerationSettings(BaseSettings):
     # Default LSTM training text: the knowledge corpus folder of the installed project, found by path
     # (generation never imports knowledge).
     text_corpus_dir: Path = Path(__file__).resolve().parent.parent / "knowledge" / "corpus"
+    # Default champions served until a trained model is promoted; empty = none.
+    shipped_models_dir: str = str(PACKAGE_SHIPPED_DIR)
     # Threads for training and CPU inference; 0 = torch's default (all cores).
     generation_threads: int = Field(default=0, ge=0)
 
@@ -58,6 +63,11 @@ class GenerationSettings(BaseSettings):
     def models_dir(self) -> Path:
         """Root of the model registry."""
         return self.data_dir / "models"
+
+    @property
+    def shipped_dir(self) -> Path | None:
+        """Where the shipped default champions are, or None for none."""
+        return Path(self.shipped_models_dir) if self.shipped_models_dir.strip() else None
 
     @property
     def token(self) -> str | None:

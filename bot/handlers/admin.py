@@ -429,6 +429,8 @@ class JobFollower:
         else:
             keeps = escape(str((champion or {}).get("version") or text("none", lang)))
             lines.append(text("job_not_promoted", lang, reason=reason, champion=keeps))
+        for warning in report.get("warnings") or []:
+            lines.append(text("job_warning", lang, warning=escape(str(warning))))
         if swap_error:
             lines.append(text("job_swap_failed", lang, error=escape(swap_error)))
         return "\n".join(lines)

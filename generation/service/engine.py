@@ -7,6 +7,7 @@ batching, deadlines and hot reload behave the same whether the bot talks HTTP or
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -60,18 +61,22 @@ def resolve_device(requested: str, threads: int = 0) -> str:
     return str(pick(requested))
 
 
-def load_champion_from_registry(models_dir: Path, kind: ModelKind, device: str) -> Generator | None:
+def load_champion_from_registry(
+    models_dir: Path, kind: ModelKind, device: str, shipped_dir: Path | None = None
+) -> Generator | None:
     """The production loader: the registry's current champion, through the shared checkpoint loader."""
     from generation.inference import load_champion
 
-    return load_champion(models_dir, kind, device=device)
+    return load_champion(models_dir, kind, device=device, shipped_dir=shipped_dir)
 
 
-def champion_version_in_registry(models_dir: Path, kind: ModelKind) -> str | None:
+def champion_version_in_registry(
+    models_dir: Path, kind: ModelKind, shipped_dir: Path | None = None
+) -> str | None:
     """The registry's champion version, read without loading weights."""
     from generation.registry import ModelRegistry
 
-    champion = ModelRegistry(models_dir).champion(kind)
+    champion = ModelRegistry(models_dir, shipped_dir).champion(kind)
     return champion.version if champion is not None else None
 
 
@@ -82,6 +87,7 @@ class GenerationEngine:
         self,
         models_dir: Path,
         *,
+        shipped_dir: Path | None = None,
         device: str = "auto",
         limits: BatchLimits | None = None,
         timeout_s: float = 20.0,
@@ -95,8 +101,11 @@ class GenerationEngine:
         self.timeout_s = timeout_s
         self.threads = threads
         # With a custom loader and no version probe, every reload loads afresh.
-        self._loader = loader or load_champion_from_registry
-        self._champion_version = champion_version or (None if loader else champion_version_in_registry)
+        self.shipped_dir = shipped_dir
+        self._loader = loader or functools.partial(load_champion_from_registry, shipped_dir=shipped_dir)
+        self._champion_version = champion_version or (
+            None if loader else functools.partial(champion_version_in_registry, shipped_dir=shipped_dir)
+        )
         self._generators: dict[ModelKind, Generator] = {}
         self._batchers: dict[ModelKind, MicroBatcher[Any, Any]] = {
             kind: MicroBatcher(kind, self._batch_runner(kind), limits) for kind in KINDS
@@ -114,6 +123,7 @@ class GenerationEngine:
         )
         return cls(
             settings.models_dir,
+            shipped_dir=settings.shipped_dir,
             device=settings.generation_device,
             limits=limits,
             timeout_s=settings.generation_timeout_s,
@@ -183,7 +193,7 @@ class GenerationEngine:
         from generation.registry import ModelRegistry, RegistryError
 
         try:
-            infos = await asyncio.to_thread(ModelRegistry(self.models_dir).versions, kind)
+            infos = await asyncio.to_thread(ModelRegistry(self.models_dir, self.shipped_dir).versions, kind)
         except RegistryError as exc:
             raise InvalidRequest(str(exc)) from None
         return [_model_version(info) for info in infos]
@@ -194,7 +204,9 @@ class GenerationEngine:
         from generation.registry import ModelRegistry, RegistryError
 
         try:
-            info = await asyncio.to_thread(ModelRegistry(self.models_dir).rollback, kind, version)
+            info = await asyncio.to_thread(
+                ModelRegistry(self.models_dir, self.shipped_dir).rollback, kind, version
+            )
         except RegistryError as exc:
             raise InvalidRequest(str(exc)) from None
         await self.reload()

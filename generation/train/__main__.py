@@ -72,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     options = TrainOptions(
         kind=args.kind,
         models_dir=args.models_dir or settings.models_dir,
+        shipped_dir=settings.shipped_dir,
         data=args.data,
         text_corpus_dir=settings.text_corpus_dir,
         epochs=args.epochs,

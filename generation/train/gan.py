@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from generation.data import ImageData
 from generation.models.device import bf16_autocast
 from generation.models.gan import Discriminator, GanConfig, Generator
-from generation.train.progress import ProgressReporter
+from generation.train.progress import SAFETY_TIME_LIMIT_S, ProgressReporter
 
 
 @dataclass
@@ -32,9 +32,11 @@ class GanRecipe:
     aux_weight: float = 0.1  # weight of the auxiliary class loss (sharper classes)
     shift: int = 1  # random translation of real and fake images seen by D, in pixels
     ema_decay: float = 0.995
-    cpu_bf16: bool = True
+    # bf16 autocast on CPUs with native bf16: faster there, but a default model that depends on the CPU.
+    cpu_bf16: bool = False
     max_steps: int | None = None
-    time_limit_s: float | None = 250.0  # a safety cap: the whole default run stays under 5 minutes
+    # A safety net only: the recipe is its steps. A run it cuts short says so in its report.
+    time_limit_s: float | None = SAFETY_TIME_LIMIT_S
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -39,6 +39,7 @@ class TrainOptions:
 
     kind: str
     models_dir: Path
+    shipped_dir: Path | None = None  # default champions shipped with the package
     data: str | None = None  # GAN: digits | mnist | folder; LSTM: folder or file of text
     text_corpus_dir: Path | None = None
     epochs: int | None = None
@@ -154,7 +155,7 @@ def train_and_register(options: TrainOptions, callback: ProgressCallback | None 
     if options.threads:
         torch.set_num_threads(options.threads)
     device = resolve_device(options.device)
-    registry = ModelRegistry(options.models_dir)
+    registry = ModelRegistry(options.models_dir, options.shipped_dir)
     cleaned = registry.cleanup_partial(options.kind)  # leftovers of runs killed mid-way
 
     def reporter_factory(total: int) -> ProgressReporter:
@@ -258,8 +259,15 @@ def train_and_register(options: TrainOptions, callback: ProgressCallback | None 
             options.kind, "done", info["steps"], info["planned_steps"], math.nan, phase.elapsed(), 0.0
         )
     )
+    warnings = []
+    if info["stopped_by_time_limit"]:
+        warnings.append(
+            f"stopped by the {recipe.time_limit_s:.0f} s time limit after {info['steps']} of "
+            f"{info['planned_steps']} steps: not the full recipe"
+        )
     return {
         "event": "report",
+        "warnings": warnings,
         "kind": options.kind,
         "version": version,
         "path": str(registry.version_dir(options.kind, version)),

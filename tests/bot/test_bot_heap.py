@@ -26,3 +26,21 @@ def test_survivors_are_frozen_and_a_swapped_out_cycle_is_collected_by_the_next_s
         assert gone() is None
     finally:
         gc.unfreeze()
+
+
+def test_a_start_up_settle_collects_and_freezes_only_what_is_not_frozen_yet() -> None:
+    try:
+        earlier = Node()
+        frozen = weakref.ref(earlier)
+        settle_heap()
+        frozen_count = gc.get_freeze_count()
+        del earlier
+        loaded, garbage = Node(), Node()
+        kept, collected = weakref.ref(loaded), weakref.ref(garbage)
+        del garbage
+        settle_heap(release_frozen=False)
+        assert collected() is None and kept() is not None
+        assert frozen() is not None  # left frozen, as it was
+        assert gc.get_freeze_count() > frozen_count
+    finally:
+        gc.unfreeze()

@@ -213,3 +213,49 @@ async def test_python_m_bot_run_serves_and_never_logs_the_token(
     assert "\nSources\n" in visible(reply)
     assert TOKEN not in log and TOKEN.split(":")[1] not in log
     assert "[REDACTED]" in log  # httpx's request lines were logged, with the token replaced
+
+
+async def test_a_fresh_start_draws_and_writes_at_once_with_the_shipped_champions(
+    fake: FakeTelegram, real_knowledge: SharedKnowledge, tmp_path: Path
+) -> None:
+    """`make run` on a fresh clone: no model trained yet, first-start training on (the default), the
+    shipped champions answer /image and /text straight away and nothing is trained."""
+    from generation.registry import ModelRegistry
+    from generation.settings import PACKAGE_SHIPPED_DIR
+
+    shipped = {
+        kind: ModelRegistry(tmp_path, PACKAGE_SHIPPED_DIR).shipped_version(kind) for kind in ("gan", "lstm")
+    }
+    data_dir = tmp_path / "fresh"
+    shutil.copytree(real_knowledge.data_dir, data_dir, ignore=shutil.ignore_patterns("corpus"))
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("SHIPPED_MODELS_DIR", "TRAIN_MISSING_MODELS")
+    }
+    env.update(
+        PYTHONPATH=str(ROOT),
+        TELEGRAM_BOT_TOKEN=TOKEN,
+        TELEGRAM_API_BASE_URL=fake.base_url,
+        DATA_DIR=str(data_dir),
+        CORPUS_DIR=str(real_knowledge.corpus_dir),
+        HF_HUB_OFFLINE="1",
+    )
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "run", env=env, cwd=data_dir, stderr=asyncio.subprocess.PIPE
+    )
+    try:
+        chat = private_chat(fake)
+        chat.message("/image 7")
+        [photo] = await fake.wait_for_reply(chat.id, timeout=120)
+        chat.message("/text Large models")
+        [_, text] = await fake.wait_for_reply(chat.id, count=2, timeout=60)
+    finally:
+        process.send_signal(signal.SIGINT)
+        _, errors = await asyncio.wait_for(process.communicate(), timeout=60)
+    log = errors.decode()
+    assert process.returncode == 0, log[-2000:]
+    assert photo.method == "sendPhoto" and "digit 7" in photo.text and shipped["gan"] in photo.text
+    assert visible(text).startswith("Large models") and shipped["lstm"] in visible(text)
+    assert "training the default recipe" not in log
+    assert not (data_dir / "models" / "gan" / "versions").exists()

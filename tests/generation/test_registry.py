@@ -77,3 +77,39 @@ def test_commit_refuses_unfinished_candidate(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"no meta\.json"):
         registry.commit_candidate("gan", version)
     assert registry.versions("gan") == []
+
+
+def _ship(folder: Path, version: str) -> Path:
+    """A shipped default: a checkpoint folder of its own, outside any registry."""
+    save_checkpoint(folder / "gan", "gan", Generator(CONFIG), CONFIG.to_dict(), metadata={"version": version})
+    return folder
+
+
+def _snapshot(folder: Path) -> dict[str, tuple[int, int]]:
+    return {str(p.relative_to(folder)): (p.stat().st_mtime_ns, p.stat().st_size) for p in folder.rglob("*")}
+
+
+def test_shipped_default_is_the_first_champion_and_rollback_returns_to_it(tmp_path: Path) -> None:
+    shipped = _ship(tmp_path / "package", "20260101T000000.000000Z-ship")
+    before = _snapshot(shipped)
+    registry = ModelRegistry(tmp_path / "models", shipped)
+    champion = registry.champion("gan")
+    assert champion is not None and champion.version == "20260101T000000.000000Z-ship"
+    assert champion.path == shipped / "gan" and champion.note == "shipped with the package"
+    with pytest.raises(RegistryError, match="no previous"):
+        registry.rollback("gan")
+    trained = add_version(registry, 1.0)
+    assert [info.status for info in registry.versions("gan")] == ["candidate", "champion"]
+    registry.promote("gan", trained)
+    assert registry.champion("gan").version == trained
+    assert [info.status for info in registry.versions("gan")] == ["champion", "previous"]
+    assert registry.rollback("gan").version == "20260101T000000.000000Z-ship"
+    assert registry.champion("gan").path == shipped / "gan"
+    assert registry.rollback("gan", trained).version == trained
+    assert _snapshot(shipped) == before  # read in place, never written
+    assert not (tmp_path / "models" / "gan" / "versions" / "20260101T000000.000000Z-ship").exists()
+
+
+def test_without_a_shipped_default_there_is_no_champion(tmp_path: Path) -> None:
+    assert ModelRegistry(tmp_path / "models", tmp_path / "empty").champion("gan") is None
+    assert ModelRegistry(tmp_path / "models", None).versions("gan") == []

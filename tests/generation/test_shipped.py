@@ -1,0 +1,53 @@
+"""The default champions shipped with the package: made by `make models`, small, and served at once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from generation import evaluate
+from generation.api import ImageRequest, TextRequest
+from generation.data import HELDOUT_SPLIT
+from generation.inference import ImageGenerator, TextGenerator, load_champion
+from generation.models.checkpoint import load_checkpoint
+from generation.registry import KINDS, ModelRegistry
+from generation.settings import PACKAGE_SHIPPED_DIR
+from generation.train.gan import GanRecipe
+from generation.train.lstm import LstmRecipe
+from generation.train.ship import SHIPPED_SEED
+
+RECIPES = {"gan": GanRecipe, "lstm": LstmRecipe}
+MAX_SHIPPED_BYTES = 10 * 1024 * 1024
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_shipped_champion_is_the_default_recipe_with_its_record(kind: str) -> None:
+    checkpoint = load_checkpoint(PACKAGE_SHIPPED_DIR / kind, kind)
+    meta = checkpoint.metadata
+    assert meta["recipe"] == RECIPES[kind]().to_dict()  # retrain with `make models` after a recipe change
+    assert meta["train"]["seed"] == SHIPPED_SEED and not meta["train"]["dry_run"]
+    assert meta["train"]["steps"] == meta["train"]["planned_steps"]
+    assert not meta["train"]["stopped_by_time_limit"]
+    assert meta["data"]["fingerprint"] and meta["shipped"]["commit"] and meta["shipped"]["made_by"]
+    if kind == "gan":
+        assert all(evaluate.targets_met(kind, checkpoint.metrics).values()), checkpoint.metrics
+    else:
+        assert meta["data"]["heldout_split"] == HELDOUT_SPLIT and checkpoint.metrics["bpc"] > 0
+
+
+def test_shipped_weights_are_small() -> None:
+    sizes = [path.stat().st_size for path in PACKAGE_SHIPPED_DIR.glob("*/model.safetensors")]
+    assert len(sizes) == len(KINDS) and sum(sizes) <= MAX_SHIPPED_BYTES
+
+
+def test_a_fresh_data_dir_serves_the_shipped_champions(tmp_path: Path) -> None:
+    images = load_champion(tmp_path / "models", "gan", "cpu", PACKAGE_SHIPPED_DIR)
+    texts = load_champion(tmp_path / "models", "lstm", "cpu", PACKAGE_SHIPPED_DIR)
+    assert isinstance(images, ImageGenerator) and isinstance(texts, TextGenerator)
+    assert images.version == ModelRegistry(tmp_path / "models", PACKAGE_SHIPPED_DIR).champion("gan").version
+    [grid] = images.generate_batch([ImageRequest(digit=7, count=4, seed=1)])
+    assert grid.png.startswith(b"\x89PNG") and grid.digits == [7, 7, 7, 7]
+    [text] = texts.generate_batch([TextRequest(prompt="Large models", length=120, seed=1)])
+    assert text.text.startswith("Large models") and len(text.text) == len("Large models") + 120
+    assert not (tmp_path / "models").exists()  # serving wrote nothing
