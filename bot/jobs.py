@@ -26,7 +26,7 @@ import tempfile
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,7 @@ SAMPLE_MODULE = "generation.sample"
 SAMPLE_TIMEOUT_S = 120.0
 STDERR_LINES = 20  # the tail kept to say why a trainer failed
 CLEANUP_TIMEOUT_S = 60.0
+MAX_SEED = 2**31  # seeds the trainer takes: 0 <= seed < MAX_SEED
 
 
 @dataclass(frozen=True)
@@ -68,10 +69,16 @@ class Progress:
 
 @dataclass(frozen=True)
 class RetrainOptions:
-    """What an admin may ask for: more or fewer epochs, or a cap on optimiser steps."""
+    """What an admin may ask for: more or fewer epochs, a cap on optimiser steps, a seed (without one
+    the trainer uses the recipe's)."""
 
     epochs: int | None = None
     max_steps: int | None = None
+    seed: int | None = None
+
+    def with_seed(self) -> RetrainOptions:
+        """These options with a fresh seed unless one was given."""
+        return self if self.seed is not None else replace(self, seed=secrets.randbelow(MAX_SEED))
 
     def trainer_args(self) -> list[str]:
         args: list[str] = []
@@ -79,6 +86,8 @@ class RetrainOptions:
             args += ["--epochs", str(self.epochs)]
         if self.max_steps is not None:
             args += ["--max-steps", str(self.max_steps)]
+        if self.seed is not None:
+            args += ["--seed", str(self.seed)]
         return args
 
     def describe(self) -> str:
@@ -87,6 +96,8 @@ class RetrainOptions:
             parts.append(f"epochs={self.epochs}")
         if self.max_steps is not None:
             parts.append(f"steps={self.max_steps}")
+        if self.seed is not None:
+            parts.append(f"seed={self.seed}")
         return " ".join(parts)
 
 

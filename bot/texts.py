@@ -121,11 +121,11 @@ TEXTS: dict[str, dict[Lang, str]] = {
     # Admin commands ----------------------------------------------------------------------------
     "retrain_usage": {
         "en": (
-            "Usage: /retrain gan|lstm|all [epochs=N] [steps=N] — retrain in the background\n"
+            "Usage: /retrain gan|lstm|all [epochs=N] [steps=N] [seed=N] — retrain in the background\n"
             "/retrain cancel &lt;job id&gt; — stop a running job\nRunning: {running}"
         ),
         "zh": (
-            "用法：/retrain gan|lstm|all [epochs=N] [steps=N] — 在后台重新训练\n"
+            "用法：/retrain gan|lstm|all [epochs=N] [steps=N] [seed=N] — 在后台重新训练\n"
             "/retrain cancel &lt;任务编号&gt; — 停止运行中的任务\n运行中：{running}"
         ),
     },

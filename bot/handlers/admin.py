@@ -25,7 +25,7 @@ from bot.delivery import send_html, send_photo
 from bot.formatting import escape, fit_caption
 from bot.handlers.common import command_argument, message_lang, reply_html
 from bot.heap import settle_heap
-from bot.jobs import KINDS, Job, JobAlreadyRunning, RetrainOptions, UnknownJob
+from bot.jobs import KINDS, MAX_SEED, Job, JobAlreadyRunning, RetrainOptions, UnknownJob
 from bot.texts import Lang, text
 from generation.api import GenerationError, ImageRequest, TextRequest
 
@@ -195,7 +195,8 @@ async def reindex_command(update: Update, context: CustomContext) -> str:
 
 
 def parse_retrain_args(args: Sequence[str]) -> tuple[list[str], RetrainOptions] | None:
-    """(kinds, options) from `gan|lstm|all [epochs=N] [steps=N]`, or None when they are not valid."""
+    """(kinds, options) from `gan|lstm|all [epochs=N] [steps=N] [seed=N]`, or None when they are not
+    valid."""
     if not args or args[0].lower() not in (*KINDS, "all"):
         return None
     target = args[0].lower()
@@ -203,16 +204,18 @@ def parse_retrain_args(args: Sequence[str]) -> tuple[list[str], RetrainOptions] 
     for item in args[1:]:
         key, sep, raw = item.partition("=")
         key = key.lower()
-        if not sep or key not in ("epochs", "steps") or key in values or not raw.isdigit():
+        if not sep or key not in ("epochs", "steps", "seed") or key in values or not raw.isdigit():
             return None
         values[key] = int(raw)
-    epochs, steps = values.get("epochs"), values.get("steps")
-    if (epochs is not None and not 1 <= epochs <= MAX_EPOCHS) or (
-        steps is not None and not 1 <= steps <= MAX_STEPS
+    epochs, steps, seed = values.get("epochs"), values.get("steps"), values.get("seed")
+    if (
+        (epochs is not None and not 1 <= epochs <= MAX_EPOCHS)
+        or (steps is not None and not 1 <= steps <= MAX_STEPS)
+        or (seed is not None and not seed < MAX_SEED)
     ):
         return None
     kinds = list(KINDS) if target == "all" else [target]
-    return kinds, RetrainOptions(epochs=epochs, max_steps=steps)
+    return kinds, RetrainOptions(epochs=epochs, max_steps=steps, seed=seed)
 
 
 def _running(context: CustomContext, lang: Lang) -> str:
@@ -254,8 +257,10 @@ async def _start(
     user = update.effective_user
     follower = JobFollower(context, chat.id, lang)
     try:
+        # A fresh seed unless one was given: the shipped default was trained with the recipe's seed, so
+        # retraining with it would only reproduce that model.
         job = await context.jobs.start(
-            kind, options, chat.id, user.id if user else None, on_finish=follower.finish
+            kind, options.with_seed(), chat.id, user.id if user else None, on_finish=follower.finish
         )
     except JobAlreadyRunning as exc:  # started by a concurrent /retrain since we looked
         await reply_html(update, context, text("retrain_running", lang, kind=kind, job_id=escape(exc.job.id)))
@@ -265,7 +270,7 @@ async def _start(
             update, context, text("job_failed", lang, job_id="-", kind=kind, error=escape(str(exc)))
         )
         return f"failed to start {kind}: {exc}"
-    described = options.describe()
+    described = job.options.describe()  # with the seed the job was given
     started = text(
         "retrain_started",
         lang,

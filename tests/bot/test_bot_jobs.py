@@ -194,6 +194,8 @@ def test_an_unrelated_process_is_not_taken_for_a_trainer() -> None:
         (["gan"], (["gan"], RetrainOptions())),
         (["LSTM", "epochs=3"], (["lstm"], RetrainOptions(epochs=3))),
         (["all", "steps=10", "epochs=2"], (["gan", "lstm"], RetrainOptions(epochs=2, max_steps=10))),
+        (["gan", "seed=42"], (["gan"], RetrainOptions(seed=42))),
+        (["gan", "seed=2147483648"], None),
         ([], None),
         (["bert"], None),
         (["gan", "epochs=0"], None),

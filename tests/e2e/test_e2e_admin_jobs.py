@@ -5,6 +5,7 @@ rollback, reindex failures, and admins-only in groups. The real trainer runs in 
 from __future__ import annotations
 
 import itertools
+import json
 import re
 import sys
 import time
@@ -74,7 +75,9 @@ async def test_retrain_shows_throttled_progress_then_the_report_and_hot_swaps(
     ]
     assert visible(sample).startswith("Sample from lstm-v2 (seed 1234)\nThe startup")
     assert generation.reloads == 1 and generation.serving["lstm"] == "lstm-v2"
-    assert (data_dir / "argv-lstm.json").read_text() == '["--progress-json", "--epochs", "2"]'
+    argv = json.loads((data_dir / "argv-lstm.json").read_text())
+    assert argv[:4] == ["--progress-json", "--epochs", "2", "--seed"] and len(argv) == 5
+    assert f"retraining lstm (epochs=2 seed={argv[4]})" in visible(started)  # a fresh seed, shown
     assert audit == [
         ("retrain", "lstm epochs=2", f"started {job_id}"),
         ("retrain", job_id, "succeeded: lstm-v2 promoted (candidate beats the champion)"),

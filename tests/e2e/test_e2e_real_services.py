@@ -178,54 +178,16 @@ async def test_real_image_and_question_are_served_side_by_side(
     assert replies[0][0].method == "sendPhoto" and "来源" in visible(replies[1][0])
 
 
-async def test_python_m_bot_run_serves_and_never_logs_the_token(
-    fake: FakeTelegram, real_knowledge: SharedKnowledge
-) -> None:
-    """The real entry point in its own process: settings from the environment, polling the fake server."""
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "TELEGRAM_BOT_TOKEN": TOKEN,
-        "TELEGRAM_API_BASE_URL": fake.base_url,
-        "DATA_DIR": str(real_knowledge.data_dir),  # the session's index: loaded, not rebuilt
-        "CORPUS_DIR": str(real_knowledge.corpus_dir),
-        "LOG_LEVEL": "DEBUG",
-        "HF_HUB_OFFLINE": "1",
-    }
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        "run",
-        env=env,
-        cwd=real_knowledge.data_dir,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        chat = private_chat(fake)
-        chat.message(QUESTION_EN)
-        [reply] = await fake.wait_for_reply(chat.id, timeout=120)
-    finally:
-        process.send_signal(signal.SIGINT)
-        _, errors = await asyncio.wait_for(process.communicate(), timeout=60)
-    log = errors.decode()
-    assert process.returncode == 0, log[-2000:]
-    assert "\nSources\n" in visible(reply)
-    assert TOKEN not in log and TOKEN.split(":")[1] not in log
-    assert "[REDACTED]" in log  # httpx's request lines were logged, with the token replaced
-
-
-async def test_a_fresh_start_draws_and_writes_at_once_with_the_shipped_champions(
+async def test_python_m_bot_run_on_a_fresh_data_dir_answers_draws_writes_and_never_logs_the_token(
     fake: FakeTelegram, real_knowledge: SharedKnowledge, tmp_path: Path
 ) -> None:
-    """`make run` on a fresh clone: no model trained yet, first-start training on (the default), the
-    shipped champions answer /image and /text straight away and nothing is trained."""
+    """`make run` on a fresh clone, in its own process: settings from the environment, polling the fake
+    server, no model trained yet and first-start training on (the defaults). The question is answered,
+    and the shipped champions draw and write straight away: nothing is trained."""
     from generation.registry import ModelRegistry
     from generation.settings import PACKAGE_SHIPPED_DIR
 
-    shipped = {
-        kind: ModelRegistry(tmp_path, PACKAGE_SHIPPED_DIR).shipped_version(kind) for kind in ("gan", "lstm")
-    }
+    shipped = ModelRegistry(tmp_path, PACKAGE_SHIPPED_DIR)
     data_dir = tmp_path / "fresh"
     shutil.copytree(real_knowledge.data_dir, data_dir, ignore=shutil.ignore_patterns("corpus"))
     env = {
@@ -237,8 +199,9 @@ async def test_a_fresh_start_draws_and_writes_at_once_with_the_shipped_champions
         PYTHONPATH=str(ROOT),
         TELEGRAM_BOT_TOKEN=TOKEN,
         TELEGRAM_API_BASE_URL=fake.base_url,
-        DATA_DIR=str(data_dir),
+        DATA_DIR=str(data_dir),  # the session's index: loaded, not rebuilt
         CORPUS_DIR=str(real_knowledge.corpus_dir),
+        LOG_LEVEL="DEBUG",
         HF_HUB_OFFLINE="1",
     )
     process = await asyncio.create_subprocess_exec(
@@ -246,16 +209,22 @@ async def test_a_fresh_start_draws_and_writes_at_once_with_the_shipped_champions
     )
     try:
         chat = private_chat(fake)
+        chat.message(QUESTION_EN)
+        [reply] = await fake.wait_for_reply(chat.id, timeout=120)
         chat.message("/image 7")
-        [photo] = await fake.wait_for_reply(chat.id, timeout=120)
+        [_, photo] = await fake.wait_for_reply(chat.id, count=2, timeout=60)
         chat.message("/text Large models")
-        [_, text] = await fake.wait_for_reply(chat.id, count=2, timeout=60)
+        [*_, text] = await fake.wait_for_reply(chat.id, count=3, timeout=60)
     finally:
         process.send_signal(signal.SIGINT)
         _, errors = await asyncio.wait_for(process.communicate(), timeout=60)
     log = errors.decode()
     assert process.returncode == 0, log[-2000:]
-    assert photo.method == "sendPhoto" and "digit 7" in photo.text and shipped["gan"] in photo.text
-    assert visible(text).startswith("Large models") and shipped["lstm"] in visible(text)
+    assert "\nSources\n" in visible(reply)
+    assert photo.method == "sendPhoto" and "digit 7" in photo.text
+    assert shipped.shipped_version("gan") in photo.text
+    assert visible(text).startswith("Large models") and shipped.shipped_version("lstm") in visible(text)
     assert "training the default recipe" not in log
     assert not (data_dir / "models" / "gan" / "versions").exists()
+    assert TOKEN not in log and TOKEN.split(":")[1] not in log
+    assert "[REDACTED]" in log  # httpx's request lines were logged, with the token replaced
