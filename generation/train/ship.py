@@ -47,6 +47,7 @@ def training_commit() -> dict[str, object]:
 
 def ship(kind: str, settings: GenerationSettings, shipped_dir: Path = PACKAGE_SHIPPED_DIR) -> dict:
     """Train `kind`'s default recipe and install the result as the shipped default; returns the report."""
+    commit = training_commit()  # what is checked out now trains the model, whatever changes meanwhile
     with tempfile.TemporaryDirectory() as scratch:
         options = TrainOptions(
             kind=kind,
@@ -62,7 +63,7 @@ def ship(kind: str, settings: GenerationSettings, shipped_dir: Path = PACKAGE_SH
             raise RuntimeError(f"{kind}: not shipped: {'; '.join(report['warnings'])}")
         built = Path(report["path"])
         meta = read_metadata(built)
-        meta["shipped"] = {**training_commit(), "made_by": "make models"}
+        meta["shipped"] = {**commit, "made_by": "make models"}
         write_metadata(built, meta)
         staging = shipped_dir / f".{kind}.new"
         shutil.rmtree(staging, ignore_errors=True)
