@@ -112,7 +112,7 @@ async def test_retrain_promotes_hot_swaps_without_dropping_requests_and_rollback
     async with real_bot(fake, data_dir) as (_, generation):
         before = await image_digest(generation)
         admin = private_chat(fake, ADMIN)
-        admin.message("/retrain gan", user=ADMIN)
+        admin.message("/retrain gan seed=0", user=ADMIN)  # the seed the test champions were trained with
         started, _ = await fake.wait_for_reply(admin.id, count=2)
         job_id = JOB_ID.search(visible(started)).group(1)
         user = private_chat(fake)
@@ -160,7 +160,7 @@ async def test_a_worse_candidate_is_not_promoted(fake: FakeTelegram, models_data
     champion = registry_state(data_dir, "lstm")["champion"]
     async with real_bot(fake, data_dir) as (_, generation):
         admin = private_chat(fake, ADMIN)
-        admin.message("/retrain lstm steps=1", user=ADMIN)
+        admin.message("/retrain lstm steps=1 seed=0", user=ADMIN)
         *_, report, sample = await fake.wait_for_reply(admin.id, count=4, timeout=120)
         served = await generation.text(TextRequest(prompt="The", length=20, seed=SEED))
     lines = visible(report).splitlines()
