@@ -17,6 +17,8 @@ class Question:
     question: str
     expect_any: tuple[str, ...]
     kind: str
+    split: str = ""  # "tune" or "locked" in the blind set; empty elsewhere
+    doc: str = ""
 
     @property
     def off_topic(self) -> bool:
@@ -68,6 +70,8 @@ def read_questions(path: Path) -> list[Question]:
                     row["question"],
                     tuple(row.get("expect_any") or ()),
                     row.get("kind", ""),
+                    row.get("split") or "",
+                    row.get("doc") or "",
                 )
             )
         except (ValueError, KeyError, TypeError) as exc:

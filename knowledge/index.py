@@ -29,7 +29,7 @@ from knowledge.text import CODE_FENCE, lexical_tokens
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 6
+FORMAT_VERSION = 7
 MAX_CHARS = {"en": 900, "zh": 380}
 BM25_K1 = 1.2
 BM25_B = 0.6

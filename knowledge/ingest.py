@@ -242,6 +242,13 @@ def extract_title(lines: list[str], fallback: str) -> tuple[str, list[str]]:
         heading = HEADING.match(line)
         if heading and len(heading.group(1)) == 1 and not _in_code_before(lines, line):
             return _strip_title(heading.group(2)), lines
+    # No title heading: the first heading names the article better than its file name does.
+    for line in lines:
+        heading = HEADING.match(line)
+        if heading and not _in_code_before(lines, line):
+            title = _strip_title(NUMBER_PREFIX.sub("", clean_heading(heading.group(2))))
+            if title:
+                return title, lines
     return _readable_name(fallback), lines
 
 
