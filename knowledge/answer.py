@@ -173,16 +173,22 @@ def trim(text: str, analysis: QueryAnalysis, limit: int) -> str:
     if sum(len(b) for b in blocks) <= limit:
         return _join(blocks)
     terms = {**analysis.translated, **analysis.terms}
-    scores = [sum(w for t, w in terms.items() if t in set(lexical_tokens(block))) for block in blocks]
+    # A lead-in whose list was left out ("...具有以下优势：") says nothing on its own.
+    scores = [
+        -1.0 if _bare_lead_in(block) else sum(w for t, w in terms.items() if t in set(lexical_tokens(block)))
+        for block in blocks
+    ]
     start = max(range(len(blocks)), key=lambda i: (scores[i], -i))
     chosen: list[str] = []
     used = 0
     for block in blocks[start:]:
+        if _bare_lead_in(block):
+            continue
         if used and used + len(block) > limit:
             break
         chosen.append(block if len(block) <= limit else _shorten(block, limit))
         used += len(block)
-    return _join(chosen)
+    return _join(chosen) if chosen else _shorten(_join(blocks), limit)
 
 
 def _blocks(prose: str) -> list[str]:
@@ -199,6 +205,10 @@ def _blocks(prose: str) -> list[str]:
         in_list = bool(LIST_ITEM.match(line))
         blocks.extend(s.strip() for s in SENTENCE_END.split(line) if s and s.strip())
     return blocks
+
+
+def _bare_lead_in(block: str) -> bool:
+    return block.endswith(LEAD_IN_END) and "\n" not in block
 
 
 def _shorten(block: str, limit: int) -> str:

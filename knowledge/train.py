@@ -105,7 +105,13 @@ def train(retriever: Retriever, questions: list[Question], counts: dict[str, int
     answerable_c = _best_c(rows, answerable, folds)
     probabilities = _out_of_fold_probabilities(rows, answerable, folds, answerable_c)
     answer_at = _answer_threshold(probabilities[answerable == 1])
-    log.info("answer model: C=%s, answer at p >= %.3f", answerable_c, answer_at)
+    declined = float(np.mean(probabilities[answerable == 0] < answer_at))
+    log.info(
+        "answer model: C=%s, answer at p >= %.3f; out of fold it declines %.3f of the unanswerable",
+        answerable_c,
+        answer_at,
+        declined,
+    )
     unanswerable = answerable == 0
     in_domain = np.array([e.question.kind == "uncovered" for e in examples], dtype=np.float32)[unanswerable]
     in_domain_model = None
