@@ -7,6 +7,7 @@ import bisect
 import math
 import re
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -240,11 +241,29 @@ class Retriever:
 
     def support(self, analysis: QueryAnalysis, group: int) -> float:
         """Idf-weighted share of the question's key terms that a group's text holds (1.0: none)."""
+        return self.supports(analysis)(group)
+
+    def supports(self, analysis: QueryAnalysis) -> Callable[[int], float]:
+        """`support` for many groups of one question: each key term's groups are found once."""
         total = sum(key.weight for key in analysis.key_terms)
         if not total:
-            return 1.0
-        held = sum(key.weight for key in analysis.key_terms if self._holds(key, group))
-        return held / total
+            return lambda group: 1.0
+        held = [(key.weight, self._key_groups(key)) for key in analysis.key_terms]
+        return lambda group: sum(weight for weight, groups in held if group in groups) / total
+
+    def _key_groups(self, key: KeyTerm) -> set[int]:
+        """The groups holding a key term: all tokens of one of its options, or a word with its prefix."""
+        groups: set[int] = set()
+        for option in key.options:
+            if option:
+                groups |= frozenset.intersection(*(self._groups_holding(term) for term in option))
+        if key.prefix:
+            start = bisect.bisect_left(self._sorted_terms, key.prefix)
+            for term in self._sorted_terms[start:]:
+                if not term.startswith(key.prefix):
+                    break
+                groups |= self._groups_holding(term)
+        return groups
 
     def _prefixed(self, prefix: str) -> bool:
         """Whether any indexed term starts with prefix (an empty prefix: no)."""
@@ -252,19 +271,6 @@ class Retriever:
             return False
         start = bisect.bisect_left(self._sorted_terms, prefix)
         return start < len(self._sorted_terms) and self._sorted_terms[start].startswith(prefix)
-
-    def _holds(self, key: KeyTerm, group: int) -> bool:
-        for option in key.options:
-            if all(group in self._groups_holding(term) for term in option):
-                return True
-        if key.prefix:
-            start = bisect.bisect_left(self._sorted_terms, key.prefix)
-            for term in self._sorted_terms[start:]:
-                if not term.startswith(key.prefix):
-                    break
-                if group in self._groups_holding(term):
-                    return True
-        return False
 
     def _groups_holding(self, term: str) -> frozenset[int]:
         """The groups whose units hold a lexical term (cached per indexed term, so the cache stays
@@ -299,19 +305,19 @@ class Retriever:
         size = len(self.index.units)
         gloss = np.zeros(size, dtype=np.float32)
         if analysis.lang == "en" and len(self._gloss_ids):
-            gloss[self._gloss_ids] = self._gloss @ query
+            gloss[self._gloss_ids] = matvec(self._gloss, query)
         lexical = self.index.lexical
         if self.multilingual is not None:
             multi = self.multilingual.encode_query(analysis.corrected)
         else:
             multi = np.zeros(self._multi.shape[1], dtype=np.float32)
         return Signals(
-            self._dense @ query,
+            matvec(self._dense, query),
             gloss,
-            self._multi @ multi,
-            self._headings @ query,
+            matvec(self._multi, multi),
+            matvec(self._headings, query),
             self._closest_sentence(self._sentences, query, size),
-            self._multi_headings @ multi,
+            matvec(self._multi_headings, multi),
             self._closest_sentence(self._multi_sentences, multi, size),
             lexical.score(analysis.terms, size),
             lexical.score(analysis.translated, size),
@@ -321,7 +327,7 @@ class Retriever:
         """Each unit's best cosine over its sentences."""
         best = np.zeros(size, dtype=np.float32)
         if len(sentences):
-            scores = sentences @ query
+            scores = matvec(sentences, query)
             best[self._sentence_owners] = np.maximum.reduceat(scores, self._sentence_starts)
         return best
 
@@ -331,10 +337,11 @@ class Retriever:
         """(candidate units, their UNIT_FEATURES rows, support of each candidate group)."""
         units = candidates(signals)
         supports: dict[int, float] = {}
+        share = self.supports(analysis)
 
         def support(group: int) -> float:
             if group not in supports:
-                supports[group] = self.support(analysis, group)
+                supports[group] = share(group)
             return supports[group]
 
         rows = unit_features(signals, units, self.traits, analysis.lang, support)
@@ -431,6 +438,12 @@ def _rrf(scores: np.ndarray) -> np.ndarray:
     ranks = np.empty(len(scores), dtype=np.float32)
     ranks[order] = np.arange(1, len(scores) + 1, dtype=np.float32)
     return np.where(scores > 0, 1.0 / (RRF_K + ranks), 0.0).astype(np.float32)
+
+
+def matvec(matrix: np.ndarray, vector: np.ndarray) -> np.ndarray:
+    """matrix @ vector on the calling thread: multi-threaded BLAS made these ~50x slower on a busy
+    two-core machine, where its threads wait for a core."""
+    return np.einsum("ij,j->i", matrix, vector)
 
 
 def _grams_of(term: str) -> list[str]:
