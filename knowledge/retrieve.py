@@ -455,11 +455,6 @@ def _grams_of(term: str) -> list[str]:
     return words + grams
 
 
-def _normalised(scores: np.ndarray) -> np.ndarray:
-    top = float(scores.max()) if len(scores) else 0.0
-    return scores / top if top > 0 else scores
-
-
 def _deletes(word: str) -> set[str]:
     return {word[:i] + word[i + 1 :] for i in range(len(word))}
 
