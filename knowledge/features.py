@@ -7,7 +7,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# How many of the best units each signal puts forward; their union is what the ranker scores.
+# How many of the best units each signal puts forward (their union is what the ranker scores):
+# training chooses among these by cross-validation; the default serves until weights exist.
+POOL_SIZES = (10, 20, 40)
 CANDIDATES_PER_SIGNAL = 20
 
 # Each signal's worth differs by the asker's language (all-MiniLM reads English only), so every
@@ -100,6 +102,12 @@ def candidates(signals: Signals, per_signal: int = CANDIDATES_PER_SIGNAL) -> np.
         top = np.argpartition(-scores, count - 1)[:count]
         picked.append(top[scores[top] > 0])
     return np.unique(np.concatenate(picked)) if picked else np.zeros(0, dtype=np.int64)
+
+
+def within_pool(rows: np.ndarray, per_signal: int) -> np.ndarray:
+    """Which candidate rows (UNIT_FEATURES) some signal ranks among its best `per_signal`."""
+    columns = [n for n, name in enumerate(BASE_FEATURES) if name.endswith("_rr")]
+    return rows[:, columns].max(axis=1) > 1.0 / (1.0 + per_signal)
 
 
 def reciprocal_ranks(scores: np.ndarray) -> np.ndarray:

@@ -54,6 +54,7 @@ class Policy:
     answer_at: float  # answer when P(answerable) reaches this (chosen by cross-validation)
     in_domain: LinearModel | None  # P(an unanswerable question is about the corpus's topics)
     trained_on: dict  # question counts per source, for the record
+    candidates_per_signal: int  # how many units each signal puts forward (chosen by cross-validation)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -65,7 +66,14 @@ class Policy:
         if ranker.features != UNIT_FEATURES or answerable.features != QUESTION_FEATURES:
             raise ValueError("learned weights are for other features; run `python -m knowledge train`")
         in_domain = LinearModel.from_json(data["in_domain"]) if data.get("in_domain") else None
-        return cls(ranker, answerable, float(data["answer_at"]), in_domain, dict(data.get("trained_on", {})))
+        return cls(
+            ranker,
+            answerable,
+            float(data["answer_at"]),
+            in_domain,
+            dict(data.get("trained_on", {})),
+            int(data["candidates_per_signal"]),
+        )
 
 
 def load_policy(path: Path = SHIPPED) -> Policy:

@@ -13,7 +13,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from knowledge.encoder import Encoder
-from knowledge.features import Signals, UnitTraits, candidates, question_features, unit_features
+from knowledge.features import (
+    CANDIDATES_PER_SIGNAL,
+    Signals,
+    UnitTraits,
+    candidates,
+    question_features,
+    unit_features,
+)
 from knowledge.glossary import Glossary, Spans
 from knowledge.index import KnowledgeIndex, dense_rows
 from knowledge.learned import Policy
@@ -332,10 +339,12 @@ class Retriever:
         return best
 
     def candidate_features(
-        self, analysis: QueryAnalysis, signals: Signals
+        self, analysis: QueryAnalysis, signals: Signals, pool: int | None = None
     ) -> tuple[np.ndarray, np.ndarray, dict[int, float]]:
-        """(candidate units, their UNIT_FEATURES rows, support of each candidate group)."""
-        units = candidates(signals)
+        """(candidate units, their UNIT_FEATURES rows, support of each candidate group); `pool`: units
+        each signal puts forward (default: the learned choice)."""
+        per_signal = self.policy.candidates_per_signal if self.policy else CANDIDATES_PER_SIGNAL
+        units = candidates(signals, per_signal if pool is None else pool)
         supports: dict[int, float] = {}
         share = self.supports(analysis)
 

@@ -9,14 +9,14 @@ The locked part of the blind set is never read. Deterministic: same data, same w
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from knowledge.answer import SOURCE_CHARS, localised
 from knowledge.evaluate import Question, read_questions
-from knowledge.features import QUESTION_FEATURES, UNIT_FEATURES, Signals
+from knowledge.features import POOL_SIZES, QUESTION_FEATURES, UNIT_FEATURES, Signals, within_pool
 from knowledge.learned import LinearModel, Policy
 from knowledge.retrieve import QueryAnalysis, Retriever, best_groups, retrieval_features
 
@@ -68,7 +68,7 @@ def collect(retriever: Retriever, questions: list[Question]) -> list[Example]:
     for question in questions:
         analysis = retriever.analyse(" ".join(question.question.split()))
         signals = retriever.signals(analysis, retriever.encoder.encode_query(analysis.corrected))
-        units, rows, supports = retriever.candidate_features(analysis, signals)
+        units, rows, supports = retriever.candidate_features(analysis, signals, max(POOL_SIZES))
         wanted = [phrase.lower() for phrase in question.expect_any]
         labels = np.array(
             [_holds(localised(retriever.index, int(u), analysis.lang)[1], wanted) for u in units],
@@ -82,15 +82,24 @@ def train(retriever: Retriever, questions: list[Question], counts: dict[str, int
     """Fit all three models on the labelled questions."""
     examples = collect(retriever, questions)
     folds = _folds(len(examples))
+    widest = examples
+    quality = {}
+    for pool in POOL_SIZES:
+        pooled = [_restricted(e, pool) for e in widest]
+        ranked = [n for n, e in enumerate(pooled) if e.answerable and e.labels.any()]
+        for c in C_GRID:
+            # Questions whose answer the pool leaves out count as misses.
+            hit1, mrr = _ranking_quality(pooled, ranked, folds, c)
+            share = len(ranked) / max(1, sum(e.answerable and e.labels.any() for e in widest))
+            quality[pool, c] = (hit1 * share, mrr * share)
+    pool, ranker_c = max(quality, key=lambda key: quality[key])
+    examples = [_restricted(e, pool) for e in widest]
     ranked = [n for n, e in enumerate(examples) if e.answerable and e.labels.any()]
-    quality = {c: _ranking_quality(examples, ranked, folds, c) for c in C_GRID}
-    ranker_c = max(C_GRID, key=lambda c: quality[c])
     log.info(
-        "ranker: C=%s; out of fold, the first candidate answers %.3f of %d questions (MRR %.3f)",
+        "ranker: %d candidates a signal, C=%s; out of fold, the first candidate answers %.3f (MRR %.3f)",
+        pool,
         ranker_c,
-        quality[ranker_c][0],
-        len(ranked),
-        quality[ranker_c][1],
+        *quality[pool, ranker_c],
     )
     # The answer model learns from rankings its questions did not train (out of fold), as in service.
     out_of_fold = _out_of_fold_scores(examples, ranked, folds, ranker_c)
@@ -128,7 +137,13 @@ def train(retriever: Retriever, questions: list[Question], counts: dict[str, int
         )
     ranker = _fit_ranker([examples[n] for n in ranked], ranker_c)
     answer_model = _fit(rows, answerable, answerable_c, QUESTION_FEATURES)
-    return Policy(ranker, answer_model, answer_at, in_domain_model, dict(counts))
+    return Policy(ranker, answer_model, answer_at, in_domain_model, dict(counts), pool)
+
+
+def _restricted(example: Example, pool: int) -> Example:
+    """An example with only the candidates a pool of `pool` units a signal would hold."""
+    keep = within_pool(example.rows, pool)
+    return replace(example, units=example.units[keep], rows=example.rows[keep], labels=example.labels[keep])
 
 
 def _holds(text: str, wanted: list[str]) -> bool:

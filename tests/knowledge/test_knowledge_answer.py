@@ -158,12 +158,15 @@ def test_the_verdict_follows_the_learned_probabilities(retriever: Retriever):
     def model(bias: float) -> LinearModel:
         return LinearModel(QUESTION_FEATURES, (0.0,) * width, (1.0,) * width, (0.0,) * width, bias)
 
-    ranker = LinearModel(UNIT_FEATURES, (0.0,) * 15, (1.0,) * 15, (0.0,) * 15, 0.0)
+    size = len(UNIT_FEATURES)
+    ranker = LinearModel(UNIT_FEATURES, (0.0,) * size, (1.0,) * size, (0.0,) * size, 0.0)
     sure, unsure = model(3.0), model(-3.0)
-    assert decide(found, Policy(ranker, sure, 0.5, unsure, {}))[0] is Verdict.ANSWER
-    assert decide(found, Policy(ranker, unsure, 0.5, sure, {}))[0] is Verdict.CLOSEST
-    assert decide(found, Policy(ranker, unsure, 0.5, unsure, {}))[0] is Verdict.DECLINE
-    assert decide(retrieval(retriever, question), Policy(ranker, sure, 0.5, None, {}))[0] is Verdict.DECLINE
+    assert decide(found, Policy(ranker, sure, 0.5, unsure, {}, 20))[0] is Verdict.ANSWER
+    assert decide(found, Policy(ranker, unsure, 0.5, sure, {}, 20))[0] is Verdict.CLOSEST
+    assert decide(found, Policy(ranker, unsure, 0.5, unsure, {}, 20))[0] is Verdict.DECLINE
+    assert (
+        decide(retrieval(retriever, question), Policy(ranker, sure, 0.5, None, {}, 20))[0] is Verdict.DECLINE
+    )
 
 
 @pytest.mark.slow
