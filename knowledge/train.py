@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 EVAL_DIR = Path(__file__).parent / "eval"
 LABELLED = ("dev.jsonl", "probe.jsonl", "blind.jsonl")
-C_GRID = (0.001, 0.01, 0.1, 1.0)
+C_GRID = (0.01, 0.1, 1.0, 10.0)
 FOLDS = 5
 # Half the allowed share of answerable questions declined: out-of-fold estimates are noisy.
 ANSWERABLE_DECLINE_BUDGET = 0.025
