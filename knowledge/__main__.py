@@ -1,4 +1,4 @@
-"""python -m knowledge build | ask | eval | bench"""
+"""python -m knowledge build | ask | eval | train | bench"""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     evaluate.add_argument("file", type=Path)
     evaluate.add_argument("-k", type=int, default=5)
     evaluate.add_argument("--misses", action="store_true", help="list questions not hit at rank 1")
+    commands.add_parser("train", help="fit the ranker and answer models on the labelled question sets")
     bench = commands.add_parser("bench", help="measure ask latency against a bare query encoding")
     bench.add_argument("--file", type=Path, default=DEV_SET)
     args = parser.parse_args(argv)
@@ -51,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
             )
             return 0
         kb.initialize()
+        if args.command == "train":
+            return _train(kb)
         if args.command == "ask":
             return _ask(kb, args)
         if args.command == "eval":
@@ -80,6 +83,19 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         kb.shutdown()
     return 1
+
+
+def _train(kb) -> int:
+    from knowledge.learned import SHIPPED, save_policy
+    from knowledge.train import train, training_questions
+
+    questions, counts = training_questions()
+    policy = train(kb.retriever(), questions, counts)
+    save_policy(policy)
+    print(
+        f"trained on {sum(counts.values())} questions {counts}; answer at p >= {policy.answer_at:.3f} -> {SHIPPED}"
+    )
+    return 0
 
 
 def _ask(kb, args) -> int:

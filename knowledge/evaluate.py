@@ -17,6 +17,8 @@ class Question:
     question: str
     expect_any: tuple[str, ...]
     kind: str
+    split: str = ""  # "tune" or "locked" in the blind set; empty elsewhere
+    doc: str = ""
 
     @property
     def off_topic(self) -> bool:
@@ -31,6 +33,7 @@ class Scores:
     hits5: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     ranks: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     off_topic_declined: list[bool] = field(default_factory=list)
+    uncovered_declined: list[bool] = field(default_factory=list)  # in-domain, not in the corpus
     answerable_declined: list[bool] = field(default_factory=list)
     misses: list[str] = field(default_factory=list)
 
@@ -48,6 +51,10 @@ class Scores:
     @property
     def off_topic_declined_share(self) -> float:
         return _mean([float(x) for x in self.off_topic_declined])
+
+    @property
+    def uncovered_declined_share(self) -> float:
+        return _mean([float(x) for x in self.uncovered_declined])
 
     @property
     def answerable_declined_share(self) -> float:
@@ -68,6 +75,8 @@ def read_questions(path: Path) -> list[Question]:
                     row["question"],
                     tuple(row.get("expect_any") or ()),
                     row.get("kind", ""),
+                    row.get("split") or "",
+                    row.get("doc") or "",
                 )
             )
         except (ValueError, KeyError, TypeError) as exc:
@@ -106,7 +115,10 @@ def evaluate(ask, questions: list[Question], k: int = 5) -> Scores:
     for question in questions:
         answer = ask(question.question, k)
         if question.off_topic:
-            scores.off_topic_declined.append(not answer.answered)
+            declined = (
+                scores.uncovered_declined if question.kind == "uncovered" else scores.off_topic_declined
+            )
+            declined.append(not answer.answered)
             continue
         scores.answerable_declined.append(not answer.answered)
         rank = rank_of_hit(answer, question.expect_any, k)
@@ -129,7 +141,8 @@ def report(scores: Scores) -> str:
         lines.append(f"{group:<16}{row['n']:>5}{row['hit@1']:>8.3f}{row['hit@5']:>8.3f}{row['mrr']:>8.3f}")
     lines.append(
         f"off-topic declined: {scores.off_topic_declined_share:.3f} (n={len(scores.off_topic_declined)}); "
-        f"answerable declined: {scores.answerable_declined_share:.3f} (n={len(scores.answerable_declined)})"
+        f"answerable declined: {scores.answerable_declined_share:.3f} (n={len(scores.answerable_declined)}); "
+        f"uncovered not answered: {scores.uncovered_declined_share:.3f} (n={len(scores.uncovered_declined)})"
     )
     return "\n".join(lines)
 

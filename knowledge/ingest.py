@@ -242,6 +242,13 @@ def extract_title(lines: list[str], fallback: str) -> tuple[str, list[str]]:
         heading = HEADING.match(line)
         if heading and len(heading.group(1)) == 1 and not _in_code_before(lines, line):
             return _strip_title(heading.group(2)), lines
+    # No title heading: the first heading names the article better than its file name does.
+    for line in lines:
+        heading = HEADING.match(line)
+        if heading and not _in_code_before(lines, line):
+            title = _strip_title(NUMBER_PREFIX.sub("", clean_heading(heading.group(2))))
+            if title:
+                return title, lines
     return _readable_name(fallback), lines
 
 
@@ -421,10 +428,8 @@ def _to_sections(raw: _RawSection, doc: str, title: str, start: int) -> list[Sec
     """One raw section -> a Section, or several FAQ entries when it holds a list of questions."""
     body = "\n\n".join(raw.lines).strip()
     prose = CODE_FENCE.sub("", body)
-    if not body or (
-        len(dedup_key(prose)) < 20 and prose.rstrip().endswith(("：", ":")) and "```" not in body
-    ):
-        # Nothing left, or only the lead-in of a list that was a duplicate.
+    if not body or (_only_lead_ins(prose) and "```" not in body):
+        # Nothing left, or only the lead-ins of lists that were duplicates (said in full earlier).
         return []
     lang = detect_lang(prose or body)
     path = raw.path or (title,)
@@ -446,6 +451,12 @@ def _to_sections(raw: _RawSection, doc: str, title: str, start: int) -> list[Sec
             made.append(_make(doc, title, (*path, q), entry_lang, answer, start + len(made), "faq", q))
         return made
     return [_make(doc, title, path, lang, body, start, "section")]
+
+
+def _only_lead_ins(prose: str) -> bool:
+    """Whether every paragraph left is a sentence leading into a list ("...面临着一系列挑战：")."""
+    paragraphs = [p.strip() for p in re.split(r"\n\s*\n", prose) if p.strip()]
+    return bool(paragraphs) and all(p.endswith(("：", ":")) and "\n" not in p for p in paragraphs)
 
 
 def _make(

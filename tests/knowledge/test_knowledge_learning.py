@@ -1,0 +1,51 @@
+"""Learned weights: JSON round trip, the cross-validated answer threshold, candidate pools."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from knowledge.features import BASE_FEATURES, QUESTION_FEATURES, UNIT_FEATURES, within_pool
+from knowledge.learned import SHIPPED, LinearModel, Policy, load_policy, save_policy
+from knowledge.train import ANSWERABLE_DECLINE_BUDGET, _answer_threshold, training_questions
+
+
+def model(names: tuple[str, ...], bias: float = 0.0) -> LinearModel:
+    size = len(names)
+    return LinearModel(names, (0.5,) * size, (2.0,) * size, tuple(float(n) for n in range(size)), bias)
+
+
+def test_weights_round_trip_through_json(tmp_path):
+    policy = Policy(model(UNIT_FEATURES), model(QUESTION_FEATURES, 1.0), 0.3, None, {"dev.jsonl": 3}, 20)
+    save_policy(policy, tmp_path / "learned.json")
+    loaded = load_policy(tmp_path / "learned.json")
+    assert loaded == policy
+    rows = np.ones((2, len(QUESTION_FEATURES)), dtype=np.float32)
+    assert np.allclose(loaded.answerable.probability(rows), policy.answerable.probability(rows))
+
+
+def test_shipped_weights_load_and_fit_the_features():
+    policy = load_policy(SHIPPED)
+    assert policy.ranker.features == UNIT_FEATURES and 0.0 < policy.answer_at < 1.0
+    assert policy.candidates_per_signal > 0
+
+
+def test_the_answer_threshold_declines_at_most_the_budget_of_answerable_questions():
+    probabilities = np.linspace(0.01, 0.99, 200)
+    threshold = _answer_threshold(probabilities)
+    assert np.mean(probabilities < threshold) <= ANSWERABLE_DECLINE_BUDGET
+    assert np.mean(probabilities < threshold + 0.01) > ANSWERABLE_DECLINE_BUDGET  # the highest such
+
+
+def test_a_smaller_pool_keeps_the_candidates_some_signal_ranks_high_enough():
+    rows = np.zeros((3, len(UNIT_FEATURES)), dtype=np.float32)
+    rank = {name: n for n, name in enumerate(BASE_FEATURES)}
+    rows[0, rank["dense_rr"]] = 1.0  # first by MiniLM
+    rows[1, rank["lexical_rr"]] = 1.0 / 16  # fifteenth by BM25
+    assert within_pool(rows, 20).tolist() == [True, True, False]
+    assert within_pool(rows, 10).tolist() == [True, False, False]
+
+
+def test_training_never_reads_the_locked_part():
+    questions, counts = training_questions()
+    assert all(q.split != "locked" for q in questions)
+    assert counts.get("blind.jsonl", 0) > 0
