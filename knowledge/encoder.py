@@ -1,11 +1,13 @@
 """The dense encoder: one object with encode_query / encode_document, backed by sentence-transformers.
 
 Queries have a serving path built for many askers at once (a bot answering several chats):
-concurrent `encode_query` calls are micro-batched (`QueryBatcher`), and on CPU the forward pass is a
-TorchScript trace of the transformer and its pooling, in bfloat16 where the CPU computes it natively.
-A trace runs its whole graph in C++ with the GIL released, so Python threads (a bot's event loop)
-keep running beside it; eager transformers code takes the GIL back between its ~300 ops per pass.
-Passages (index builds) go through sentence-transformers as before.
+concurrent `encode_query` calls are micro-batched (`QueryBatcher`). A mean-pooled BERT model (the
+packaged one) answers them through `knowledge.bert`, plain torch read straight from the model folder,
+so a cold start never imports transformers or sentence-transformers. Any other model is loaded by
+sentence-transformers, and on CPU its forward pass is a TorchScript trace of the transformer and its
+pooling, in bfloat16 where the CPU computes it natively: a trace runs its whole graph in C++ with the
+GIL released, so Python threads (a bot's event loop) keep running beside it. Passages (index builds)
+always go through sentence-transformers, loaded on the first build.
 """
 
 from __future__ import annotations
@@ -150,23 +152,39 @@ class Encoder:
     """Sentence embeddings, L2-normalised so inner product is cosine similarity."""
 
     def __init__(self, model_name: str, device: str = "cpu", max_tokens: int = DOCUMENT_TOKENS) -> None:
-        from sentence_transformers import SentenceTransformer
-        from transformers.utils import logging as transformers_logging
-
-        # A "Loading weights" progress bar would land in the terminal chat and in service logs.
-        transformers_logging.disable_progress_bar()
         self.name = model_name
-        self._model = SentenceTransformer(resolve_model(model_name), device=device)
+        self._resolved = resolve_model(model_name)
         # Passages are embedded by their opening (headings first); BM25 covers the rest.
-        self._model.max_seq_length = min(max_tokens, self._model.max_seq_length or max_tokens)
-        self.dimension = int(self._model.get_embedding_dimension())
+        self._max_tokens = max_tokens
         # torch modules are not documented as thread-safe for concurrent forward passes.
         self._lock = threading.Lock()
         self._device = device
+        self._sentence_model: Any = None
         self.query_path = "sentence-transformers"  # until the first query builds the fast path
         self._fast: BatchEncoder | None = None
         self._fast_tried = False
+        bert = _plain_bert(self._resolved, max_tokens) if device == "cpu" else None
+        if bert is not None:
+            self._fast, self.dimension = bert
+            self.query_path, self._fast_tried = "bert-float32", True
+        else:
+            self.dimension = int(self._model.get_embedding_dimension())
         self.query_batcher = QueryBatcher(self._encode_queries)
+
+    @property
+    def _model(self) -> Any:
+        """The sentence-transformers model, loaded on first use (index builds, models other than BERT)."""
+        with self._lock:
+            if self._sentence_model is None:
+                from sentence_transformers import SentenceTransformer
+                from transformers.utils import logging as transformers_logging
+
+                # A "Loading weights" progress bar would land in the terminal chat and in service logs.
+                transformers_logging.disable_progress_bar()
+                model = SentenceTransformer(self._resolved, device=self._device)
+                model.max_seq_length = min(self._max_tokens, model.max_seq_length or self._max_tokens)
+                self._sentence_model = model
+            return self._sentence_model
 
     def encode_query(self, text: str) -> np.ndarray:
         """One question -> a (dimension,) float32 vector (batched with concurrent callers')."""
@@ -180,8 +198,9 @@ class Encoder:
         """Passages -> an (n, dimension) float32 matrix."""
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
+        model = self._model
         with self._lock:
-            vectors = self._model.encode(
+            vectors = model.encode(
                 texts,
                 batch_size=batch_size,
                 normalize_embeddings=True,
@@ -196,8 +215,9 @@ class Encoder:
             # Built on first use (~0.5 s), not in __init__: start-up stays as fast as it was.
             self._fast_tried = True
             if self._device == "cpu":
+                model = self._model
                 with _transformers_quiet():
-                    fast = _traced_query_encoder(self._model, self._model.max_seq_length)
+                    fast = _traced_query_encoder(model, model.max_seq_length)
                 if fast is not None:
                     self.query_path, self._fast = fast
         if self._fast is not None:
@@ -206,8 +226,9 @@ class Encoder:
 
     def _encode_queries_slow(self, texts: list[str]) -> np.ndarray:
         """Queries through sentence-transformers: any model it can load, on any device."""
+        model = self._model
         with self._lock, _threads(QUERY_THREADS):
-            vectors = self._model.encode(
+            vectors = model.encode(
                 texts, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
             )
         return np.asarray(vectors, dtype=np.float32)
@@ -323,6 +344,31 @@ def _traced_query_encoder(model, max_tokens: int) -> tuple[str, BatchEncoder] | 
         return out
 
     return f"torchscript-{str(dtype).removeprefix('torch.')}", encode_batch
+
+
+def _plain_bert(folder: str, max_tokens: int) -> tuple[BatchEncoder, int] | None:
+    """Queries through `knowledge.bert` (and their dimension) when `folder` holds a mean-pooled BERT
+    it can run, else None."""
+    from knowledge.bert import BertQueryEncoder, UnsupportedModel
+
+    if not Path(folder).is_dir():
+        return None
+    try:
+        bert = BertQueryEncoder(Path(folder), max_tokens)
+    except UnsupportedModel as exc:
+        log.info("queries through sentence-transformers: %s", exc)
+        return None
+
+    def encode_batch(texts: list[str]) -> np.ndarray:
+        # Similar lengths share a forward pass, so one long question does not pad the short ones.
+        order = sorted(range(len(texts)), key=lambda n: len(texts[n]))
+        out = np.empty((len(texts), bert.dimension), dtype=np.float32)
+        with _threads(QUERY_THREADS):
+            for chunk in _length_chunks(order, texts):
+                out[chunk] = bert.encode([texts[n] for n in chunk])
+        return out
+
+    return encode_batch, bert.dimension
 
 
 def _copy_in(backbone, dtype):

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 
-from knowledge.encoder import QueryBatcher
+from knowledge import encoder as encoder_module
+from knowledge.encoder import Encoder, QueryBatcher
 from knowledge.index import LexicalIndex
 
 
@@ -133,18 +136,46 @@ QUESTIONS = [
 ]
 
 
-def test_traced_query_encoder_matches_sentence_transformers(real_kb):
-    encoder = real_kb._get_encoder()
-    reference = encoder._model.encode(QUESTIONS, normalize_embeddings=True, convert_to_numpy=True)
+def _check_queries(encoder: Encoder, reference: np.ndarray, closeness: float) -> None:
+    """Alone and batched with concurrent askers, the same unit vectors as `reference`."""
     alone = np.stack([encoder.encode_query(q) for q in QUESTIONS])
     with ThreadPoolExecutor(len(QUESTIONS)) as pool:  # padded together in one batch, or a few
         together = np.stack(list(pool.map(encoder.encode_query, QUESTIONS)))
     for vectors in (alone, together):
         assert vectors.dtype == np.float32 and vectors.shape == reference.shape
         assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
-        # bfloat16 on CPUs that have it: the same direction to three decimals.
-        assert (vectors * reference).sum(axis=1).min() > 0.999
+        assert (vectors * reference).sum(axis=1).min() > closeness
+
+
+def test_packaged_bert_queries_are_what_sentence_transformers_computes(real_kb):
+    encoder = real_kb._get_encoder()
+    assert encoder.query_path == "bert-float32"
+    reference = encoder._model.encode(QUESTIONS, normalize_embeddings=True, convert_to_numpy=True)
+    _check_queries(encoder, reference, 0.99999)
+
+
+def test_other_models_get_the_traced_query_encoder(real_kb, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(encoder_module, "_plain_bert", lambda folder, max_tokens: None)
+    encoder = Encoder(real_kb.embedding_model)
+    reference = encoder._model.encode(QUESTIONS, normalize_embeddings=True, convert_to_numpy=True)
+    # bfloat16 on CPUs that have it: the same direction to three decimals.
+    _check_queries(encoder, reference, 0.999)
     assert encoder.query_path.startswith(("torchscript", "sentence-transformers"))
+
+
+def test_serving_questions_never_imports_transformers(real_kb):
+    """Most of a cold start was importing transformers and sentence-transformers: a bot that only
+    answers questions from a built index needs neither."""
+    script = (
+        "import sys\n"
+        "from knowledge.encoder import Encoder\n"
+        f"encoder = Encoder({real_kb.embedding_model!r})\n"
+        "assert encoder.encode_query('How do I raise money?').shape == (encoder.dimension,)\n"
+        "print(sorted({'transformers', 'sentence_transformers'} & set(sys.modules)))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "[]"
 
 
 async def test_ask_async_gives_the_same_answers_as_ask(real_kb):
