@@ -136,18 +136,18 @@ def unit_features(
         dense,
         dense - float(signals.dense.max()) if len(signals.dense) else dense,
         reciprocal_ranks(signals.dense)[units],
-        signals.gloss[units],
-        reciprocal_ranks(signals.gloss)[units],
-        signals.multi[units],
-        reciprocal_ranks(signals.multi)[units],
-        signals.heading[units],
-        reciprocal_ranks(signals.heading)[units],
-        signals.sentence[units],
-        reciprocal_ranks(signals.sentence)[units],
-        signals.multi_heading[units],
-        reciprocal_ranks(signals.multi_heading)[units],
-        signals.multi_sentence[units],
-        reciprocal_ranks(signals.multi_sentence)[units],
+        *(
+            column
+            for scores in (
+                signals.gloss,
+                signals.multi,
+                signals.heading,
+                signals.sentence,
+                signals.multi_heading,
+                signals.multi_sentence,
+            )
+            for column in (scores[units], reciprocal_ranks(scores)[units])
+        ),
         lexical,
         reciprocal_ranks(signals.lexical)[units],
         translated,
