@@ -22,7 +22,7 @@ run: $(STAMP)
 	$(PY) -m bot
 
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2
 
 lint: $(STAMP)
 	$(PY) -m ruff check bot knowledge generation tests benchmarks
