@@ -10,9 +10,9 @@ A version folder appears only by an atomic rename of a finished partial folder, 
 changes only by writing a temporary file and `os.replace`, so a run killed at any point leaves
 the champion untouched and no half-written folder where readers look.
 
-A shipped default champion of each kind (`shipped_dir/{kind}/`, the package's made by `make models`)
-is listed as one more version, read in place and never written: it is the champion until a trained
-version is promoted, and rollback can return to it.
+A shipped default champion of each kind (`shipped_dir/{kind}/`; the package's own are made by `make
+models`) is listed as one more version, read in place and never written: it is the champion until a
+trained version is promoted, and rollback can return to it.
 """
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ class ModelRegistry:
 
     def version_dir(self, kind: str, version: str) -> Path:
         if self.shipped_dir is not None and version == self.shipped_version(kind):
-            return self.shipped_dir / kind
+            return self.shipped_dir / kind  # read in place, never written
         return self._kind_dir(kind) / "versions" / version
 
     def _champion_version(self, kind: str, state: dict[str, Any]) -> str | None:
