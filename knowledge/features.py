@@ -72,6 +72,10 @@ class Signals:
     lexical: np.ndarray  # BM25 of the question's own terms
     translated: np.ndarray  # BM25 of the glossary translations of its terms
 
+    def cosine_matches(self) -> tuple[np.ndarray, ...]:
+        """The cosine signals beside the passage's own all-MiniLM score, in feature order."""
+        return (self.gloss, self.multi, self.heading, self.sentence, self.multi_heading, self.multi_sentence)
+
 
 @dataclass(frozen=True)
 class UnitTraits:
@@ -85,17 +89,7 @@ class UnitTraits:
 def candidates(signals: Signals, per_signal: int = CANDIDATES_PER_SIGNAL) -> np.ndarray:
     """Units any signal ranks among its best (with a positive score), sorted by unit number."""
     picked: list[np.ndarray] = []
-    for scores in (
-        signals.dense,
-        signals.gloss,
-        signals.multi,
-        signals.heading,
-        signals.sentence,
-        signals.multi_heading,
-        signals.multi_sentence,
-        signals.lexical,
-        signals.translated,
-    ):
+    for scores in (signals.dense, *signals.cosine_matches(), signals.lexical, signals.translated):
         count = min(per_signal, len(scores))
         if not count:
             continue
@@ -138,14 +132,7 @@ def unit_features(
         reciprocal_ranks(signals.dense)[units],
         *(
             column
-            for scores in (
-                signals.gloss,
-                signals.multi,
-                signals.heading,
-                signals.sentence,
-                signals.multi_heading,
-                signals.multi_sentence,
-            )
+            for scores in signals.cosine_matches()
             for column in (scores[units], reciprocal_ranks(scores)[units])
         ),
         lexical,
