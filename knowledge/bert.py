@@ -46,6 +46,17 @@ def _check_pipeline(folder: Path) -> None:
         raise UnsupportedModel(f"pooling {sorted(modes)} is not a plain mean")
 
 
+def padded(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token id rows -> (ids, attention mask), padded with `pad_id` to the longest row."""
+    width = max(len(row) for row in rows)
+    ids = np.full((len(rows), width), pad_id, dtype=np.int64)
+    mask = np.zeros((len(rows), width), dtype=np.int64)
+    for n, row in enumerate(rows):
+        ids[n, : len(row)] = row
+        mask[n, : len(row)] = 1
+    return torch.from_numpy(ids), torch.from_numpy(mask)
+
+
 class BertQueryEncoder:
     """Mean-pooled, normalised BERT embeddings in float32; one instance per model folder."""
 
@@ -82,14 +93,7 @@ class BertQueryEncoder:
 
     def tensors(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """Token ids and attention mask, padded to the longest text."""
-        rows = [self.tokenizer.encode(text).ids for text in texts]
-        width = max(len(row) for row in rows)
-        ids = np.full((len(rows), width), self.pad_id, dtype=np.int64)
-        mask = np.zeros((len(rows), width), dtype=np.int64)
-        for n, row in enumerate(rows):
-            ids[n, : len(row)] = row
-            mask[n, : len(row)] = 1
-        return torch.from_numpy(ids), torch.from_numpy(mask)
+        return padded([self.tokenizer.encode(text).ids for text in texts], self.pad_id)
 
     def _linear(self, name: str, inputs: torch.Tensor) -> torch.Tensor:
         return F.linear(inputs, self.weights[f"{name}.weight"], self.weights[f"{name}.bias"])

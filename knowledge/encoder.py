@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import functools
 import hashlib
 import logging
 import threading
@@ -301,6 +302,8 @@ def _traced_query_encoder(model, max_tokens: int) -> tuple[str, BatchEncoder] | 
         or tokenizer.pad_token_id is None
     ):
         return None
+    from knowledge.bert import padded
+
     dtype = torch.bfloat16 if native_bfloat16() else torch.float32
 
     pooled = _mean_pooled(_copy_in(backbone, dtype)).eval()
@@ -313,14 +316,7 @@ def _traced_query_encoder(model, max_tokens: int) -> tuple[str, BatchEncoder] | 
     def tensors(texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         # One text at a time: `encode_batch` releases the GIL, and taking it back costs more than
         # tokenizing a few short questions while holding it.
-        rows = [backend.encode(text).ids for text in texts]
-        width = max(len(row) for row in rows)
-        ids = np.full((len(rows), width), pad, dtype=np.int64)
-        mask = np.zeros((len(rows), width), dtype=np.int64)
-        for n, row in enumerate(rows):
-            ids[n, : len(row)] = row
-            mask[n, : len(row)] = 1
-        return torch.from_numpy(ids), torch.from_numpy(mask)
+        return padded([backend.encode(text).ids for text in texts], pad)
 
     try:
         # Traced on a padded batch, so the attention mask is part of the graph; shapes stay dynamic.
@@ -333,17 +329,13 @@ def _traced_query_encoder(model, max_tokens: int) -> tuple[str, BatchEncoder] | 
         log.info("query encoder not traced (%s: %s); using sentence-transformers", type(exc).__name__, exc)
         return None
 
-    def encode_batch(texts: list[str]) -> np.ndarray:
-        # Similar lengths share a forward pass, so one long question does not pad the short ones.
-        order = sorted(range(len(texts)), key=lambda n: len(texts[n]))
-        out = np.empty((len(texts), dimension), dtype=np.float32)
-        with torch.inference_mode(), _threads(QUERY_THREADS):
-            for chunk in _length_chunks(order, texts):
-                ids, mask = tensors([texts[n] for n in chunk])
-                out[chunk] = traced(ids, mask).numpy()
-        return out
+    def encode_chunk(texts: list[str]) -> np.ndarray:
+        with torch.inference_mode():
+            return traced(*tensors(texts)).numpy()
 
-    return f"torchscript-{str(dtype).removeprefix('torch.')}", encode_batch
+    return f"torchscript-{str(dtype).removeprefix('torch.')}", functools.partial(
+        _encode_by_length, dimension=dimension, encode_chunk=encode_chunk
+    )
 
 
 def _plain_bert(folder: str, max_tokens: int) -> tuple[BatchEncoder, int] | None:
@@ -359,16 +351,21 @@ def _plain_bert(folder: str, max_tokens: int) -> tuple[BatchEncoder, int] | None
         log.info("queries through sentence-transformers: %s", exc)
         return None
 
-    def encode_batch(texts: list[str]) -> np.ndarray:
-        # Similar lengths share a forward pass, so one long question does not pad the short ones.
-        order = sorted(range(len(texts)), key=lambda n: len(texts[n]))
-        out = np.empty((len(texts), bert.dimension), dtype=np.float32)
-        with _threads(QUERY_THREADS):
-            for chunk in _length_chunks(order, texts):
-                out[chunk] = bert.encode([texts[n] for n in chunk])
-        return out
-
+    encode_batch = functools.partial(_encode_by_length, dimension=bert.dimension, encode_chunk=bert.encode)
     return encode_batch, bert.dimension
+
+
+def _encode_by_length(
+    texts: list[str], dimension: int, encode_chunk: Callable[[list[str]], np.ndarray]
+) -> np.ndarray:
+    """A query batch, encoded in chunks of similar length, so one long question does not pad the
+    short ones."""
+    order = sorted(range(len(texts)), key=lambda n: len(texts[n]))
+    out = np.empty((len(texts), dimension), dtype=np.float32)
+    with _threads(QUERY_THREADS):
+        for chunk in _length_chunks(order, texts):
+            out[chunk] = encode_chunk([texts[n] for n in chunk])
+    return out
 
 
 def _copy_in(backbone, dtype):
