@@ -124,17 +124,45 @@ def localised(index: KnowledgeIndex, unit_number: int, lang: str) -> tuple[Secti
 
 
 def _source(index: KnowledgeIndex, hit: Hit, lang: str) -> Source:
-    section, text = localised(index, hit.unit, lang)
-    if len(text) > SOURCE_CHARS:
-        text = text[:SOURCE_CHARS].rstrip() + "…"
+    section, _ = localised(index, hit.unit, lang)
     return Source(
         doc=section.doc,
         title=section.title,
         section=section.heading,
         lang=section.lang,
-        text=text,
+        text=excerpt(index, section, hit.ranked or (hit.unit,)),
         score=round(hit.score, 4),
     )
+
+
+def excerpt(index: KnowledgeIndex, section: Section, ranked: tuple[int, ...]) -> str:
+    """A cited section's passages that best match the question, within SOURCE_CHARS, in document order.
+
+    A long section is indexed in several units; the ranker scored some of them (`ranked`, best
+    first) and those lead, then the rest of the section. The best passage is always shown.
+    """
+    rank = {unit: n for n, unit in enumerate(ranked)}
+    members = index.units_in(section)
+    if not members:
+        return _clip(section.text)
+    chosen: list[int] = []
+    used = 0
+    for unit in sorted(members, key=lambda u: (rank.get(u, len(rank)), u)):
+        size = len(index.units[unit].text)
+        if chosen and used + size > SOURCE_CHARS:
+            continue
+        chosen.append(unit)
+        used += size
+    parts: list[str] = []
+    for unit in sorted(chosen):
+        if unit != members[0] and unit - 1 not in chosen:
+            parts.append("…")  # a passage left out before this one
+        parts.append(index.units[unit].text)
+    return _clip("\n\n".join(parts))
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= SOURCE_CHARS else text[:SOURCE_CHARS].rstrip() + "…"
 
 
 def _suggestions(index: KnowledgeIndex, hits: list[Hit], lang: str) -> list[str]:

@@ -29,7 +29,7 @@ from knowledge.text import CODE_FENCE, lexical_tokens
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 11
+FORMAT_VERSION = 12
 MAX_CHARS = {"en": 900, "zh": 800}
 BM25_K1 = 1.2
 BM25_B = 0.6
@@ -213,6 +213,9 @@ class KnowledgeIndex:
 
     def __post_init__(self) -> None:
         self._positions = {section.id: n for n, section in enumerate(self.sections)}
+        self._section_units: dict[int, list[int]] = {}
+        for n, unit in enumerate(self.units):
+            self._section_units.setdefault(unit.section, []).append(n)
 
     @property
     def fingerprint(self) -> str:
@@ -221,6 +224,10 @@ class KnowledgeIndex:
     def section_by_id(self, section_id: str) -> Section | None:
         n = self._positions.get(section_id)
         return self.sections[n] if n is not None else None
+
+    def units_in(self, section: Section) -> list[int]:
+        """The units a section was split into, in document order."""
+        return self._section_units.get(self._positions.get(section.id, -1), [])
 
     def unit_lang(self, unit: int) -> str:
         return self.sections[self.units[unit].section].lang

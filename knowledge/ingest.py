@@ -53,6 +53,16 @@ ANSWER_LABEL = re.compile(
 BOLD_ITEM = re.compile(r"^\s*(?:\d+[.)、]|[-*+])?\s*\*\*(.+?)\*\*\s*[:：]?\s*(.*)$")
 INLINE_QA = re.compile(r"^\s*(?:\*\*)?(?:Q|问)\s*[:：]\s*(.+?)(?:\*\*)?\s*$", re.IGNORECASE)
 MIN_DEDUP_CHARS = 24
+# An article's opening saying what it is about, up to the first clause break: its topic.
+STATED_TOPIC = {
+    "zh": re.compile(r"本文(?:旨在|将|主要)?(?:深入)?(?:探讨|介绍|分析|讨论|研究)了?([^，。；：,;:\n]+)"),
+    "en": re.compile(
+        r"\b[Tt]his (?:article|paper|post|essay)\s+(?:aims to |will |sets out to |seeks to )?"
+        r"(?:explores?|discuss(?:es)?|examines?|analy[sz]es?|introduces?|investigates?)\s+([^,.;:\n]+)"
+    ),
+}
+OPENING_SECTIONS = 2
+TITLE_CHARS = 80
 
 
 @dataclass(frozen=True)
@@ -121,15 +131,43 @@ def ingest_folder(folder: Path) -> Corpus:
 
 
 def ingest_text(raw: str, doc: str) -> tuple[str, list[Section]]:
-    """Clean one article and split it into sections and FAQ entries (pairs are set later)."""
+    """Clean one article and split it into sections and FAQ entries (pairs are set later); each
+    section carries the article's title in the section's language (see `titles_by_language`)."""
     lines = clean_lines(raw)
-    title, lines = extract_title(lines, fallback=doc)
+    title, lines = extract_title(lines, fallback="")
     raw_sections = split_sections(lines)
     raw_sections = drop_duplicates(raw_sections)
     sections: list[Section] = []
     for raw_section in raw_sections:
         sections.extend(_to_sections(raw_section, doc, title, len(sections)))
-    return title, sections
+    titles = titles_by_language(title, sections, first_heading(lines) or _readable_name(doc))
+    sections = [replace(section, title=titles[section.lang]) for section in sections]
+    return titles[detect_lang(title)] if title else next(iter(titles.values())), sections
+
+
+def titles_by_language(title: str, sections: list[Section], fallback: str) -> dict[str, str]:
+    """The article's title in each of its languages: the file's own title in its language; else the
+    topic its opening says it explores ("本文旨在探讨…", "This article aims to explore…"); else the
+    title in the other language; else `fallback`."""
+    titles: dict[str, str] = {}
+    if title:
+        titles[detect_lang(title)] = title
+    for lang in ("zh", "en"):
+        opening = [s.text for s in sections if s.lang == lang][:OPENING_SECTIONS]
+        if lang not in titles:
+            titles[lang] = _stated_topic(opening, lang)
+    known = [t for t in titles.values() if t]
+    return {lang: t or (known[0] if known else fallback) for lang, t in titles.items()}
+
+
+def _stated_topic(texts: list[str], lang: str) -> str:
+    for text in texts:
+        match = STATED_TOPIC[lang].search(text)
+        if match:
+            topic = match.group(1).strip()
+            if 4 <= len(topic) <= TITLE_CHARS:
+                return topic[0].upper() + topic[1:]
+    return ""
 
 
 # --- cleaning -------------------------------------------------------------------------------------
@@ -217,7 +255,8 @@ def _drop_empty_code(lines: list[str]) -> list[str]:
 
 
 def extract_title(lines: list[str], fallback: str) -> tuple[str, list[str]]:
-    """Find the article title, resolving "文章标题" template headings; return it and the rest."""
+    """Find the article title, resolving "文章标题" template headings; return it (or `fallback`
+    when the file names none) and the rest."""
     for index, line in enumerate(lines):
         if not line.strip():
             continue
@@ -242,14 +281,18 @@ def extract_title(lines: list[str], fallback: str) -> tuple[str, list[str]]:
         heading = HEADING.match(line)
         if heading and len(heading.group(1)) == 1 and not _in_code_before(lines, line):
             return _strip_title(heading.group(2)), lines
-    # No title heading: the first heading names the article better than its file name does.
+    return fallback, lines
+
+
+def first_heading(lines: list[str]) -> str:
+    """The first heading outside code: it names an untitled article better than its file name does."""
     for line in lines:
         heading = HEADING.match(line)
         if heading and not _in_code_before(lines, line):
             title = _strip_title(NUMBER_PREFIX.sub("", clean_heading(heading.group(2))))
             if title:
-                return title, lines
-    return _readable_name(fallback), lines
+                return title
+    return ""
 
 
 def _readable_name(stem: str) -> str:

@@ -57,6 +57,7 @@ class Hit:
     dense: float
     lexical: float
     support: float = 1.0  # idf-weighted share of the question's key terms this group's text holds
+    ranked: tuple[int, ...] = ()  # the group's candidate units, best first (`unit` leads)
 
 
 @dataclass(frozen=True)
@@ -398,16 +399,19 @@ def best_groups(
     supports: dict[int, float],
     k: int,
 ) -> list[Hit]:
-    """The k best-scoring groups (each by its best unit), best first."""
-    hits: list[Hit] = []
-    seen: set[int] = set()
+    """The k best-scoring groups (each by its best unit, with its other candidate units), best first."""
+    members: dict[int, list[int]] = {}
+    best: list[tuple[int, int]] = []  # (group, position in scores) of each group's best unit
     for n in np.argsort(-scores, kind="stable"):
         unit = int(units[n])
         group = int(groups[unit])
-        if group in seen:
-            continue
-        seen.add(group)
-        support = supports.get(group, 1.0)
+        if group not in members:
+            members[group] = []
+            best.append((group, int(n)))
+        members[group].append(unit)
+    hits = []
+    for group, n in best[:k]:
+        unit = int(units[n])
         hits.append(
             Hit(
                 unit,
@@ -415,11 +419,10 @@ def best_groups(
                 float(scores[n]),
                 float(signals.dense[unit]),
                 float(signals.lexical[unit]),
-                support,
+                supports.get(group, 1.0),
+                tuple(members[group]),
             )
         )
-        if len(hits) >= k:
-            break
     return hits
 
 

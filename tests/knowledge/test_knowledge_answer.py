@@ -9,7 +9,15 @@ import numpy as np
 import pytest
 from knowledge_doubles import FakeEncoder, no_similarity
 
-from knowledge.answer import CLOSEST_LEAD, DECLINE_TEXT, OTHER_LANGUAGE_NOTE, compose, trim
+from knowledge.answer import (
+    CLOSEST_LEAD,
+    DECLINE_TEXT,
+    OTHER_LANGUAGE_NOTE,
+    SOURCE_CHARS,
+    compose,
+    excerpt,
+    trim,
+)
 from knowledge.build import build_index
 from knowledge.decide import Verdict, decide
 from knowledge.features import QUESTION_FEATURES, UNIT_FEATURES
@@ -114,6 +122,25 @@ def test_a_section_is_cited_once(retriever: Retriever):
     )
     answer = compose(question, found, Verdict.ANSWER, 0.9, retriever.index, 5)
     assert [s.section for s in answer.sources] == ["1. Hiring", "2. Compute"]
+
+
+def test_a_long_section_is_cited_by_its_best_passages_in_document_order(tmp_path: Path):
+    paragraphs = [f"Paragraph {n} on pricing. " + f"Detail {n} " * 60 for n in range(6)]
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    (folder / "pricing.md").write_text("# Pricing\n\n## 1. Plans\n\n" + "\n\n".join(paragraphs), "utf-8")
+    index, _ = build_index(folder, FakeEncoder(), "fp", similarity=no_similarity)
+    section = index.sections[0]
+    units = index.units_in(section)
+    assert len(units) >= 4
+    best, second = units[3], units[1]
+    shown = excerpt(index, section, (best, second))
+    # The ranked passages lead the choice; what fits is shown in the article's order, gaps marked.
+    assert shown.index("Paragraph 1 ") < shown.index("Paragraph 3 ")
+    assert shown.startswith("…") and "\n\n…\n\n" in shown
+    assert len(shown) <= SOURCE_CHARS + 1
+    alone = excerpt(index, section, (units[-1],))
+    assert index.units[units[-1]].text in alone
 
 
 def test_english_question_answered_only_in_chinese_says_so(retriever: Retriever):

@@ -9,6 +9,7 @@ from knowledge_doubles import PACKAGED_CORPUS, no_similarity
 
 from knowledge.glossary import Glossary
 from knowledge.ingest import Section, ingest_folder, ingest_text, mine_glossary, pair_sections
+from knowledge.text import detect_lang
 
 
 def headings(sections: list[Section]) -> list[str]:
@@ -193,6 +194,27 @@ def test_an_article_without_a_title_is_named_by_its_first_heading():
     assert title == "Background Introduction"
     packaged = ingest_folder(PACKAGED_CORPUS).titles
     assert not any(name.startswith("Article") for name in packaged.values())
+
+
+def test_an_untitled_article_is_named_in_each_language_by_the_topic_its_opening_states():
+    raw = (
+        "### 背景介绍\n\n本文旨在探讨如何用大模型创业，并给出建议。\n\n"
+        "### Background Introduction\n\nThis article aims to explore how to build a company on large models, "
+        "step by step.\n"
+    )
+    title, sections = ingest_text(raw, "001_7c98db10fd0b30bb")
+    titles = {section.lang: section.title for section in sections}
+    assert titles == {"zh": "如何用大模型创业", "en": "How to build a company on large models"}
+    assert title == "如何用大模型创业"
+    # A language whose text states no topic borrows the other language's title.
+    _, sections = ingest_text(
+        "# 真正的标题\n\n## 1. 背景\n\n正文。\n\n## 2. Scope\n\nPlain text here.\n", "d"
+    )
+    assert {section.title for section in sections} == {"真正的标题"}
+    packaged = [
+        s for s in ingest_folder(PACKAGED_CORPUS).sections if s.doc.startswith("001") and s.lang == "en"
+    ]
+    assert packaged and all(detect_lang(s.title) == "en" for s in packaged)
 
 
 def test_a_repeated_section_left_with_only_list_lead_ins_is_dropped():
