@@ -11,7 +11,7 @@ from knowledge.ingest import Section
 from knowledge.retrieve import Hit, QueryAnalysis, Retrieval
 from knowledge.text import CODE_FENCE, dedup_key, lexical_tokens
 
-ANSWER_CHARS = {"en": 480, "zh": 220}
+ANSWER_CHARS = {"en": 700, "zh": 350}
 SOURCE_CHARS = 1500
 # Said above a quote in the other language, so the asker knows why.
 OTHER_LANGUAGE_NOTE = {
