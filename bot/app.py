@@ -31,13 +31,13 @@ from telegram.request import BaseRequest
 
 from bot.bootstrap import missing_generators, train_missing
 from bot.context import BotData, CustomContext, Services
-from bot.handlers import admin, ask, errors, feedback, generate, start
-from bot.handlers.common import AddressedToBot, ChatFloodGuard
+from bot.handlers import admin, ask, errors, feedback, gate, generate, start
+from bot.handlers.gate import AddressedToBot
 from bot.heap import settle_heap
 from bot.jobs import JobManager
 from bot.journal import JournalledApplication, JournalQueue
 from bot.outbox import Outbox
-from bot.ratelimit import RateLimits
+from bot.ratelimit import ChatFloodGuard, RateLimits
 from bot.settings import BotSettings
 from bot.texts import ADMIN_COMMANDS, COMMANDS
 from bot.transport import AiohttpRequest
@@ -61,7 +61,7 @@ def handlers() -> list[tuple[int, BaseHandler]]:
         "text": generate.text_command,
     }
     return [
-        (-1, TypeHandler(Update, errors.on_any_update, block=True)),
+        (-1, TypeHandler(Update, gate.on_any_update, block=True)),
         (0, MessageHandler(filters.StatusUpdate.MIGRATE, errors.on_migration)),
         *(
             (0, CommandHandler(name, callback, filters=COMMAND_UPDATES))
@@ -126,7 +126,7 @@ def build_application(
     application.bot_data.services = services
     application.bot_data.flood_guard = ChatFloodGuard(settings.chat_rate, settings.rate_window_s)
     application.bot_data.limits = RateLimits(
-        settings.question_rate, settings.generation_rate, settings.chat_rate, settings.rate_window_s
+        settings.question_rate, settings.generation_rate, settings.rate_window_s
     )
     application.bot_data.jobs = JobManager(
         services.store,

@@ -9,12 +9,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 from telegram.ext import Application, CallbackContext, ExtBot
 
 from bot.jobs import JobManager
-from bot.ratelimit import RateLimits
+from bot.ratelimit import ChatFloodGuard, RateLimits
 from bot.settings import BotSettings
 from bot.store import Store
 
 if TYPE_CHECKING:
-    from bot.handlers.common import ChatFloodGuard
     from bot.outbox import Outbox
     from generation.api import (
         ImageRequest,

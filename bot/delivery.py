@@ -7,17 +7,17 @@ reply to a chat whose earlier replies still wait there, so a chat sees its repli
 from __future__ import annotations
 
 import asyncio
-import datetime as dtm
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
 from typing import TYPE_CHECKING, TypeVar
 
-from telegram import InlineKeyboardMarkup, Message, ReplyParameters
+from telegram import InlineKeyboardMarkup, Message
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter, TelegramError
 
 from bot.formatting import MESSAGE_LIMIT, html_to_plain, split_html
+from bot.outbox import quote_of, retry_seconds
 
 if TYPE_CHECKING:
     from bot.context import CustomContext
@@ -31,18 +31,6 @@ BACKOFF_S = (0.5, 1.0, 2.0)
 MAX_RETRY_AFTER_S = 30.0
 CHAT_ACTION_INTERVAL_S = 4.0  # Telegram shows an action for about 5 s
 CHAT_ACTION_GRACE_S = 0.3  # work done sooner needs no indicator: the reply itself arrives first
-
-
-def retry_seconds(value: int | float | dtm.timedelta) -> float:
-    """A RetryAfter's wait in seconds (PTB gives an int or a timedelta)."""
-    return value.total_seconds() if isinstance(value, dtm.timedelta) else float(value)
-
-
-def quote_of(message_id: int | None) -> ReplyParameters | None:
-    """Reply parameters quoting `message_id`, still sent when that message is gone; None for none."""
-    if message_id is None:
-        return None
-    return ReplyParameters(message_id=message_id, allow_sending_without_reply=True)
 
 
 async def call_telegram(

@@ -5,11 +5,11 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Sequence
-from typing import Protocol
 
 from telegram.constants import MessageLimit
 
 from bot.texts import Lang, text
+from knowledge.api import Answer, Source
 
 MESSAGE_LIMIT = MessageLimit.MAX_TEXT_LENGTH  # 4096
 CAPTION_LIMIT = MessageLimit.CAPTION_LENGTH  # 1024
@@ -17,23 +17,6 @@ SOURCES_SHOWN = 3
 PASSAGE_CHARS = 700
 
 _TAG = re.compile(r"<(/?)([a-zA-Z-]+)[^>]*>")
-
-
-class SourceLike(Protocol):
-    doc: str
-    title: str
-    section: str
-    text: str
-    score: float
-
-
-class AnswerLike(Protocol):
-    question: str
-    lang: str
-    answered: bool
-    text: str
-    sources: Sequence[SourceLike]
-    suggestions: Sequence[str]
 
 
 def escape(value: object) -> str:
@@ -61,7 +44,7 @@ def truncate_plain(value: str, limit: int) -> str:
     return value[:cut].rstrip() + "…"
 
 
-def source_label(source: SourceLike) -> str:
+def source_label(source: Source) -> str:
     """'Title — section' in HTML."""
     label = f"<i>{escape(source.title or source.doc)}</i>"
     if source.section:
@@ -69,7 +52,7 @@ def source_label(source: SourceLike) -> str:
     return label
 
 
-def render_answer(answer: AnswerLike, lang: Lang) -> str:
+def render_answer(answer: Answer, lang: Lang) -> str:
     """The reply for an Answer: its text, then its first sources (or suggestions when it declined)."""
     parts = [escape(answer.text.strip())]
     if answer.answered and answer.sources:
@@ -84,7 +67,7 @@ def render_answer(answer: AnswerLike, lang: Lang) -> str:
     return "\n\n".join(part for part in parts if part)
 
 
-def render_passages(sources: Sequence[SourceLike], first_number: int) -> str:
+def render_passages(sources: Sequence[Source], first_number: int) -> str:
     """Quoted passages for the "More sources" button, numbered from `first_number`."""
     blocks = []
     for number, source in enumerate(sources, start=first_number):

@@ -11,6 +11,7 @@ in the log.
 from __future__ import annotations
 
 import asyncio
+import datetime as dtm
 import logging
 import time
 from contextlib import suppress
@@ -18,8 +19,6 @@ from typing import TYPE_CHECKING
 
 from telegram import InlineKeyboardMarkup, ReplyParameters
 from telegram.error import BadRequest, ChatMigrated, Forbidden, RetryAfter, TelegramError
-
-from bot.delivery import quote_of, retry_seconds
 
 if TYPE_CHECKING:
     from telegram import Bot, Message
@@ -30,6 +29,18 @@ logger = logging.getLogger(__name__)
 
 MAX_AGE_S = 24 * 3600
 MAX_BACKOFF_S = 300.0
+
+
+def retry_seconds(value: int | float | dtm.timedelta) -> float:
+    """A RetryAfter's wait in seconds (PTB gives an int or a timedelta)."""
+    return value.total_seconds() if isinstance(value, dtm.timedelta) else float(value)
+
+
+def quote_of(message_id: int | None) -> ReplyParameters | None:
+    """Reply parameters quoting `message_id`, still sent when that message is gone; None for none."""
+    if message_id is None:
+        return None
+    return ReplyParameters(message_id=message_id, allow_sending_without_reply=True)
 
 
 class Outbox:

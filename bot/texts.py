@@ -1,25 +1,8 @@
-"""User-facing strings in English and Chinese, and the rule that picks one."""
+"""User-facing strings in English and Chinese."""
 
 from __future__ import annotations
 
-import re
-from typing import Literal
-
-Lang = Literal["en", "zh"]
-
-_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
-
-
-def detect_lang(text: str | None, language_code: str | None = None) -> Lang:
-    """Chinese when the text holds CJK characters; for text without letters, the user's client language."""
-    if text and _CJK.search(text):
-        return "zh"
-    if text and re.search(r"[A-Za-z]{2,}", text):
-        return "en"
-    if language_code and language_code.lower().startswith("zh"):
-        return "zh"
-    return "en"
-
+from knowledge.api import Lang
 
 TEXTS: dict[str, dict[Lang, str]] = {
     "start": {

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from knowledge.answer import Answer, compose
+from knowledge.answer import compose
+from knowledge.api import Answer
 from knowledge.decide import Verdict, decide
 from knowledge.service import SPARE_HITS, KnowledgeBase
 

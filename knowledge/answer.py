@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 
+from knowledge.api import Answer, Source
 from knowledge.decide import Verdict
 from knowledge.index import KnowledgeIndex, unit_heading_text
 from knowledge.ingest import Section
@@ -29,53 +29,6 @@ SUGGESTIONS_HEADING = {"en": "It can help with topics like:", "zh": "它可以�
 SENTENCE_END = re.compile(r"(?<=[。！？!?；;])|(?<=\.)\s+(?=[A-Z0-9*\-])")
 LIST_ITEM = re.compile(r"^(?:[-*+•]|\d+[.)、])\s*")
 LEAD_IN_END = ("：", ":")
-
-
-@dataclass(frozen=True)
-class Source:
-    """A cited passage: article, section path, language, text and retrieval score."""
-
-    doc: str
-    title: str
-    section: str
-    lang: str
-    text: str
-    score: float
-
-
-@dataclass(frozen=True)
-class Answer:
-    """What the knowledge base says to one question."""
-
-    question: str
-    lang: str
-    answered: bool
-    text: str
-    confidence: float
-    sources: list[Source] = field(default_factory=list)
-    suggestions: list[str] = field(default_factory=list)
-
-    def to_json(self) -> dict:
-        """The `knowledge ask --json` object."""
-        return {
-            "question": self.question,
-            "lang": self.lang,
-            "answered": self.answered,
-            "answer": self.text,
-            "confidence": round(self.confidence, 4),
-            "sources": [
-                {
-                    "doc": s.doc,
-                    "title": s.title,
-                    "section": s.section,
-                    "lang": s.lang,
-                    "text": s.text,
-                    "score": round(s.score, 4),
-                }
-                for s in self.sources
-            ],
-            "suggestions": list(self.suggestions),
-        }
 
 
 def compose(

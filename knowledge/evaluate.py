@@ -7,8 +7,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from knowledge.answer import Answer
-from knowledge.text import detect_lang
+from knowledge.api import Answer, detect_lang
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,8 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from knowledge.text import CODE_FENCE, cjk_ratio, dedup_key, detect_lang, shingles
+from knowledge.api import detect_lang
+from knowledge.text import CODE_FENCE, cjk_ratio, dedup_key, shingles
 
 log = logging.getLogger(__name__)
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from knowledge.api import detect_lang
 from knowledge.encoder import Encoder
 from knowledge.features import (
     CANDIDATES_PER_SIGNAL,
@@ -32,7 +33,6 @@ from knowledge.text import (
     QUESTION_FILLER_EN,
     QUESTION_FILLER_ZH,
     WORD,
-    detect_lang,
     english_words,
     lexical_tokens,
     stem,

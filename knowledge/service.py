@@ -7,7 +7,8 @@ import logging
 import threading
 from pathlib import Path
 
-from knowledge.answer import Answer, compose
+from knowledge.answer import compose
+from knowledge.api import Answer
 from knowledge.build import BuildReport, build_index
 from knowledge.decide import decide
 from knowledge.encoder import DOCUMENT_TOKENS, Encoder, model_fingerprint

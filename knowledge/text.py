@@ -81,14 +81,6 @@ def cjk_ratio(text: str) -> float:
     return len(CJK.findall(text)) / letters if letters else 0.0
 
 
-def detect_lang(text: str) -> str:
-    """ "zh" when Chinese characters make up a real share of the text, else "en"."""
-    cjk = len(CJK.findall(text))
-    latin = len(re.findall(r"[A-Za-z]+", text))
-    # One Chinese character carries about as much as one English word.
-    return "zh" if cjk and cjk >= 0.5 * latin else "en"
-
-
 def dedup_key(text: str) -> str:
     """Text reduced to letters and digits, for duplicate checks."""
     return NOT_KEY.sub("", text.lower())

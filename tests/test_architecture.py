@@ -94,3 +94,70 @@ def test_checker_sees_a_violation(tmp_path: Path) -> None:
     names = imported_modules(bad, root=tmp_path)
     assert "bot.settings" in names
     assert "knowledge.ingest" in names
+
+
+def test_bot_reaches_knowledge_only_through_api_service_and_settings() -> None:
+    allowed = ("knowledge.api", "knowledge.service", "knowledge.settings")
+    offences = [
+        f"{path.relative_to(ROOT)} imports {name}"
+        for path in sources("bot")
+        for name in imported_modules(path)
+        if top(name) == "knowledge" and not name.startswith(allowed) and name != "knowledge"
+    ]
+    assert offences == []
+
+
+def module_name(path: Path, root: Path = ROOT) -> str:
+    parts = path.relative_to(root).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def import_cycles(root: Path, packages: tuple[str, ...]) -> list[list[str]]:
+    """Every cycle among the modules of `packages` (type-checking imports count: they still tie the
+    modules together for a reader)."""
+    modules = {
+        module_name(path, root): path
+        for package in packages
+        for path in sorted((root / package).rglob("*.py"))
+    }
+    graph = {
+        name: sorted(
+            {target for target in imported_modules(path, root) if target in modules and target != name}
+        )
+        for name, path in modules.items()
+    }
+    cycles: list[list[str]] = []
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def visit(name: str) -> None:
+        state[name] = 1
+        path.append(name)
+        for target in graph[name]:
+            if state.get(target) == 1:
+                cycles.append([*path[path.index(target) :], target])
+            elif target not in state:
+                visit(target)
+        path.pop()
+        state[name] = 2
+
+    for name in sorted(graph):
+        if name not in state:
+            visit(name)
+    return cycles
+
+
+def test_no_import_cycles() -> None:
+    assert import_cycles(ROOT, PACKAGES) == []
+
+
+def test_cycle_checker_sees_a_cycle(tmp_path: Path) -> None:
+    """Guard against a checker that can never fail."""
+    package = tmp_path / "bot"
+    package.mkdir()
+    (package / "__init__.py").write_text("", encoding="utf-8")
+    (package / "a.py").write_text("from bot import b\n", encoding="utf-8")
+    (package / "b.py").write_text(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from bot.a import x\n", encoding="utf-8"
+    )
+    assert import_cycles(tmp_path, ("bot",)) == [["bot.a", "bot.b", "bot.a"]]

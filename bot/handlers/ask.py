@@ -15,8 +15,6 @@ from bot.texts import Lang, text
 
 logger = logging.getLogger(__name__)
 
-SOURCE_FIELDS = ("doc", "title", "section", "lang", "text", "score")
-
 
 async def ask_command(update: Update, context: CustomContext) -> None:
     """Answer the question after /ask, or show how to ask one."""
@@ -49,7 +47,7 @@ async def answer_question(update: Update, context: CustomContext, question: str)
         answer = await context.knowledge.ask_async(question)
     if answer.lang in ("en", "zh"):
         lang = answer.lang
-    sources = [{field: getattr(source, field) for field in SOURCE_FIELDS} for source in answer.sources]
+    sources = [source.to_json() for source in answer.sources]
     answer_id = context.store.record_answer(chat.id, user_id, lang, answer.answered, question, sources)
     markup = answer_buttons(answer_id, lang, more=answer.answered and len(sources) > SOURCES_SHOWN)
     await reply_html(update, context, render_answer(answer, lang), reply_markup=markup)

@@ -1,4 +1,4 @@
-"""The global error handler, group migrations, and clearing a user's blocked flag when they write."""
+"""The global error handler and group migrations."""
 
 from __future__ import annotations
 
@@ -8,11 +8,10 @@ from pathlib import Path
 
 from telegram import Update
 from telegram.error import Forbidden, NetworkError, TelegramError
-from telegram.ext import ApplicationHandlerStop
 
 from bot.context import CustomContext
 from bot.delivery import remember_migration, send_html
-from bot.handlers.common import ChatFloodGuard, addressed_to_bot, message_lang, reply_html
+from bot.handlers.common import message_lang
 from bot.texts import text
 
 logger = logging.getLogger(__name__)
@@ -57,25 +56,3 @@ async def on_migration(update: Update, context: CustomContext) -> None:
         remember_migration(context, message.chat.id, message.migrate_to_chat_id)
     elif message.migrate_from_chat_id:
         remember_migration(context, message.migrate_from_chat_id, message.chat.id)
-
-
-async def on_any_update(update: Update, context: CustomContext) -> None:
-    """A chat that writes to us has (again) not blocked us; a chat over its rate gets no more answers
-    this window (and one notice)."""
-    chat = update.effective_chat
-    if chat is not None and context.store.is_blocked(chat.id):
-        context.store.set_blocked(chat.id, False)
-    guard: ChatFloodGuard | None = getattr(context.bot_data, "flood_guard", None)
-    if chat is None or guard is None or not addressed_to_bot(update):
-        return
-    admitted, wait = guard.admit(chat.id)
-    if admitted:
-        return
-    user = update.effective_user
-    lang = message_lang(update)
-    context.store.record_usage("command", "rate_limited", chat.id, user.id if user else None, lang)
-    if update.callback_query is not None:
-        await update.callback_query.answer(text("rate_limited", lang, seconds=max(wait, 1)))
-    elif wait:
-        await reply_html(update, context, text("rate_limited", lang, seconds=wait))
-    raise ApplicationHandlerStop

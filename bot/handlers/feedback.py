@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from types import SimpleNamespace
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.constants import ChatType
@@ -15,6 +14,7 @@ from bot.formatting import SOURCES_SHOWN, render_passages
 from bot.handlers.ask import answer_buttons
 from bot.store import StoredAnswer
 from bot.texts import Lang, text
+from knowledge.api import Source
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ async def show_more_sources(
                 ]
             ]
         )
-    passages = render_passages([SimpleNamespace(**source) for source in page], first_number=offset + 1)
+    passages = render_passages([Source.from_json(source) for source in page], first_number=offset + 1)
     message = query.message
     chat_id = message.chat.id if message else stored.chat_id
     await send_html(context, chat_id, passages, reply_to=message, reply_markup=markup)

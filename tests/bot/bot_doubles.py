@@ -14,7 +14,7 @@ import time
 import zlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ from generation.api import (
     TextRequest,
     TextResult,
 )
+from knowledge.api import Answer, Source, detect_lang
 
 FAKE_TRAINER = [sys.executable, str(Path(__file__).with_name("fake_trainer.py"))]
 
@@ -46,31 +47,6 @@ async def fake_trainer_jobs(data_dir: Path, **options: Any) -> AsyncIterator[Job
     finally:
         await jobs.shutdown()
         store.close()
-
-
-@dataclass
-class Source:
-    doc: str
-    title: str
-    section: str
-    lang: str
-    text: str
-    score: float
-
-
-@dataclass
-class Answer:
-    question: str
-    lang: str
-    answered: bool
-    text: str
-    confidence: float
-    sources: list[Source] = field(default_factory=list)
-    suggestions: list[str] = field(default_factory=list)
-
-
-def _lang(question: str) -> str:
-    return "zh" if any("\u4e00" <= char <= "\u9fff" for char in question) else "en"
 
 
 class FakeKnowledgeBase:
@@ -96,7 +72,7 @@ class FakeKnowledgeBase:
         self.questions.append(question)
         if self.delay_s:
             time.sleep(self.delay_s)
-        lang = _lang(question)
+        lang = detect_lang(question)
         sources = [
             Source(
                 f"doc{i}",

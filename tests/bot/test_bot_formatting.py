@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from bot_doubles import Answer, FakeKnowledgeBase, Source
+from bot_doubles import FakeKnowledgeBase
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -19,6 +19,7 @@ from bot.formatting import (
     render_passages,
     split_html,
 )
+from knowledge.api import Answer, Source
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
 from fake_telegram import parse_telegram_html

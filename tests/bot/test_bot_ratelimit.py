@@ -1,8 +1,8 @@
-"""Sliding-window limits per user and per chat."""
+"""Sliding-window limits per user, and the per-chat flood guard."""
 
 from __future__ import annotations
 
-from bot.ratelimit import RateLimits, SlidingWindow
+from bot.ratelimit import ChatFloodGuard, RateLimits, SlidingWindow
 
 
 class Clock:
@@ -27,25 +27,29 @@ def test_window_allows_limit_then_reports_wait() -> None:
 
 def test_per_user_limit_does_not_touch_other_users() -> None:
     clock = Clock()
-    limits = RateLimits(question_rate=1, generation_rate=1, chat_rate=100, window=60, clock=clock)
-    assert limits.check("question", 1, chat_id=1) == 0
-    assert limits.check("question", 1, chat_id=1) == 60
-    assert limits.check("question", 2, chat_id=2) == 0
-    assert limits.check("generation", 1, chat_id=1) == 0  # separate budget per kind
+    limits = RateLimits(question_rate=1, generation_rate=1, window=60, clock=clock)
+    assert limits.check("question", 1) == 0
+    assert limits.check("question", 1) == 60
+    assert limits.check("question", 2) == 0
+    assert limits.check("generation", 1) == 0  # separate budget per kind
 
 
-def test_chat_limit_covers_all_users_of_a_group_and_refusals_are_free() -> None:
+def test_a_refusal_is_not_counted_and_waits_round_up() -> None:
     clock = Clock()
-    limits = RateLimits(question_rate=10, generation_rate=10, chat_rate=2, window=30, clock=clock)
-    assert limits.check("question", 1, chat_id=-5) == 0
-    assert limits.check("generation", 2, chat_id=-5) == 0
+    limits = RateLimits(question_rate=2, generation_rate=2, window=30, clock=clock)
+    assert limits.check("question", 1) == 0
+    assert limits.check("question", 1) == 0
     clock.now += 10.2
-    assert limits.check("question", 3, chat_id=-5) == 20  # rounded up to whole seconds
+    assert limits.check("question", 1) == 20  # rounded up to whole seconds
     clock.now += 19.9
-    assert limits.check("question", 3, chat_id=-5) == 0  # the refusal above did not count
+    assert limits.check("question", 1) == 0  # the refusal above did not count
 
 
-def test_channel_posts_without_user_use_the_chat_limit() -> None:
-    limits = RateLimits(question_rate=1, generation_rate=1, chat_rate=1, window=5, clock=Clock())
-    assert limits.check("question", None, chat_id=-100) == 0
-    assert limits.check("question", None, chat_id=-100) == 5
+def test_channel_posts_without_user_are_left_to_the_chat_guard() -> None:
+    limits = RateLimits(question_rate=1, generation_rate=1, window=5, clock=Clock())
+    assert limits.check("question", None) == 0
+    assert limits.check("question", None) == 0
+    guard = ChatFloodGuard(limit=1, window=5, clock=Clock())
+    assert guard.admit(-100) == (True, 0)
+    assert guard.admit(-100) == (False, 5)
+    assert guard.admit(-100) == (False, 0)  # told once a window

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from telegram import Update
 
-from bot.handlers.common import ChatFloodGuard
 from bot.journal import MAX_ATTEMPTS, JournalQueue
+from bot.ratelimit import ChatFloodGuard
 from bot.store import Store
 
 

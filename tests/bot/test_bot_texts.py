@@ -4,24 +4,7 @@ from __future__ import annotations
 
 import string
 
-import pytest
-
-from bot.texts import ADMIN_COMMANDS, COMMANDS, TEXTS, detect_lang
-
-
-@pytest.mark.parametrize(
-    ("text", "code", "expected"),
-    [
-        ("How do I price?", "zh-hans", "en"),  # the question's language wins
-        ("如何定价？", "en", "zh"),
-        ("GPU 成本怎么算", None, "zh"),
-        ("", "zh-hant", "zh"),  # no words: the client's language
-        ("123", None, "en"),
-        (None, None, "en"),
-    ],
-)
-def test_detect_lang(text: str | None, code: str | None, expected: str) -> None:
-    assert detect_lang(text, code) == expected
+from bot.texts import ADMIN_COMMANDS, COMMANDS, TEXTS
 
 
 def test_every_string_has_both_languages_with_the_same_placeholders() -> None:

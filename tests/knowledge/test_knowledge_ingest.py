@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 from knowledge_doubles import PACKAGED_CORPUS, no_similarity
 
+from knowledge.api import detect_lang
 from knowledge.glossary import Glossary
 from knowledge.ingest import Section, ingest_folder, ingest_text, mine_glossary, pair_sections
-from knowledge.text import detect_lang
 
 
 def headings(sections: list[Section]) -> list[str]:

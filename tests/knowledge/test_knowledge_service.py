@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from knowledge.__main__ import main as cli_main
-from knowledge.answer import DECLINE_TEXT, Answer
+from knowledge.answer import DECLINE_TEXT
+from knowledge.api import Answer
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]

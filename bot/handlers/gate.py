@@ -1,0 +1,68 @@
+"""The gate every update passes first: a chat that writes has not blocked us, and a chat over its
+rate gets one notice and no more answers this window."""
+
+from __future__ import annotations
+
+from telegram import Message, Update
+from telegram.constants import ChatType, MessageEntityType
+from telegram.ext import ApplicationHandlerStop, filters
+
+from bot.context import CustomContext
+from bot.handlers.common import message_lang, reply_html
+from bot.ratelimit import ChatFloodGuard
+from bot.texts import text
+
+
+async def on_any_update(update: Update, context: CustomContext) -> None:
+    """A chat that writes to us has (again) not blocked us; a chat over its rate gets no more answers
+    this window (and one notice)."""
+    chat = update.effective_chat
+    if chat is not None and context.store.is_blocked(chat.id):
+        context.store.set_blocked(chat.id, False)
+    guard: ChatFloodGuard | None = getattr(context.bot_data, "flood_guard", None)
+    if chat is None or guard is None or not addressed_to_bot(update):
+        return
+    admitted, wait = guard.admit(chat.id)
+    if admitted:
+        return
+    user = update.effective_user
+    lang = message_lang(update)
+    context.store.record_usage("command", "rate_limited", chat.id, user.id if user else None, lang)
+    if update.callback_query is not None:
+        await update.callback_query.answer(text("rate_limited", lang, seconds=max(wait, 1)))
+    elif wait:
+        await reply_html(update, context, text("rate_limited", lang, seconds=wait))
+    raise ApplicationHandlerStop
+
+
+class AddressedToBot(filters.MessageFilter):
+    """Private messages, and group messages that mention the bot or reply to one of its messages."""
+
+    def filter(self, message: Message) -> bool:
+        if message.chat.type == ChatType.PRIVATE:
+            return True
+        bot = message.get_bot()
+        reply = message.reply_to_message
+        if reply is not None and reply.from_user is not None and reply.from_user.id == bot.id:
+            return True
+        username = f"@{bot.username}".lower()
+        for entity, value in message.parse_entities([MessageEntityType.MENTION]).items():
+            if entity.type == MessageEntityType.MENTION and value.lower() == username:
+                return True
+        return any(
+            entity.type == MessageEntityType.TEXT_MENTION and entity.user and entity.user.id == bot.id
+            for entity in message.entities
+        )
+
+
+def addressed_to_bot(update: Update) -> bool:
+    """Whether the bot would answer this update: a button press, or a message that is a command or is
+    addressed to it (channel posts count only as commands)."""
+    if update.callback_query is not None:
+        return True
+    message = update.message or update.channel_post
+    if message is None:
+        return False
+    if filters.COMMAND.check_update(update):
+        return True
+    return update.message is not None and bool(message.text) and AddressedToBot().check_update(update)

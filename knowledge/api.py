@@ -1,0 +1,84 @@
+"""What the knowledge base answers, as the bot and the store see it: plain types, no torch, no faiss."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Literal
+
+Lang = Literal["en", "zh"]
+
+_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_LATIN_WORD = re.compile(r"[A-Za-z]+")
+
+
+def detect_lang(text: str | None, language_code: str | None = None) -> Lang:
+    """ "zh" when Chinese characters make up a real share of the text, "en" when English words
+    outweigh them; text with neither (emoji, numbers) follows the client's language code."""
+    cjk = len(_CJK.findall(text or ""))
+    latin = len(_LATIN_WORD.findall(text or ""))
+    # One Chinese character carries about as much as one English word.
+    if cjk and cjk >= 0.5 * latin:
+        return "zh"
+    if latin:
+        return "en"
+    return "zh" if language_code and language_code.lower().startswith("zh") else "en"
+
+
+@dataclass(frozen=True)
+class Source:
+    """A cited passage: article, section path, language, text and retrieval score."""
+
+    doc: str
+    title: str
+    section: str
+    lang: str
+    text: str
+    score: float
+
+    def to_json(self) -> dict:
+        return {
+            "doc": self.doc,
+            "title": self.title,
+            "section": self.section,
+            "lang": self.lang,
+            "text": self.text,
+            "score": round(self.score, 4),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict) -> Source:
+        """A stored source; fields it lacks read as empty."""
+        return cls(
+            str(data.get("doc", "")),
+            str(data.get("title", "")),
+            str(data.get("section", "")),
+            str(data.get("lang", "")),
+            str(data.get("text", "")),
+            float(data.get("score", 0.0)),
+        )
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What the knowledge base says to one question."""
+
+    question: str
+    lang: Lang
+    answered: bool
+    text: str
+    confidence: float
+    sources: list[Source] = field(default_factory=list)
+    suggestions: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        """The `knowledge ask --json` object."""
+        return {
+            "question": self.question,
+            "lang": self.lang,
+            "answered": self.answered,
+            "answer": self.text,
+            "confidence": round(self.confidence, 4),
+            "sources": [source.to_json() for source in self.sources],
+            "suggestions": list(self.suggestions),
+        }
