@@ -23,7 +23,7 @@ from telegram.error import BadRequest, RetryAfter, TelegramError
 from bot.context import CustomContext
 from bot.delivery import send_html, send_photo
 from bot.formatting import escape, fit_caption
-from bot.handlers.common import command_argument, message_lang, reply_html
+from bot.handlers.common import Request, command_argument, message_lang, reply, reply_html
 from bot.heap import settle_heap
 from bot.jobs import KINDS, MAX_SEED, Job, JobAlreadyRunning, RetrainOptions, UnknownJob
 from bot.texts import Lang, text
@@ -50,20 +50,20 @@ def admin_only(command: str) -> Callable[[AdminHandler], Callable[[Update, Custo
     def wrap(handler: AdminHandler) -> Callable[[Update, CustomContext], Awaitable[None]]:
         @functools.wraps(handler)
         async def guarded(update: Update, context: CustomContext) -> None:
-            user = update.effective_user
-            chat = update.effective_chat
+            request = Request.of(update, "")
             args = command_argument(update.effective_message)
-            user_id = user.id if user else None
-            if not context.is_admin(user_id):
-                context.store.audit(user_id, chat.id, command, args, "refused: not an admin")
-                await reply_html(update, context, text("admins_only", message_lang(update, "")))
+            if not context.is_admin(request.user_id):
+                context.store.audit(request.user_id, request.chat_id, command, args, "refused: not an admin")
+                await reply(context, request, text("admins_only", request.lang))
                 return
             try:
                 result = await handler(update, context)
             except Exception as exc:
-                context.store.audit(user_id, chat.id, command, args, f"error: {type(exc).__name__}")
+                context.store.audit(
+                    request.user_id, request.chat_id, command, args, f"error: {type(exc).__name__}"
+                )
                 raise
-            context.store.audit(user_id, chat.id, command, args, result)
+            context.store.audit(request.user_id, request.chat_id, command, args, result)
 
         return guarded
 

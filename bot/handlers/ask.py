@@ -3,15 +3,26 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import Update
 from telegram.constants import ChatAction
 
 from bot.context import CustomContext
 from bot.delivery import chat_action
 from bot.formatting import SOURCES_SHOWN, render_answer
-from bot.handlers.common import command_argument, message_lang, reply_html, strip_mention, within_rate_limit
-from bot.texts import Lang, text
+from bot.handlers.common import (
+    Request,
+    command_argument,
+    message_lang,
+    record_usage,
+    reply,
+    reply_html,
+    strip_mention,
+    within_rate_limit,
+)
+from bot.keyboards import answer_buttons
+from bot.texts import text
 
 logger = logging.getLogger(__name__)
 
@@ -36,42 +47,18 @@ async def ask_message(update: Update, context: CustomContext) -> None:
 
 async def answer_question(update: Update, context: CustomContext, question: str) -> None:
     """Look the question up, reply in its language with sources and buttons, and record it."""
-    chat = update.effective_chat
-    user = update.effective_user
-    user_id = user.id if user else None
-    lang = message_lang(update, question)
-    if not await within_rate_limit(update, context, "question", lang):
+    request = Request.of(update, question)
+    if not await within_rate_limit(context, request, "question"):
         return
-    async with chat_action(context, chat.id, ChatAction.TYPING):
+    async with chat_action(context, request.chat_id, ChatAction.TYPING):
         # Awaits only the knowledge base's batched encoder pass (no worker thread per question).
         answer = await context.knowledge.ask_async(question)
-    if answer.lang in ("en", "zh"):
-        lang = answer.lang
+    if answer.lang in ("en", "zh"):  # the reply's headings follow the language the answer is in
+        request = replace(request, lang=answer.lang)
     sources = [source.to_json() for source in answer.sources]
-    answer_id = context.store.record_answer(chat.id, user_id, lang, answer.answered, question, sources)
-    markup = answer_buttons(answer_id, lang, more=answer.answered and len(sources) > SOURCES_SHOWN)
-    await reply_html(update, context, render_answer(answer, lang), reply_markup=markup)
-    context.store.record_usage(
-        "question", "answered" if answer.answered else "declined", chat.id, user_id, lang
+    answer_id = context.store.record_answer(
+        request.chat_id, request.user_id, request.lang, answer.answered, question, sources
     )
-
-
-def answer_buttons(answer_id: int, lang: Lang, *, more: bool, feedback: bool = True) -> InlineKeyboardMarkup:
-    """'More sources' (when there are more) and helpful / not helpful."""
-    rows = []
-    if more:
-        rows.append(
-            [
-                InlineKeyboardButton(
-                    text("more_sources", lang), callback_data=f"more:{answer_id}:{SOURCES_SHOWN}"
-                )
-            ]
-        )
-    if feedback:
-        rows.append(
-            [
-                InlineKeyboardButton(text("helpful", lang), callback_data=f"fb:{answer_id}:1"),
-                InlineKeyboardButton(text("not_helpful", lang), callback_data=f"fb:{answer_id}:0"),
-            ]
-        )
-    return InlineKeyboardMarkup(rows)
+    markup = answer_buttons(answer_id, request.lang, more=answer.answered and len(sources) > SOURCES_SHOWN)
+    await reply(context, request, render_answer(answer, request.lang), reply_markup=markup)
+    record_usage(context, request, "question", "answered" if answer.answered else "declined")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from telegram import InlineKeyboardMarkup, Message, Update
 from telegram.constants import ChatType, MessageEntityType
 
@@ -31,25 +33,50 @@ def command_argument(message: Message) -> str:
     return content.strip()
 
 
+@dataclass(frozen=True)
+class Request:
+    """Who wrote, where, in which language, and what a reply quotes: read once per update."""
+
+    chat_id: int
+    user_id: int | None
+    lang: Lang
+    quote: Message | None  # the asker's message outside private chats; None in private chats
+
+    @classmethod
+    def of(cls, update: Update, sample: str | None = None) -> Request:
+        """The request of an update; `sample` is the text whose language the reply follows."""
+        chat = update.effective_chat
+        user = update.effective_user
+        quote = update.effective_message if chat.type != ChatType.PRIVATE else None
+        return cls(chat.id, user.id if user else None, message_lang(update, sample), quote)
+
+
+async def reply(
+    context: CustomContext, request: Request, html: str, reply_markup: InlineKeyboardMarkup | None = None
+) -> list[Message]:
+    """Answer in the request's chat, quoting the asker outside private chats."""
+    return await send_html(context, request.chat_id, html, reply_to=request.quote, reply_markup=reply_markup)
+
+
 async def reply_html(
     update: Update, context: CustomContext, html: str, reply_markup: InlineKeyboardMarkup | None = None
 ) -> list[Message]:
-    """Answer in the update's chat; outside private chats the reply quotes the asker's message."""
-    message = update.effective_message
-    chat = update.effective_chat
-    quote = message if chat.type != ChatType.PRIVATE else None
-    return await send_html(context, chat.id, html, reply_to=quote, reply_markup=reply_markup)
+    """`reply` for a handler that needs nothing else of the request."""
+    return await reply(context, Request.of(update), html, reply_markup)
 
 
-async def within_rate_limit(update: Update, context: CustomContext, kind: Kind, lang: Lang) -> bool:
-    """True if the user and chat may make this request now; otherwise say when they may."""
-    user = update.effective_user
-    chat = update.effective_chat
-    wait = context.limits.check(kind, user.id if user else None)
+def record_usage(context: CustomContext, request: Request, kind: str, outcome: str) -> None:
+    """One usage row for /stats."""
+    context.store.record_usage(kind, outcome, request.chat_id, request.user_id, request.lang)
+
+
+async def within_rate_limit(context: CustomContext, request: Request, kind: Kind) -> bool:
+    """True if the user may make this request now; otherwise say when they may."""
+    wait = context.limits.check(kind, request.user_id)
     if wait == 0:
         return True
-    context.store.record_usage(kind, "rate_limited", chat.id, user.id if user else None, lang)
-    await reply_html(update, context, text("rate_limited", lang, seconds=wait))
+    record_usage(context, request, kind, "rate_limited")
+    await reply(context, request, text("rate_limited", request.lang, seconds=wait))
     return False
 
 

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import logging
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import Update
 from telegram.constants import ChatType
 from telegram.error import BadRequest
 
 from bot.context import CustomContext
 from bot.delivery import send_html
 from bot.formatting import SOURCES_SHOWN, render_passages
-from bot.handlers.ask import answer_buttons
+from bot.keyboards import answer_buttons, more_sources_buttons, parse_press
 from bot.store import StoredAnswer
 from bot.texts import Lang, text
 from knowledge.api import Source
@@ -20,21 +20,19 @@ logger = logging.getLogger(__name__)
 
 
 async def on_button(update: Update, context: CustomContext) -> None:
-    """Dispatch a button press by its callback data: `fb:<answer>:<1|0>` or `more:<answer>:<offset>`."""
+    """Dispatch a button press by its callback data (bot.keyboards)."""
     query = update.callback_query
-    try:
-        action, answer_id, value = (query.data or "").split(":")
-        answer_id_int, value_int = int(answer_id), int(value)
-    except ValueError:
+    press = parse_press(query.data)
+    if press is None:
         await query.answer()
         return
-    stored = context.store.answer(answer_id_int)
+    stored = context.store.answer(press.answer_id)
     if stored is None:
         await query.answer(text("answer_gone", "en"))
         return
     lang: Lang = "zh" if stored.lang == "zh" else "en"
-    if action == "fb":
-        context.store.record_feedback(stored.id, query.from_user.id, helpful=bool(value_int))
+    if press.action == "fb":
+        context.store.record_feedback(stored.id, query.from_user.id, helpful=bool(press.value))
         await query.answer(text("feedback_thanks", lang))
         if query.message is not None and query.message.chat.type == ChatType.PRIVATE:
             # The vote is in: keep only "More sources". In groups others may still vote on the answer.
@@ -45,10 +43,8 @@ async def on_button(update: Update, context: CustomContext) -> None:
                 )
             except BadRequest as exc:  # e.g. "message is not modified" after a double tap
                 logger.debug("could not edit buttons: %s", exc.message)
-    elif action == "more":
-        await show_more_sources(update, context, stored, value_int, lang)
     else:
-        await query.answer()
+        await show_more_sources(update, context, stored, press.value, lang)
 
 
 async def show_more_sources(
@@ -56,23 +52,13 @@ async def show_more_sources(
 ) -> None:
     """Send the next passages as a reply to the answer, with a button for the ones after."""
     query = update.callback_query
-    page = stored.sources[offset : offset + SOURCES_SHOWN]
+    page = stored.sources[offset : offset + SOURCES_SHOWN] if offset >= 0 else []
     if not page:
         await query.answer(text("no_more_sources", lang))
         return
     await query.answer()
     next_offset = offset + SOURCES_SHOWN
-    markup = None
-    if next_offset < len(stored.sources):
-        markup = InlineKeyboardMarkup(
-            [
-                [
-                    InlineKeyboardButton(
-                        text("more_sources", lang), callback_data=f"more:{stored.id}:{next_offset}"
-                    )
-                ]
-            ]
-        )
+    markup = more_sources_buttons(stored.id, next_offset, lang) if next_offset < len(stored.sources) else None
     passages = render_passages([Source.from_json(source) for source in page], first_number=offset + 1)
     message = query.message
     chat_id = message.chat.id if message else stored.chat_id

@@ -8,7 +8,7 @@ from telegram.constants import ChatType, MessageEntityType
 from telegram.ext import ApplicationHandlerStop, filters
 
 from bot.context import CustomContext
-from bot.handlers.common import message_lang, reply_html
+from bot.handlers.common import Request, record_usage, reply
 from bot.ratelimit import ChatFloodGuard
 from bot.texts import text
 
@@ -25,13 +25,12 @@ async def on_any_update(update: Update, context: CustomContext) -> None:
     admitted, wait = guard.admit(chat.id)
     if admitted:
         return
-    user = update.effective_user
-    lang = message_lang(update)
-    context.store.record_usage("command", "rate_limited", chat.id, user.id if user else None, lang)
+    request = Request.of(update)
+    record_usage(context, request, "command", "rate_limited")
     if update.callback_query is not None:
-        await update.callback_query.answer(text("rate_limited", lang, seconds=max(wait, 1)))
+        await update.callback_query.answer(text("rate_limited", request.lang, seconds=max(wait, 1)))
     elif wait:
-        await reply_html(update, context, text("rate_limited", lang, seconds=wait))
+        await reply(context, request, text("rate_limited", request.lang, seconds=wait))
     raise ApplicationHandlerStop
 
 

@@ -5,20 +5,22 @@ from __future__ import annotations
 import logging
 
 from telegram import Update
-from telegram.constants import ChatAction, ChatType
+from telegram.constants import ChatAction
 
 from bot.context import CustomContext
 from bot.delivery import chat_action, send_photo
 from bot.formatting import escape, fit_caption
-from bot.handlers.common import command_argument, message_lang, reply_html, within_rate_limit
-from bot.texts import Lang, text
+from bot.handlers.common import Request, command_argument, record_usage, reply, within_rate_limit
+from bot.texts import text
 from generation.api import (
     MAX_IMAGES,
     MAX_PROMPT_CHARS,
     GeneratorUnavailable,
     ImageRequest,
+    ImageResult,
     InvalidRequest,
     TextRequest,
+    TextResult,
 )
 
 logger = logging.getLogger(__name__)
@@ -44,22 +46,18 @@ def parse_image_args(args: list[str]) -> tuple[int | None, int] | None:
 
 async def image_command(update: Update, context: CustomContext) -> None:
     """Draw digits with the GAN and send them as one photo with a caption."""
-    lang = message_lang(update, "")
+    request = Request.of(update, "")
     parsed = parse_image_args(command_argument(update.effective_message).split())
     if parsed is None:
-        await reply_html(update, context, escape(text("image_usage", lang, max_images=MAX_IMAGES)))
+        await reply(context, request, escape(text("image_usage", request.lang, max_images=MAX_IMAGES)))
         return
     digit, count = parsed
-    if not await _generators_ready(update, context, "image", lang):
+    result = await _generate(
+        context, request, "image", ChatAction.UPLOAD_PHOTO, ImageRequest(digit=digit, count=count)
+    )
+    if result is None:
         return
-    chat = update.effective_chat
-    user_id = update.effective_user.id if update.effective_user else None
-    try:
-        async with chat_action(context, chat.id, ChatAction.UPLOAD_PHOTO):
-            result = await context.generation.image(ImageRequest(digit=digit, count=count))
-    except (InvalidRequest, GeneratorUnavailable) as exc:
-        await _report_generation_error(update, context, "image", lang, exc)
-        return
+    lang = request.lang
     what = (
         text("digits_mixed", lang, count=count)
         if digit is None
@@ -68,66 +66,71 @@ async def image_command(update: Update, context: CustomContext) -> None:
     caption = fit_caption(
         text("image_caption", lang, what=what, model_version=result.model_version, seed=result.seed)
     )
-    # Outside private chats the photo quotes the request. One Telegram cannot take now is queued, not lost.
-    quote = update.effective_message if chat.type != ChatType.PRIVATE else None
-    await send_photo(context, chat.id, result.png, caption, reply_to=quote)
-    context.store.record_usage("image", "ok", chat.id, user_id, lang)
+    # One Telegram cannot take now is queued, not lost.
+    await send_photo(context, request.chat_id, result.png, caption, reply_to=request.quote)
+    record_usage(context, request, "image", "ok")
 
 
 async def text_command(update: Update, context: CustomContext) -> None:
     """Continue the prompt with the LSTM and send the text."""
     prompt = command_argument(update.effective_message)
-    lang = message_lang(update, prompt or "")
+    request = Request.of(update, prompt)
     if len(prompt) > MAX_PROMPT_CHARS:
-        await reply_html(update, context, escape(text("text_usage", lang, max_chars=MAX_PROMPT_CHARS)))
+        await reply(context, request, escape(text("text_usage", request.lang, max_chars=MAX_PROMPT_CHARS)))
         return
-    if not await _generators_ready(update, context, "text", lang):
+    result = await _generate(context, request, "text", ChatAction.TYPING, TextRequest(prompt=prompt))
+    if result is None:
         return
-    chat = update.effective_chat
-    user_id = update.effective_user.id if update.effective_user else None
+    footer = text("text_footer", request.lang, model_version=escape(result.model_version), seed=result.seed)
+    await reply(context, request, f"{escape(result.text)}\n\n<i>{footer}</i>")
+    record_usage(context, request, "text", "ok")
+
+
+async def _generate(
+    context: CustomContext, request: Request, kind: str, action: str, generation: ImageRequest | TextRequest
+) -> ImageResult | TextResult | None:
+    """Run one generation with a chat action showing; None (the user told why) when it cannot run."""
+    if not await _generators_ready(context, request, kind):
+        return None
     try:
-        async with chat_action(context, chat.id, ChatAction.TYPING):
-            result = await context.generation.text(TextRequest(prompt=prompt))
+        async with chat_action(context, request.chat_id, action):
+            if isinstance(generation, ImageRequest):
+                return await context.generation.image(generation)
+            return await context.generation.text(generation)
     except (InvalidRequest, GeneratorUnavailable) as exc:
-        await _report_generation_error(update, context, "text", lang, exc)
-        return
-    footer = text("text_footer", lang, model_version=escape(result.model_version), seed=result.seed)
-    await reply_html(update, context, f"{escape(result.text)}\n\n<i>{footer}</i>")
-    context.store.record_usage("text", "ok", chat.id, user_id, lang)
+        await _report_generation_error(context, request, kind, exc)
+        return None
 
 
-async def _generators_ready(update: Update, context: CustomContext, kind: str, lang: Lang) -> bool:
+async def _generators_ready(context: CustomContext, request: Request, kind: str) -> bool:
     """Say at once when this generator is down; otherwise apply the generation rate limit."""
+    lang = request.lang
     if not context.generation.available_for(MODEL_KINDS[kind]):
-        chat = update.effective_chat
-        user_id = update.effective_user.id if update.effective_user else None
-        context.store.record_usage(kind, "unavailable", chat.id, user_id, lang)
+        record_usage(context, request, kind, "unavailable")
         training = context.jobs.running_for(MODEL_KINDS[kind])
         if training is None:
             queued = MODEL_KINDS[kind] in context.bot_data.first_start_queue
-            await reply_html(
-                update, context, text("generator_queued" if queued else "generators_unavailable", lang)
+            await reply(
+                context, request, text("generator_queued" if queued else "generators_unavailable", lang)
             )
         else:
             eta_s = training.progress.eta_s if training.progress else 300.0
             minutes = max(1, round(eta_s / 60))
-            await reply_html(
-                update, context, text("generator_training", lang, job_id=training.id, minutes=minutes)
+            await reply(
+                context, request, text("generator_training", lang, job_id=training.id, minutes=minutes)
             )
         return False
-    return await within_rate_limit(update, context, "generation", lang)
+    return await within_rate_limit(context, request, "generation")
 
 
 async def _report_generation_error(
-    update: Update, context: CustomContext, kind: str, lang: Lang, error: Exception
+    context: CustomContext, request: Request, kind: str, error: Exception
 ) -> None:
     """One line for the user: the limit broken (its own words) or that the generators are down."""
-    chat = update.effective_chat
-    user_id = update.effective_user.id if update.effective_user else None
     if isinstance(error, InvalidRequest):
-        context.store.record_usage(kind, "invalid", chat.id, user_id, lang)
-        await reply_html(update, context, escape(str(error)))
+        record_usage(context, request, kind, "invalid")
+        await reply(context, request, escape(str(error)))
     else:
         logger.warning("generator unavailable for /%s: %s", kind, type(error).__name__)
-        context.store.record_usage(kind, "unavailable", chat.id, user_id, lang)
-        await reply_html(update, context, text("generators_unavailable", lang))
+        record_usage(context, request, kind, "unavailable")
+        await reply(context, request, text("generators_unavailable", request.lang))
