@@ -29,11 +29,6 @@ def html_to_plain(value: str) -> str:
     return html.unescape(_TAG.sub("", value))
 
 
-def visible_length(value: str) -> int:
-    """Length Telegram counts: the text after tags are parsed and entities decoded."""
-    return len(html_to_plain(value))
-
-
 def truncate_plain(value: str, limit: int) -> str:
     """Cut plain text to at most `limit` characters, at a word boundary where one is near."""
     if len(value) <= limit:

@@ -64,10 +64,6 @@ class Outbox:
                 await self._task
             self._task = None
 
-    def wake(self) -> None:
-        """Try now rather than at the next tick."""
-        self._wake.set()
-
     async def _run(self) -> None:
         while True:
             try:

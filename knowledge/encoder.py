@@ -33,7 +33,7 @@ from knowledge.settings import PACKAGED_EMBEDDING_MODEL
 log = logging.getLogger(__name__)
 DOCUMENT_TOKENS = 128
 # Intra-op threads for a query batch. Batches are small (a few short questions), and on a busy
-# machine (a bot's event loop on the other core) thread synchronisation made queries ~3x slower.
+# machine (a bot's event loop on the other core) thread synchronisation costs more than it saves.
 QUERY_THREADS = 1
 MAX_QUERY_BATCH = 32
 
@@ -213,7 +213,7 @@ class Encoder:
     def _encode_queries(self, texts: list[str]) -> np.ndarray:
         """A batch of queries; called only from the batcher's worker thread."""
         if not self._fast_tried:
-            # Built on first use (~0.5 s), not in __init__: start-up stays as fast as it was.
+            # Built on first use, not in __init__: start-up does not pay for it.
             self._fast_tried = True
             if self._device == "cpu":
                 model = self._model

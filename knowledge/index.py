@@ -229,9 +229,6 @@ class KnowledgeIndex:
         """The units a section was split into, in document order."""
         return self._section_units.get(self._positions.get(section.id, -1), [])
 
-    def unit_lang(self, unit: int) -> str:
-        return self.sections[self.units[unit].section].lang
-
 
 def dense_rows(index: faiss.Index) -> tuple[np.ndarray, np.ndarray]:
     """(ids, vectors) of a flat inner-product index, for scoring every unit with one matrix product."""

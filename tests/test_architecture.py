@@ -1,4 +1,4 @@
-"""The package import rules of ARCHITECTURE.md, checked on the source."""
+"""The package import rules (the README's architecture section), checked on the source."""
 
 from __future__ import annotations
 

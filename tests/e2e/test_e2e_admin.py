@@ -1,4 +1,4 @@
-"""Admin commands: gated to ADMIN_IDS, audited (the hooks issue 7 builds on)."""
+"""Admin commands: gated to ADMIN_IDS, audited."""
 
 from __future__ import annotations
 

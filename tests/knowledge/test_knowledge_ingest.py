@@ -145,8 +145,20 @@ def test_chinese_sections_pair_with_their_english_translation():
 
 
 def test_single_language_documents_are_not_paired():
-    _, sections = ingest_text("# T\n\n## 1. 背景\n\n中文内容一。\n\n## 2. 挑战\n\n中文内容二。\n", "doc")
-    assert all(not s.pair for s in pair_sections(sections, no_similarity))
+    chinese = "## 1. 背景\n\n大模型创业的背景介绍，内容一。\n\n## 2. 挑战\n\n大模型创业面临的挑战，内容二。\n"
+    english = (
+        "## 1. Background\n\nWhy founders build on large models.\n\n## 2. Challenges\n\nWhat gets hard.\n"
+    )
+
+    def alike(zh: list[str], en: list[str]) -> np.ndarray:
+        return np.ones((len(zh), len(en)), dtype=np.float32)
+
+    _, apart = ingest_text(f"# T\n\n{chinese}", "zh-doc")
+    _, other = ingest_text(f"# T\n\n{english}", "en-doc")
+    assert all(not s.pair for s in pair_sections(apart + other, alike))
+    # The same two halves in one document do pair: the check above can fail.
+    _, together = ingest_text(f"# T\n\n{chinese}\n{english}", "both")
+    assert sum(bool(s.pair) for s in pair_sections(together, alike)) == 4
 
 
 def test_glossary_mining_and_translation():
