@@ -1,4 +1,5 @@
-"""The SQLite store: persistence, concurrent writers (threads and processes), jobs, chats."""
+"""The SQLite store: persistence, concurrent writers (threads and processes), jobs, chats, and files
+made by an older version upgraded in place."""
 
 from __future__ import annotations
 
@@ -7,13 +8,59 @@ import sqlite3
 import threading
 from pathlib import Path
 
-from bot.store import Store
+from bot.store import SCHEMA_VERSION, Store
+
+# A file as schema version 1 made it, with a row in each table: the outbox had no photo or parse_mode.
+VERSION_1_FILE = """
+CREATE TABLE usage (id INTEGER PRIMARY KEY, ts REAL NOT NULL, day TEXT NOT NULL, kind TEXT NOT NULL,
+    outcome TEXT NOT NULL, user_id INTEGER, chat_id INTEGER NOT NULL, lang TEXT);
+CREATE INDEX usage_day_kind ON usage(day, kind, outcome);
+CREATE TABLE answers (id INTEGER PRIMARY KEY, ts REAL NOT NULL, chat_id INTEGER NOT NULL, user_id INTEGER,
+    lang TEXT NOT NULL, answered INTEGER NOT NULL, question TEXT NOT NULL, sources TEXT NOT NULL);
+CREATE TABLE feedback (answer_id INTEGER NOT NULL REFERENCES answers(id), user_id INTEGER NOT NULL,
+    helpful INTEGER NOT NULL, ts REAL NOT NULL, PRIMARY KEY (answer_id, user_id));
+CREATE TABLE audit_log (id INTEGER PRIMARY KEY, ts REAL NOT NULL, user_id INTEGER, chat_id INTEGER,
+    command TEXT NOT NULL, args TEXT NOT NULL, result TEXT NOT NULL);
+CREATE TABLE jobs (id TEXT PRIMARY KEY, kind TEXT NOT NULL, status TEXT NOT NULL, created_at REAL NOT NULL,
+    updated_at REAL NOT NULL, requested_by INTEGER, chat_id INTEGER, detail TEXT NOT NULL DEFAULT '{}');
+CREATE TABLE chats (chat_id INTEGER PRIMARY KEY, blocked INTEGER NOT NULL DEFAULT 0, migrated_to INTEGER);
+CREATE TABLE inbox (update_id INTEGER PRIMARY KEY, payload TEXT NOT NULL, received_at REAL NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 1, done_at REAL);
+CREATE INDEX inbox_pending ON inbox(done_at);
+CREATE TABLE outbox (id INTEGER PRIMARY KEY, chat_id INTEGER NOT NULL, html TEXT NOT NULL, reply_to INTEGER,
+    markup TEXT, created_at REAL NOT NULL, next_at REAL NOT NULL, attempts INTEGER NOT NULL DEFAULT 0);
+INSERT INTO usage VALUES (1, 0, '1970-01-01', 'question', 'answered', 7, 5, 'en');
+INSERT INTO answers VALUES (1, 0, 5, 7, 'en', 1, 'Why?', '[{"doc": "d"}]');
+INSERT INTO feedback VALUES (1, 7, 1, 0);
+INSERT INTO audit_log VALUES (1, 0, 7, 5, 'reindex', '', 'ok');
+INSERT INTO jobs VALUES ('job-1', 'retrain-gan', 'running', 0, 0, 7, 5, '{"epochs": 1}');
+INSERT INTO chats VALUES (9, 1, NULL);
+INSERT INTO inbox VALUES (3, '{"update_id": 3}', 0, 1, NULL);
+INSERT INTO outbox VALUES (1, 5, 'old', 4, NULL, 0, 0, 0);
+PRAGMA user_version=1;
+"""
 
 
 def open_store(path: Path) -> Store:
     store = Store(path)
     store.open()
     return store
+
+
+def schema_of(path: Path) -> dict:
+    """The file's schema version, every table's columns (types, defaults, keys) and every index."""
+    with sqlite3.connect(path) as db:
+        tables = [name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        indexes = db.execute("SELECT name, tbl_name FROM sqlite_master WHERE type = 'index'").fetchall()
+        schema = {
+            "version": db.execute("PRAGMA user_version").fetchone()[0],
+            "columns": {table: db.execute(f"PRAGMA table_info({table})").fetchall() for table in tables},
+            "indexes": {
+                (name, table): db.execute(f"PRAGMA index_info({name})").fetchall() for name, table in indexes
+            },
+        }
+    db.close()
+    return schema
 
 
 def test_everything_survives_a_reopen(tmp_path: Path) -> None:
@@ -115,3 +162,35 @@ def test_pruning_the_inbox_forgets_only_finished_updates(tmp_path: Path) -> None
     unfinished, given_up = store.unfinished_updates(max_attempts=3)
     assert [update_id for update_id, _ in unfinished] == [2] and given_up == []
     store.close()
+
+
+def test_a_version_1_file_is_upgraded_in_place_and_keeps_its_rows(tmp_path: Path) -> None:
+    path = tmp_path / "old" / "bot.sqlite3"
+    path.parent.mkdir()
+    with sqlite3.connect(path) as old:
+        old.executescript(VERSION_1_FILE)
+    old.close()
+
+    store = open_store(path)
+    upgraded = schema_of(path)
+    assert sum(store.usage_counts(since_days=100_000).values()) == 1
+    assert store.answer(1).sources == [{"doc": "d"}] and store.feedback_counts() == (1, 0)
+    assert store.audit_entries()[0]["command"] == "reindex"
+    assert store.job("job-1").detail == {"epochs": 1} and store.is_blocked(9)
+    assert store.unfinished_updates(max_attempts=3) == ([(3, '{"update_id": 3}')], [])
+    [reply] = store.due_replies()
+    assert (reply.kind, reply.html, reply.reply_to, reply.photo, reply.parse_mode) == (
+        "text",
+        "old",
+        4,
+        None,
+        "HTML",
+    )
+    store.close()
+
+    open_store(path).close()  # opening again changes nothing
+    assert schema_of(path) == upgraded
+    new_path = tmp_path / "new" / "bot.sqlite3"
+    open_store(new_path).close()
+    assert upgraded == schema_of(new_path)  # the columns, defaults and indexes of a new file
+    assert upgraded["version"] == SCHEMA_VERSION

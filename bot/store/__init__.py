@@ -1,0 +1,15 @@
+"""The bot's SQLite store under DATA_DIR (WAL), a module per table group.
+
+`database`: the connection, schema version, in-place upgrades and transactions. The table groups,
+each with its SQL: `usage`, `feedback` (answers and their votes), `audit`, `jobs`, `chats`, `journal`
+(the inbox of received updates) and `outbox` (replies not delivered yet). `store`: the `Store` callers
+hold, every group's methods on one object.
+"""
+
+from bot.store.database import SCHEMA_VERSION
+from bot.store.feedback import StoredAnswer
+from bot.store.jobs import JobRecord
+from bot.store.outbox import OutboxItem
+from bot.store.store import Store
+
+__all__ = ["SCHEMA_VERSION", "JobRecord", "OutboxItem", "Store", "StoredAnswer"]
