@@ -161,3 +161,14 @@ def test_cycle_checker_sees_a_cycle(tmp_path: Path) -> None:
         "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from bot.a import x\n", encoding="utf-8"
     )
     assert import_cycles(tmp_path, ("bot",)) == [["bot.a", "bot.b", "bot.a"]]
+
+
+def test_the_store_is_the_bottom_layer() -> None:
+    """bot.store imports nothing of the bot above it (knowledge.api's Source is its row type)."""
+    offences = [
+        f"{path.relative_to(ROOT)} imports {name}"
+        for path in sorted((ROOT / "bot" / "store").rglob("*.py"))
+        for name in imported_modules(path)
+        if top(name) == "bot" and not name.startswith("bot.store") and name != "bot"
+    ]
+    assert offences == []

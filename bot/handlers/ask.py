@@ -55,7 +55,7 @@ async def answer_question(update: Update, context: CustomContext, question: str)
         answer = await context.knowledge.ask_async(question)
     if answer.lang in ("en", "zh"):  # the reply's headings follow the language the answer is in
         request = replace(request, lang=answer.lang)
-    sources = [source.to_json() for source in answer.sources]
+    sources = answer.sources
     answer_id = context.store.record_answer(
         request.chat_id, request.user_id, request.lang, answer.answered, question, sources
     )

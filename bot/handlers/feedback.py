@@ -14,7 +14,6 @@ from bot.formatting import SOURCES_SHOWN, render_passages
 from bot.keyboards import answer_buttons, more_sources_buttons, parse_press
 from bot.store import StoredAnswer
 from bot.texts import Lang, text
-from knowledge.api import Source
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +58,7 @@ async def show_more_sources(
     await query.answer()
     next_offset = offset + SOURCES_SHOWN
     markup = more_sources_buttons(stored.id, next_offset, lang) if next_offset < len(stored.sources) else None
-    passages = render_passages([Source.from_json(source) for source in page], first_number=offset + 1)
+    passages = render_passages(page, first_number=offset + 1)
     message = query.message
     chat_id = message.chat.id if message else stored.chat_id
     await send_html(context, chat_id, passages, reply_to=message, reply_markup=markup)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from textwrap import dedent
 
 from bot.store.database import Database, utc_day
+from knowledge.api import Source
 
 SQLITE_MIN_INT, SQLITE_MAX_INT = -(2**63), 2**63 - 1
 
@@ -22,7 +23,7 @@ class StoredAnswer:
     lang: str
     answered: bool
     question: str
-    sources: list[dict]
+    sources: list[Source]
 
 
 class FeedbackTables(Database):
@@ -38,7 +39,7 @@ class FeedbackTables(Database):
             lang TEXT NOT NULL,
             answered INTEGER NOT NULL,
             question TEXT NOT NULL,
-            sources TEXT NOT NULL          -- JSON list of {doc, title, section, lang, text, score}
+            sources TEXT NOT NULL          -- JSON list of knowledge.api.Source objects
         );
         CREATE TABLE IF NOT EXISTS feedback (
             answer_id INTEGER NOT NULL REFERENCES answers(id),
@@ -51,14 +52,28 @@ class FeedbackTables(Database):
     )
 
     def record_answer(
-        self, chat_id: int, user_id: int | None, lang: str, answered: bool, question: str, sources: list[dict]
+        self,
+        chat_id: int,
+        user_id: int | None,
+        lang: str,
+        answered: bool,
+        question: str,
+        sources: list[Source],
     ) -> int:
         """Keep an answer's sources for "More sources"; returns its id."""
         with self._write() as db:
             cursor = db.execute(
                 "INSERT INTO answers(ts, chat_id, user_id, lang, answered, question, sources)"
                 " VALUES (?,?,?,?,?,?,?)",
-                (time.time(), chat_id, user_id, lang, int(answered), question, json.dumps(sources)),
+                (
+                    time.time(),
+                    chat_id,
+                    user_id,
+                    lang,
+                    int(answered),
+                    question,
+                    json.dumps([s.to_json() for s in sources]),
+                ),
             )
             return int(cursor.lastrowid)
 
@@ -72,7 +87,9 @@ class FeedbackTables(Database):
         if not rows:
             return None
         id_, chat_id, lang, answered, question, sources = rows[0]
-        return StoredAnswer(id_, chat_id, lang, bool(answered), question, json.loads(sources))
+        return StoredAnswer(
+            id_, chat_id, lang, bool(answered), question, [Source.from_json(s) for s in json.loads(sources)]
+        )
 
     def record_feedback(self, answer_id: int, user_id: int, helpful: bool) -> None:
         """One vote per user and answer; a second vote replaces the first."""

@@ -9,6 +9,7 @@ import threading
 from pathlib import Path
 
 from bot.store import SCHEMA_VERSION, Store
+from knowledge.api import Source
 
 # A file as schema version 1 made it, with a row in each table: the outbox had no photo or parse_mode.
 VERSION_1_FILE = """
@@ -143,11 +144,11 @@ def test_running_jobs_are_marked_failed_after_a_restart(tmp_path: Path) -> None:
 
 def test_migration_moves_answers_to_the_supergroup(tmp_path: Path) -> None:
     store = open_store(tmp_path / "bot.sqlite3")
-    answer_id = store.record_answer(-5, 1, "en", True, "q", [{"doc": "d"}])
+    answer_id = store.record_answer(-5, 1, "en", True, "q", [Source("d", "", "", "", "", 0.0)])
     store.record_migration(-5, -1005)
     assert store.migrated_to(-5) == -1005
     assert store.answer(answer_id).chat_id == -1005
-    assert store.answer(answer_id).sources == [{"doc": "d"}]
+    assert store.answer(answer_id).sources == [Source("d", "", "", "", "", 0.0)]
     store.close()
 
 
@@ -174,7 +175,7 @@ def test_a_version_1_file_is_upgraded_in_place_and_keeps_its_rows(tmp_path: Path
     store = open_store(path)
     upgraded = schema_of(path)
     assert sum(store.usage_counts(since_days=100_000).values()) == 1
-    assert store.answer(1).sources == [{"doc": "d"}] and store.feedback_counts() == (1, 0)
+    assert store.answer(1).sources == [Source("d", "", "", "", "", 0.0)] and store.feedback_counts() == (1, 0)
     assert store.audit_entries()[0]["command"] == "reindex"
     assert store.job("job-1").detail == {"epochs": 1} and store.is_blocked(9)
     assert store.unfinished_updates(max_attempts=3) == ([(3, '{"update_id": 3}')], [])
