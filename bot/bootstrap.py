@@ -8,15 +8,18 @@ visible to admins, cancellable), run one after the other so they do not fight ov
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
-from bot.context import GenerationService
 from bot.heap import settle_heap
 from bot.jobs import KINDS, Job, JobAlreadyRunning, JobManager, RetrainOptions
+
+if TYPE_CHECKING:
+    from generation.client import GenerationClient
 
 logger = logging.getLogger(__name__)
 
 
-def missing_generators(generation: GenerationService) -> list[str]:
+def missing_generators(generation: GenerationClient) -> list[str]:
     """Model kinds with nothing to serve, when the generators run in this process."""
     if generation.remote:
         return []
@@ -24,7 +27,7 @@ def missing_generators(generation: GenerationService) -> list[str]:
 
 
 async def train_missing(
-    jobs: JobManager, generation: GenerationService, kinds: list[str], queue: set[str] | None = None
+    jobs: JobManager, generation: GenerationClient, kinds: list[str], queue: set[str] | None = None
 ) -> None:
     """Train each missing kind in turn with its default recipe; swap each in as it is promoted.
 

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING
 
 from telegram.ext import Application, CallbackContext, ExtBot
 
@@ -15,55 +14,20 @@ from bot.store import Store
 
 if TYPE_CHECKING:
     from bot.outbox import Outbox
-    from generation.api import (
-        ImageRequest,
-        ImageResult,
-        ModelInfo,
-        ModelVersion,
-        TextRequest,
-        TextResult,
-    )
+    from generation.client import GenerationClient
     from generation.settings import GenerationSettings
+    from knowledge.service import KnowledgeBase
     from knowledge.settings import KnowledgeSettings
 
 STORE_FILE = "bot.sqlite3"
-
-
-class KnowledgeService(Protocol):
-    """The part of knowledge.service.KnowledgeBase the bot uses."""
-
-    def initialize(self) -> Any: ...
-    def ask(self, question: str, k: int = 5) -> Any: ...
-    async def ask_async(self, question: str, k: int = 5) -> Any: ...
-    def rebuild(self) -> Any: ...
-    def stats(self) -> dict: ...
-    def shutdown(self) -> Any: ...
-
-
-class GenerationService(Protocol):
-    """The part of generation.client.GenerationClient the bot uses."""
-
-    @property
-    def available(self) -> bool: ...
-    @property
-    def remote(self) -> bool: ...
-    def available_for(self, kind: str) -> bool: ...
-    async def initialize(self) -> Any: ...
-    async def image(self, request: ImageRequest) -> ImageResult: ...
-    async def text(self, request: TextRequest) -> TextResult: ...
-    async def models(self) -> Sequence[ModelInfo]: ...
-    async def reload(self) -> Any: ...
-    async def versions(self, kind: str) -> Sequence[ModelVersion]: ...
-    async def rollback(self, kind: str, version: str | None = None) -> ModelVersion: ...
-    async def shutdown(self) -> Any: ...
 
 
 @dataclass
 class Services:
     """The long-lived objects the bot starts in post_init and stops in post_shutdown."""
 
-    knowledge: KnowledgeService
-    generation: GenerationService
+    knowledge: KnowledgeBase  # tests put stand-ins of the same shape here (tests/bot/bot_doubles.py)
+    generation: GenerationClient
     store: Store
 
     @classmethod
@@ -113,11 +77,11 @@ class CustomContext(CallbackContext[ExtBot, dict, dict, BotData]):
         return self.bot_data.settings
 
     @property
-    def knowledge(self) -> KnowledgeService:
+    def knowledge(self) -> KnowledgeBase:
         return self.bot_data.services.knowledge
 
     @property
-    def generation(self) -> GenerationService:
+    def generation(self) -> GenerationClient:
         return self.bot_data.services.generation
 
     @property
