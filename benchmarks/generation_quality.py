@@ -25,11 +25,11 @@ from pathlib import Path
 import torch
 
 from benchmarks.char_references import kneser_ney_scores, reference_line
-from generation import evaluate
-from generation.data import load_images, load_text_corpus
 from generation.models.checkpoint import load_checkpoint
 from generation.registry import ModelRegistry
 from generation.settings import GenerationSettings
+from generation.train import evaluate
+from generation.train.data import load_images, load_text_corpus
 from generation.train.run import TrainOptions, train_and_register
 
 TRAIN_SECONDS_TARGET = 600.0

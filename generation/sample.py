@@ -16,8 +16,8 @@ import numpy as np
 from pydantic import ValidationError
 
 from generation.api import DEFAULT_TEXT_LENGTH, ImageRequest, TextRequest
-from generation.inference import ImageGenerator, TextGenerator, load_champion
 from generation.models.checkpoint import CheckpointError
+from generation.service.inference import ImageGenerator, TextGenerator, load_champion
 from generation.settings import GenerationSettings
 
 log = logging.getLogger("generation.sample")

@@ -24,7 +24,7 @@ from generation.api import (
     TextRequest,
     TextResult,
 )
-from generation.batching import BatchLimits, MicroBatcher
+from generation.service.batching import BatchLimits, MicroBatcher
 from generation.settings import GenerationSettings
 
 logger = logging.getLogger(__name__)
@@ -34,7 +34,7 @@ _WHAT = {"gan": "image", "lstm": "text"}
 
 
 class Generator(Protocol):
-    """What generation.inference's ImageGenerator and TextGenerator offer."""
+    """What generation.service.inference's ImageGenerator and TextGenerator offer."""
 
     version: str
     metrics: dict[str, float]
@@ -65,7 +65,7 @@ def load_champion_from_registry(
     models_dir: Path, kind: ModelKind, device: str, shipped_dir: Path | None = None
 ) -> Generator | None:
     """The production loader: the registry's current champion, through the shared checkpoint loader."""
-    from generation.inference import load_champion
+    from generation.service.inference import load_champion
 
     return load_champion(models_dir, kind, device=device, shipped_dir=shipped_dir)
 

@@ -11,9 +11,9 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn.functional as F
 
-from generation.data import ImageData
 from generation.models.device import bf16_autocast
 from generation.models.gan import Discriminator, GanConfig, Generator
+from generation.train.data import ImageData
 from generation.train.progress import SAFETY_TIME_LIMIT_S, ProgressReporter
 
 

@@ -12,8 +12,11 @@ from typing import Any
 
 import torch
 
-from generation import evaluate
-from generation.data import (
+from generation.models.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from generation.models.device import resolve_device
+from generation.registry import ModelRegistry
+from generation.train import evaluate
+from generation.train.data import (
     HELDOUT_SPLIT,
     ImageData,
     TextCorpus,
@@ -21,9 +24,6 @@ from generation.data import (
     load_text_corpus,
     stratified_split,
 )
-from generation.models.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from generation.models.device import resolve_device
-from generation.registry import ModelRegistry
 from generation.train.gan import GanRecipe, train_gan
 from generation.train.lstm import LstmRecipe, train_lstm
 from generation.train.progress import ProgressCallback, ProgressReporter, TrainProgress

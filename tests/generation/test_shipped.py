@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from generation import evaluate
 from generation.api import ImageRequest, TextRequest
-from generation.data import HELDOUT_SPLIT
-from generation.inference import ImageGenerator, TextGenerator, load_champion
 from generation.models.checkpoint import load_checkpoint
 from generation.registry import KINDS, ModelRegistry
+from generation.service.inference import ImageGenerator, TextGenerator, load_champion
 from generation.settings import PACKAGE_SHIPPED_DIR
+from generation.train import evaluate
+from generation.train.data import HELDOUT_SPLIT
 from generation.train.gan import GanRecipe
 from generation.train.lstm import LstmRecipe
 from generation.train.ship import SHIPPED_SEED

@@ -11,14 +11,14 @@ import pytest
 import torch
 from PIL import Image
 
-from generation.data import TextCorpus
-from generation.evaluate import beats
 from generation.models.checkpoint import load_checkpoint
 from generation.models.gan import Discriminator, GanConfig
 from generation.models.lstm import CharLSTM, LstmConfig
 from generation.registry import ModelRegistry
 from generation.train import TrainProgress
 from generation.train.__main__ import main as train_main
+from generation.train.data import TextCorpus
+from generation.train.evaluate import beats
 from generation.train.lstm import LstmRecipe, regularized_forward, train_lstm
 from generation.train.run import TrainOptions, train_and_register
 from tests.generation.conftest import last_json_line, train_argv

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from generation.api import ImageRequest, InvalidRequest
-from generation.batching import BatchLimits
 from generation.client import GenerationClient, HttpBackend, InProcessBackend
 from generation.registry import ModelRegistry
+from generation.service.batching import BatchLimits
 from generation.service.engine import GenerationEngine, champion_version_in_registry
 from generation.settings import GenerationSettings
 from tests.generation.service_fixtures import FakeGenerator, ServiceThread

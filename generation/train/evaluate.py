@@ -24,10 +24,10 @@ from safetensors.torch import load_file, save_file
 from scipy import linalg
 from torch import nn
 
-from generation.data import ImageData, stratified_split
 from generation.models.gan import Generator
 from generation.models.lstm import CharLSTM
 from generation.models.vocab import CharVocab
+from generation.train.data import ImageData, stratified_split
 
 LSTM_CONTEXT_CHARS = 256  # held-out text is scored as the continuation of the file's preceding text
 

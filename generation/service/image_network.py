@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from generation.models.gan import Generator
-from generation.packed import PROBE_ROWS, PackedLinear, compute_dtype
+from generation.service.packed import PROBE_ROWS, PackedLinear, compute_dtype
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from generation.models.lstm import CharLSTM
-from generation.packed import PROBE_ROWS, PackedLinear, compute_dtype
+from generation.service.packed import PROBE_ROWS, PackedLinear, compute_dtype
 
 log = logging.getLogger(__name__)
 
