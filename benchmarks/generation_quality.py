@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 
 from benchmarks.char_references import kneser_ney_scores, reference_line
+from generation.api import MODEL_KINDS
 from generation.models.checkpoint import load_checkpoint
 from generation.registry import ModelRegistry
 from generation.settings import GenerationSettings
@@ -74,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.generation_quality", description=__doc__.split("\n")[0]
     )
-    parser.add_argument("--kind", choices=["gan", "lstm", "both"], default="both")
+    parser.add_argument("--kind", choices=[*MODEL_KINDS, "both"], default="both")
     parser.add_argument("--threads", type=int, default=0, help="0 = torch's default (all cores)")
     parser.add_argument("--keep", type=Path, help="models folder to train into (default: a temporary one)")
     parser.add_argument(
@@ -85,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     settings = GenerationSettings.load()
-    kinds = ["gan", "lstm"] if args.kind == "both" else [args.kind]
+    kinds = list(MODEL_KINDS) if args.kind == "both" else [args.kind]
     if args.threads:
         torch.set_num_threads(args.threads)
     ok = True

@@ -11,7 +11,8 @@ import logging
 
 from bot.context import GenerationService
 from bot.heap import settle_heap
-from bot.jobs import KINDS, Job, JobAlreadyRunning, JobManager, RetrainOptions
+from bot.jobs import Job, JobAlreadyRunning, JobManager, RetrainOptions
+from generation.api import MODEL_KINDS as KINDS
 
 logger = logging.getLogger(__name__)
 

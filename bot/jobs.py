@@ -31,10 +31,10 @@ from pathlib import Path
 from typing import Any
 
 from bot.store import JobRecord, Store
+from generation.api import MODEL_KINDS
 
 logger = logging.getLogger(__name__)
 
-KINDS = ("gan", "lstm")
 TRAINER_MODULE = "generation.train"
 SAMPLE_MODULE = "generation.sample"
 SAMPLE_TIMEOUT_S = 120.0
@@ -188,7 +188,7 @@ class JobManager:
         on_finish: FinishHook | None = None,
     ) -> Job:
         """Start a trainer for `kind`; raises JobAlreadyRunning when one is running for it."""
-        if kind not in KINDS:
+        if kind not in MODEL_KINDS:
             raise ValueError(f"unknown model kind {kind!r}")
         current = self.running_for(kind)
         if current is not None:
@@ -394,7 +394,7 @@ class JobManager:
             if isinstance(pid, int) and _is_trainer(pid):
                 logger.warning("job %s: stopping its orphaned trainer (pid %s)", record.id, pid)
                 await _stop_orphan(pid, self.cancel_grace_s)
-        for kind in sorted({record.detail.get("kind") for record in interrupted} & set(KINDS)):
+        for kind in sorted({record.detail.get("kind") for record in interrupted} & set(MODEL_KINDS)):
             await self.cleanup(kind)
         return interrupted
 

@@ -6,7 +6,7 @@ This module must stay light: no torch import, so the bot can use it without load
 from __future__ import annotations
 
 import base64
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -17,6 +17,9 @@ DEFAULT_TEXT_LENGTH = 300
 DIGITS = range(10)
 
 ModelKind = Literal["gan", "lstm"]
+MODEL_KINDS: tuple[ModelKind, ...] = get_args(ModelKind)  # every generator kind, in a fixed order
+# What each kind generates, in the words users and error messages use.
+MODEL_OUTPUTS: dict[ModelKind, Literal["image", "text"]] = {"gan": "image", "lstm": "text"}
 
 # HTTP protocol between generation.client and generation.service (neither imports the other).
 TIMEOUT_HEADER = "X-Request-Timeout"  # seconds the caller will wait; the service's deadline is the smaller

@@ -17,13 +17,14 @@ import logging
 import random
 import time
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar, get_args
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import aiohttp
 from pydantic import BaseModel, ValidationError
 
 from generation.api import (
     DIGITS_HEADER,
+    MODEL_KINDS,
     MODEL_VERSION_HEADER,
     PNG,
     SEED_HEADER,
@@ -289,7 +290,7 @@ class HttpBackend:
         if self._session is None or not self.breaker.allows_call():
             return False
         if kind is None:
-            return not all(self._known_missing(each) for each in get_args(ModelKind))
+            return not all(self._known_missing(each) for each in MODEL_KINDS)
         return not self._known_missing(kind)
 
     async def shutdown(self) -> None:
@@ -549,8 +550,8 @@ class GenerationClient:
 
 
 def _checked_kind(kind: str) -> ModelKind:
-    if kind not in get_args(ModelKind):
-        raise InvalidRequest(f"unknown model kind {kind!r}; expected one of {', '.join(get_args(ModelKind))}")
+    if kind not in MODEL_KINDS:
+        raise InvalidRequest(f"unknown model kind {kind!r}; expected one of {', '.join(MODEL_KINDS)}")
     return kind  # type: ignore[return-value]
 
 

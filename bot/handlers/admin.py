@@ -25,8 +25,9 @@ from bot.delivery import send_html, send_photo
 from bot.formatting import escape, fit_caption
 from bot.handlers.common import command_argument, message_lang, reply_html
 from bot.heap import settle_heap
-from bot.jobs import KINDS, MAX_SEED, Job, JobAlreadyRunning, RetrainOptions, UnknownJob
+from bot.jobs import MAX_SEED, Job, JobAlreadyRunning, RetrainOptions, UnknownJob
 from bot.texts import Lang, text
+from generation.api import MODEL_KINDS as KINDS
 from generation.api import GenerationError, ImageRequest, TextRequest
 
 logger = logging.getLogger(__name__)

@@ -11,9 +11,11 @@ import functools
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Protocol, get_args
+from typing import Any, Protocol
 
 from generation.api import (
+    MODEL_KINDS,
+    MODEL_OUTPUTS,
     GeneratorUnavailable,
     ImageRequest,
     ImageResult,
@@ -28,9 +30,6 @@ from generation.service.batching import BatchLimits, MicroBatcher
 from generation.settings import GenerationSettings
 
 logger = logging.getLogger(__name__)
-
-KINDS: tuple[ModelKind, ...] = get_args(ModelKind)
-_WHAT = {"gan": "image", "lstm": "text"}
 
 
 class Generator(Protocol):
@@ -108,7 +107,7 @@ class GenerationEngine:
         )
         self._generators: dict[ModelKind, Generator] = {}
         self._batchers: dict[ModelKind, MicroBatcher[Any, Any]] = {
-            kind: MicroBatcher(kind, self._batch_runner(kind), limits) for kind in KINDS
+            kind: MicroBatcher(kind, self._batch_runner(kind), limits) for kind in MODEL_KINDS
         }
         self._reload_lock = asyncio.Lock()
         self.started = False
@@ -166,14 +165,14 @@ class GenerationEngine:
 
     async def _submit(self, kind: ModelKind, request: Any, timeout_s: float | None) -> Any:
         if kind not in self._generators:
-            raise GeneratorUnavailable(f"no {_WHAT[kind]} model is loaded yet (train one: {kind})")
+            raise GeneratorUnavailable(f"no {MODEL_OUTPUTS[kind]} model is loaded yet (train one: {kind})")
         budget = self.timeout_s if timeout_s is None else min(timeout_s, self.timeout_s)
         return await self._batchers[kind].submit(request, budget)
 
     def models(self) -> list[ModelInfo]:
         """The champion serving each kind (version None where none is loaded)."""
         infos = []
-        for kind in KINDS:
+        for kind in MODEL_KINDS:
             generator = self._generators.get(kind)
             if generator is None:
                 infos.append(ModelInfo(kind=kind, version=None))
@@ -238,7 +237,7 @@ class GenerationEngine:
             device = self.device or await asyncio.to_thread(
                 resolve_device, self.requested_device, self.threads
             )
-            for kind in KINDS:
+            for kind in MODEL_KINDS:
                 if kind in self._generators and await self._unchanged(kind):
                     continue
                 try:
@@ -282,7 +281,7 @@ class GenerationEngine:
         def run(requests: list[Any]) -> Sequence[Any]:
             generator = self._generators.get(kind)  # read once per batch: a swap never splits a batch
             if generator is None:
-                raise GeneratorUnavailable(f"no {_WHAT[kind]} model is loaded")
+                raise GeneratorUnavailable(f"no {MODEL_OUTPUTS[kind]} model is loaded")
             return generator.generate_batch(requests)
 
         return run

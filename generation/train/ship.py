@@ -16,8 +16,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from generation.api import MODEL_KINDS
 from generation.models.checkpoint import read_metadata, write_metadata
-from generation.registry import KINDS
 from generation.settings import PACKAGE_SHIPPED_DIR, GenerationSettings
 from generation.train.run import TrainOptions, train_and_register
 
@@ -82,13 +82,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m generation.train.ship", description=__doc__.splitlines()[0]
     )
-    parser.add_argument("kinds", nargs="*", metavar="KIND", help=f"{' | '.join(KINDS)} (default: every kind)")
+    parser.add_argument(
+        "kinds", nargs="*", metavar="KIND", help=f"{' | '.join(MODEL_KINDS)} (default: every kind)"
+    )
     args = parser.parse_args(argv)
-    unknown = sorted(set(args.kinds) - set(KINDS))
+    unknown = sorted(set(args.kinds) - set(MODEL_KINDS))
     if unknown:
-        parser.error(f"unknown kind {', '.join(unknown)}; expected {', '.join(KINDS)}")
+        parser.error(f"unknown kind {', '.join(unknown)}; expected {', '.join(MODEL_KINDS)}")
     settings = GenerationSettings.load()
-    for kind in args.kinds or KINDS:
+    for kind in args.kinds or MODEL_KINDS:
         report = ship(kind, settings)
         summary = {key: report[key] for key in ("kind", "version", "candidate", "targets_met", "seconds")}
         print(json.dumps(summary, ensure_ascii=False), flush=True)
