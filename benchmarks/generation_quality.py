@@ -113,18 +113,18 @@ def main(argv: list[str] | None = None) -> int:
                 started = time.perf_counter()
                 report = train_and_register(options)
                 wall = time.perf_counter() - started
-                metrics = report["candidate"]
-                in_time = wall <= TRAIN_SECONDS_TARGET and not report["train"]["stopped_by_time_limit"]
+                metrics = report.candidate
+                in_time = wall <= TRAIN_SECONDS_TARGET and not report.train["stopped_by_time_limit"]
                 ok = ok and in_time
                 timing = (
-                    f"  whole run {wall:.0f} s wall (training {report['train']['train_seconds']:.0f} s wall, "
-                    f"{report['train']['train_cpu_seconds']:.0f} s CPU, {report['train']['steps']}/"
-                    f"{report['train']['planned_steps']} steps"
-                    f"{', cut by the time limit' if report['train']['stopped_by_time_limit'] else ''}) "
+                    f"  whole run {wall:.0f} s wall (training {report.train['train_seconds']:.0f} s wall, "
+                    f"{report.train['train_cpu_seconds']:.0f} s CPU, {report.train['steps']}/"
+                    f"{report.train['planned_steps']} steps"
+                    f"{', cut by the time limit' if report.train['stopped_by_time_limit'] else ''}) "
                     f"target <= {TRAIN_SECONDS_TARGET:.0f} s {'PASS' if in_time else 'FAIL'}"
                 )
                 if kind == "lstm":
-                    timing += "\n" + lstm_fit_report(models_dir, report["version"], settings.text_corpus_dir)
+                    timing += "\n" + lstm_fit_report(models_dir, report.version, settings.text_corpus_dir)
             met = evaluate.targets_met(kind, metrics)
             ok = ok and all(met.values())
             print(f"== {kind}")

@@ -34,10 +34,10 @@ async def train_missing(
     queue.update(kinds)
 
     async def swap_in(job: Job) -> None:
-        if job.report and job.report.get("promoted"):
+        if job.report is not None and job.report.promoted:
             await generation.reload()
             settle_heap()
-            logger.info("first-start %s model %s is serving", job.kind, job.report.get("version"))
+            logger.info("first-start %s model %s is serving", job.kind, job.report.version)
         else:
             logger.warning("first-start training of %s ended %s: %s", job.kind, job.status, job.error)
 
