@@ -15,8 +15,6 @@ MAX_IMAGES = 16
 MAX_PROMPT_CHARS = 500
 MAX_TEXT_LENGTH = 1000
 DEFAULT_TEXT_LENGTH = 300
-DIGITS = range(10)
-
 ModelKind = Literal["gan", "lstm"]
 MODEL_KINDS: tuple[ModelKind, ...] = get_args(ModelKind)  # every generator kind, in a fixed order
 # What each kind generates, in the words users and error messages use.

@@ -52,10 +52,6 @@ class VersionInfo:
     note: str = ""
 
 
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

@@ -143,7 +143,6 @@ def create_app(settings: GenerationSettings, engine: GenerationEngine | None = N
             await engine.stop()
 
     app = FastAPI(title="startup-guide-bot generation service", version="1", lifespan=lifespan)
-    app.state.engine = engine
     app.add_middleware(RequestGuard, token=settings.token)
 
     @app.exception_handler(ServiceError)

@@ -62,7 +62,6 @@ class ImageGenerator:
     """The champion GAN generator, drawing digit grids."""
 
     def __init__(self, checkpoint: Checkpoint, device: torch.device) -> None:
-        self.checkpoint = checkpoint
         self.model = checkpoint.model
         self.device = device
         self.config = checkpoint.model.config
@@ -137,7 +136,6 @@ class TextGenerator:
 
     def __init__(self, checkpoint: Checkpoint, device: torch.device) -> None:
         assert checkpoint.vocab is not None
-        self.checkpoint = checkpoint
         self.model = checkpoint.model
         self.vocab = checkpoint.vocab
         self.device = device

@@ -27,10 +27,6 @@ class TrainProgress:
     elapsed_s: float
     eta_s: float
 
-    @property
-    def fraction(self) -> float:
-        return self.step / self.total_steps if self.total_steps else 1.0
-
 
 ProgressCallback = Callable[[TrainProgress], None]
 

@@ -23,7 +23,6 @@ from generation.train.data import (
     TextCorpus,
     load_images,
     load_text_corpus,
-    stratified_split,
 )
 from generation.train.gan import GanRecipe, train_gan
 from generation.train.lstm import LstmRecipe, train_lstm
@@ -289,4 +288,4 @@ def report_line(report: TrainReport) -> str:
     return json.dumps(report.to_json(), ensure_ascii=False, default=str)
 
 
-__all__ = ["TrainOptions", "report_line", "stratified_split", "train_and_register"]
+__all__ = ["TrainOptions", "report_line", "train_and_register"]
