@@ -130,9 +130,9 @@ class CircuitBreaker:
 class HttpBackend:
     """Calls the generation service: per-call budget, retries with backoff, circuit breaker, bearer token.
 
-    aiohttp rather than httpx: with 32 requests in flight, httpx (its connection pool, mostly) spent
-    about 3 ms of CPU a request here, aiohttp about 0.2 ms (client CPU in benchmarks.generation_service),
-    and the bot shares its CPU with everything else. Images come back as raw PNG bytes with the
+    aiohttp rather than httpx: under concurrent load httpx's connection pool costs many times aiohttp's
+    CPU per request (README, "Generation service"), and the bot shares its CPU with everything else.
+    Images come back as raw PNG bytes with the
     version, seed and digits in headers, so neither side base64-encodes or parses a large JSON body.
     """
 

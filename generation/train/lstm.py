@@ -21,8 +21,8 @@ SEPARATOR = "\n\n"
 
 @dataclass
 class LstmRecipe:
-    """Hyperparameters; the defaults are the CPU recipe, sized to finish within ten minutes in float32
-    on a 2-core AVX2-only CPU, where a step costs several times what it does on a CPU with AVX-512.
+    """Hyperparameters; the defaults are the CPU recipe, sized to finish within the training-time
+    budget (benchmarks.generation_quality) in float32 on a 2-core AVX2-only CPU, the slowest it targets.
 
     Why these values (held-out bits per character on the twin-free split, generation.train.data): locked
     dropout beat plain dropout; DropConnect on the recurrent weights and strong weight decay helped
