@@ -1,6 +1,6 @@
 """Reference scores for the LSTM's held-out text, computed on the same split in the same run: gzip and an
 interpolated Kneser-Ney character n-gram (the baselines the generators issue quotes). Unknown characters
-pay the same naming cost as in generation.evaluate, so the figures compare with the LSTM's bpc.
+pay the same naming cost as in generation.train.evaluate, so the figures compare with the LSTM's bpc.
 
     python -m benchmarks.char_references
 """
@@ -12,10 +12,10 @@ import math
 import sys
 from collections import Counter, defaultdict
 
-from generation.data import load_text_corpus
-from generation.evaluate import BitTally
 from generation.models.vocab import CharVocab
 from generation.settings import GenerationSettings
+from generation.train.data import load_text_corpus
+from generation.train.evaluate import BitTally
 
 
 def gzip_bpc(train: list[str], heldout: list[str]) -> float:
@@ -69,7 +69,7 @@ class KneserNeyChars:
         return probability
 
     def scores(self, contexts: list[str], texts: list[str]) -> dict[str, float]:
-        """bpc over `texts` (each after its context), tallied as generation.evaluate.bits_per_char."""
+        """bpc over `texts` (each after its context), tallied as generation.train.evaluate.bits_per_char."""
         tally = BitTally(self.vocab)
         for context, text in zip(contexts, texts, strict=True):
             stream = context[-(self.order - 1) :] + text

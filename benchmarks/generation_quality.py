@@ -25,11 +25,12 @@ from pathlib import Path
 import torch
 
 from benchmarks.char_references import kneser_ney_scores, reference_line
-from generation import evaluate
-from generation.data import load_images, load_text_corpus
+from generation.api import MODEL_KINDS
 from generation.models.checkpoint import load_checkpoint
 from generation.registry import ModelRegistry
 from generation.settings import GenerationSettings
+from generation.train import evaluate
+from generation.train.data import load_images, load_text_corpus
 from generation.train.run import TrainOptions, train_and_register
 
 TRAIN_SECONDS_TARGET = 600.0
@@ -74,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.generation_quality", description=__doc__.split("\n")[0]
     )
-    parser.add_argument("--kind", choices=["gan", "lstm", "both"], default="both")
+    parser.add_argument("--kind", choices=[*MODEL_KINDS, "both"], default="both")
     parser.add_argument("--threads", type=int, default=0, help="0 = torch's default (all cores)")
     parser.add_argument("--keep", type=Path, help="models folder to train into (default: a temporary one)")
     parser.add_argument(
@@ -85,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     settings = GenerationSettings.load()
-    kinds = ["gan", "lstm"] if args.kind == "both" else [args.kind]
+    kinds = list(MODEL_KINDS) if args.kind == "both" else [args.kind]
     if args.threads:
         torch.set_num_threads(args.threads)
     ok = True
@@ -112,18 +113,18 @@ def main(argv: list[str] | None = None) -> int:
                 started = time.perf_counter()
                 report = train_and_register(options)
                 wall = time.perf_counter() - started
-                metrics = report["candidate"]
-                in_time = wall <= TRAIN_SECONDS_TARGET and not report["train"]["stopped_by_time_limit"]
+                metrics = report.candidate
+                in_time = wall <= TRAIN_SECONDS_TARGET and not report.train["stopped_by_time_limit"]
                 ok = ok and in_time
                 timing = (
-                    f"  whole run {wall:.0f} s wall (training {report['train']['train_seconds']:.0f} s wall, "
-                    f"{report['train']['train_cpu_seconds']:.0f} s CPU, {report['train']['steps']}/"
-                    f"{report['train']['planned_steps']} steps"
-                    f"{', cut by the time limit' if report['train']['stopped_by_time_limit'] else ''}) "
+                    f"  whole run {wall:.0f} s wall (training {report.train['train_seconds']:.0f} s wall, "
+                    f"{report.train['train_cpu_seconds']:.0f} s CPU, {report.train['steps']}/"
+                    f"{report.train['planned_steps']} steps"
+                    f"{', cut by the time limit' if report.train['stopped_by_time_limit'] else ''}) "
                     f"target <= {TRAIN_SECONDS_TARGET:.0f} s {'PASS' if in_time else 'FAIL'}"
                 )
                 if kind == "lstm":
-                    timing += "\n" + lstm_fit_report(models_dir, report["version"], settings.text_corpus_dir)
+                    timing += "\n" + lstm_fit_report(models_dir, report.version, settings.text_corpus_dir)
             met = evaluate.targets_met(kind, metrics)
             ok = ok and all(met.values())
             print(f"== {kind}")

@@ -51,7 +51,7 @@ from pathlib import Path
 import httpx
 import psutil
 
-from generation.api import ImageRequest, TextRequest
+from generation.api import MODEL_KINDS, ImageRequest, TextRequest
 from generation.client import GenerationClient
 from generation.settings import GenerationSettings
 
@@ -260,12 +260,12 @@ def has_champions(data_dir: Path) -> bool:
     from generation.registry import ModelRegistry
 
     registry = ModelRegistry(data_dir / "models")
-    return all(registry.champion(kind) is not None for kind in ("gan", "lstm"))
+    return all(registry.champion(kind) is not None for kind in MODEL_KINDS)
 
 
 def train_default_shapes(data_dir: Path) -> None:
     environment = {**os.environ, "DATA_DIR": str(data_dir)}
-    for kind in ("gan", "lstm"):
+    for kind in MODEL_KINDS:
         print(f"no champion: training a default-shape {kind} for a few steps into {data_dir} ...", flush=True)
         command = [sys.executable, "-m", "generation.train", kind, "--max-steps", "5", "--quiet"]
         subprocess.run(command, env=environment, check=True, stdout=subprocess.DEVNULL)

@@ -20,14 +20,14 @@ from pathlib import Path
 import torch
 
 from generation.api import ImageRequest, TextRequest
-from generation.data import load_text_corpus
-from generation.inference import ImageGenerator, TextGenerator, load_champion
 from generation.models.checkpoint import Checkpoint
 from generation.models.gan import GanConfig, Generator
 from generation.models.lstm import CharLSTM, LstmConfig
 from generation.models.vocab import CharVocab
-from generation.packed import compute_dtype
+from generation.service.inference import ImageGenerator, TextGenerator, load_champion
+from generation.service.packed import compute_dtype
 from generation.settings import GenerationSettings
+from generation.train.data import load_text_corpus
 from generation.train.gan import GanRecipe
 from generation.train.lstm import LstmRecipe
 

@@ -11,7 +11,8 @@ import logging
 from typing import TYPE_CHECKING
 
 from bot.heap import settle_heap
-from bot.jobs import KINDS, Job, JobAlreadyRunning, JobManager, RetrainOptions
+from bot.jobs import Job, JobAlreadyRunning, JobManager, RetrainOptions
+from generation.api import MODEL_KINDS as KINDS
 
 if TYPE_CHECKING:
     from generation.client import GenerationClient
@@ -36,10 +37,10 @@ async def train_missing(
     queue.update(kinds)
 
     async def swap_in(job: Job) -> None:
-        if job.report and job.report.get("promoted"):
+        if job.report is not None and job.report.promoted:
             await generation.reload()
             settle_heap()
-            logger.info("first-start %s model %s is serving", job.kind, job.report.get("version"))
+            logger.info("first-start %s model %s is serving", job.kind, job.report.version)
         else:
             logger.warning("first-start training of %s ended %s: %s", job.kind, job.status, job.error)
 

@@ -31,10 +31,10 @@ from pathlib import Path
 from typing import Any
 
 from bot.store import JobRecord, Store
+from generation.api import MODEL_KINDS, REPORT_EVENT, TrainReport
 
 logger = logging.getLogger(__name__)
 
-KINDS = ("gan", "lstm")
 TRAINER_MODULE = "generation.train"
 SAMPLE_MODULE = "generation.sample"
 SAMPLE_TIMEOUT_S = 120.0
@@ -113,7 +113,7 @@ class Job:
     started: float = field(default_factory=time.monotonic)
     status: str = "running"  # running | succeeded | failed | cancelled
     progress: Progress | None = None
-    report: dict[str, Any] | None = None
+    report: TrainReport | None = None
     error: str = ""
     pid: int | None = None
     cancel_requested: bool = False
@@ -188,7 +188,7 @@ class JobManager:
         on_finish: FinishHook | None = None,
     ) -> Job:
         """Start a trainer for `kind`; raises JobAlreadyRunning when one is running for it."""
-        if kind not in KINDS:
+        if kind not in MODEL_KINDS:
             raise ValueError(f"unknown model kind {kind!r}")
         current = self.running_for(kind)
         if current is not None:
@@ -280,8 +280,11 @@ class JobManager:
                 continue
             if event.get("event") == "progress":
                 job.progress = Progress.from_json(event)
-            elif event.get("event") == "report":
-                job.report = event
+            elif event.get("event") == REPORT_EVENT:
+                try:
+                    job.report = TrainReport.from_json(event)
+                except ValueError as exc:  # the job then fails as one that ended without a report
+                    logger.warning("job %s: unreadable report: %s", job.id, exc)
 
     def _conclude(self, job: Job, returncode: int, stderr_tail: deque[str]) -> None:
         if returncode == 0 and job.report is not None:  # done, even if a cancel came too late
@@ -394,7 +397,7 @@ class JobManager:
             if isinstance(pid, int) and _is_trainer(pid):
                 logger.warning("job %s: stopping its orphaned trainer (pid %s)", record.id, pid)
                 await _stop_orphan(pid, self.cancel_grace_s)
-        for kind in sorted({record.detail.get("kind") for record in interrupted} & set(KINDS)):
+        for kind in sorted({record.detail.get("kind") for record in interrupted} & set(MODEL_KINDS)):
             await self.cleanup(kind)
         return interrupted
 
@@ -418,7 +421,7 @@ class JobManager:
             "options": job.options.describe(),
             "pid": job.pid,
             "progress": asdict(job.progress) if job.progress else None,
-            "report": job.report,
+            "report": job.report.to_json() if job.report is not None else None,
             "error": job.error,
             "seconds": round(job.elapsed_s, 1),
         }

@@ -1,4 +1,5 @@
-"""Request/response types and limits shared by the bot, the client and the service.
+"""Request/response types and limits shared by the bot, the client and the service, and the report
+the trainer hands the bot.
 
 This module must stay light: no torch import, so the bot can use it without loading models.
 """
@@ -6,7 +7,7 @@ This module must stay light: no torch import, so the bot can use it without load
 from __future__ import annotations
 
 import base64
-from typing import Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -14,9 +15,10 @@ MAX_IMAGES = 16
 MAX_PROMPT_CHARS = 500
 MAX_TEXT_LENGTH = 1000
 DEFAULT_TEXT_LENGTH = 300
-DIGITS = range(10)
-
 ModelKind = Literal["gan", "lstm"]
+MODEL_KINDS: tuple[ModelKind, ...] = get_args(ModelKind)  # every generator kind, in a fixed order
+# What each kind generates, in the words users and error messages use.
+MODEL_OUTPUTS: dict[ModelKind, Literal["image", "text"]] = {"gan": "image", "lstm": "text"}
 
 # HTTP protocol between generation.client and generation.service (neither imports the other).
 TIMEOUT_HEADER = "X-Request-Timeout"  # seconds the caller will wait; the service's deadline is the smaller
@@ -24,6 +26,8 @@ PNG = "image/png"  # an image request with `Accept: image/png` gets the raw PNG,
 MODEL_VERSION_HEADER = "X-Model-Version"
 SEED_HEADER = "X-Seed"
 DIGITS_HEADER = "X-Digits"  # the digits drawn, as a JSON list (null where unconditional)
+
+REPORT_EVENT = "report"  # the `event` of the trainer's report line (progress lines say "progress")
 
 
 class GenerationError(Exception):
@@ -117,6 +121,46 @@ class ModelVersion(BaseModel):
     created_at: str | None = None
     metrics: dict[str, float] = Field(default_factory=dict)
     note: str = ""
+
+
+class ChampionScore(BaseModel):
+    """The champion a training run compared its candidate with: its score on the run's data, and
+    `error` when that score could not be had or does not compare."""
+
+    version: str
+    metrics: dict[str, float] | None = None
+    error: str | None = None
+
+
+class TrainReport(BaseModel):
+    """The trainer's final stdout line, `{"event": "report", ...}`: what it trained and whether the
+    candidate was promoted. Every field but kind, version and promoted has a default, so a report
+    written before a field existed still loads."""
+
+    warnings: list[str] = Field(default_factory=list)
+    kind: ModelKind
+    version: str
+    path: str | None = None  # the candidate's checkpoint folder
+    promoted: bool
+    reason: str = ""
+    candidate: dict[str, float] = Field(default_factory=dict)
+    targets_met: dict[str, bool] = Field(default_factory=dict)
+    champion: ChampionScore | None = None
+    train: dict[str, Any] = Field(default_factory=dict)  # steps, timings and losses of the run
+    device: str = ""
+    dry_run: bool = False
+    cleaned_partial: list[str] = Field(default_factory=list)
+    seconds: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The report line's object: only the fields this report was made or loaded with, in the
+        trainer's order, so a stored report is written back byte for byte."""
+        return {"event": REPORT_EVENT, **self.model_dump(exclude_unset=True)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TrainReport:
+        """Inverse of to_json; raises pydantic's ValidationError (a ValueError) on a malformed report."""
+        return cls.model_validate({key: value for key, value in data.items() if key != "event"})
 
 
 class RollbackRequest(BaseModel):

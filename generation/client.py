@@ -1,7 +1,7 @@
 """GenerationClient: the only generation object the bot uses.
 
-With GENERATION_URL empty it runs the generators in-process through the same GenerationEngine
-(and so the same micro-batcher, off the event loop) as the service. With a URL it calls
+With GENERATION_URL empty it drives a GenerationEngine in this process, the same engine (and so the
+same micro-batcher, off the event loop) the service runs; torch loads only when it starts. With a URL it calls
 `python -m generation.serve` over HTTP: one budget per call (GENERATION_TIMEOUT_S, retries
 included), retries with jittered backoff for failures that are safe to retry (every endpoint is
 free of side effects except reload, which is idempotent), and a circuit breaker so that a service
@@ -17,13 +17,14 @@ import logging
 import random
 import time
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar, get_args
+from typing import Any, TypeVar
 
 import aiohttp
 from pydantic import BaseModel, ValidationError
 
 from generation.api import (
     DIGITS_HEADER,
+    MODEL_KINDS,
     MODEL_VERSION_HEADER,
     PNG,
     SEED_HEADER,
@@ -43,10 +44,8 @@ from generation.api import (
     TextResult,
     explain_validation_error,
 )
+from generation.service.engine import GenerationEngine
 from generation.settings import GenerationSettings
-
-if TYPE_CHECKING:  # the engine pulls in torch; HTTP mode never needs it
-    from generation.service.engine import GenerationEngine
 
 logger = logging.getLogger(__name__)
 
@@ -128,85 +127,12 @@ class CircuitBreaker:
             self._probing = False
 
 
-class GenerationBackend(Protocol):
-    """What GenerationClient delegates to: the in-process engine or the HTTP service."""
-
-    async def initialize(self) -> None: ...
-    async def image(self, request: ImageRequest) -> ImageResult: ...
-    async def text(self, request: TextRequest) -> TextResult: ...
-    async def models(self) -> list[ModelInfo]: ...
-    async def reload(self) -> list[ModelInfo]: ...
-    async def versions(self, kind: ModelKind) -> list[ModelVersion]: ...
-    async def rollback(self, kind: ModelKind, version: str | None) -> ModelVersion: ...
-    def available_for(self, kind: ModelKind | None) -> bool: ...
-    async def shutdown(self) -> None: ...
-
-
-class InProcessBackend:
-    """Runs the champions in this process through a GenerationEngine (torch is imported on initialize)."""
-
-    def __init__(
-        self, settings: GenerationSettings | None = None, engine: GenerationEngine | None = None
-    ) -> None:
-        if settings is None and engine is None:
-            raise ValueError("give settings or an engine")
-        self._settings = settings
-        self._engine = engine
-
-    @property
-    def engine(self) -> GenerationEngine | None:
-        """The engine, once initialized."""
-        return self._engine
-
-    async def initialize(self) -> None:
-        """Load the champions (if any) off the event loop and warm them up."""
-        if self._engine is None:
-            from generation.service.engine import GenerationEngine
-
-            assert self._settings is not None
-            self._engine = GenerationEngine.from_settings(self._settings)
-        await self._engine.start()
-
-    def _started(self) -> GenerationEngine:
-        if self._engine is None or not self._engine.started:
-            raise GeneratorUnavailable("the generators are not started")
-        return self._engine
-
-    async def image(self, request: ImageRequest) -> ImageResult:
-        return await self._started().image(request)
-
-    async def text(self, request: TextRequest) -> TextResult:
-        return await self._started().text(request)
-
-    async def models(self) -> list[ModelInfo]:
-        return self._started().models()
-
-    async def reload(self) -> list[ModelInfo]:
-        return await self._started().reload()
-
-    async def versions(self, kind: ModelKind) -> list[ModelVersion]:
-        return await self._started().versions(kind)
-
-    async def rollback(self, kind: ModelKind, version: str | None) -> ModelVersion:
-        return await self._started().rollback(kind, version)
-
-    def available_for(self, kind: ModelKind | None) -> bool:
-        engine = self._engine
-        if engine is None or not engine.started:
-            return False
-        return engine.ready if kind is None else engine.has_model(kind)
-
-    async def shutdown(self) -> None:
-        if self._engine is not None:
-            await self._engine.stop()
-
-
 class HttpBackend:
     """Calls the generation service: per-call budget, retries with backoff, circuit breaker, bearer token.
 
-    aiohttp rather than httpx: with 32 requests in flight, httpx (its connection pool, mostly) spent
-    about 3 ms of CPU a request here, aiohttp about 0.2 ms (client CPU in benchmarks.generation_service),
-    and the bot shares its CPU with everything else. Images come back as raw PNG bytes with the
+    aiohttp rather than httpx: under concurrent load httpx's connection pool costs many times aiohttp's
+    CPU per request (README, "Generation service"), and the bot shares its CPU with everything else.
+    Images come back as raw PNG bytes with the
     version, seed and digits in headers, so neither side base64-encodes or parses a large JSON body.
     """
 
@@ -243,7 +169,7 @@ class HttpBackend:
             breaker=breaker,
         )
 
-    async def initialize(self) -> None:
+    async def start(self) -> None:
         """Open the connection pool and ask which models the service has (a service still down is fine)."""
         headers = {"Authorization": f"Bearer {self._token}"} if self._token else {}
         self._session = aiohttp.ClientSession(
@@ -289,10 +215,10 @@ class HttpBackend:
         if self._session is None or not self.breaker.allows_call():
             return False
         if kind is None:
-            return not all(self._known_missing(each) for each in get_args(ModelKind))
+            return not all(self._known_missing(each) for each in MODEL_KINDS)
         return not self._known_missing(kind)
 
-    async def shutdown(self) -> None:
+    async def stop(self) -> None:
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -483,9 +409,10 @@ def _parse_retry_after(value: str | None) -> float | None:
 
 
 class GenerationClient:
-    """Images and texts for the bot, from in-process generators or the generation service."""
+    """Images and texts for the bot: checks each call, then hands it to whichever runs the models, the
+    in-process engine or the generation service (both offer the same async methods)."""
 
-    def __init__(self, backend: GenerationBackend) -> None:
+    def __init__(self, backend: GenerationEngine | HttpBackend) -> None:
         self._backend = backend
 
     @classmethod
@@ -493,7 +420,7 @@ class GenerationClient:
         """HTTP when GENERATION_URL is set, in-process otherwise."""
         if settings.generation_url:
             return cls(HttpBackend.from_settings(settings))
-        return cls(InProcessBackend(settings))
+        return cls(GenerationEngine.from_settings(settings))
 
     @property
     def remote(self) -> bool:
@@ -501,13 +428,13 @@ class GenerationClient:
         return isinstance(self._backend, HttpBackend)
 
     @property
-    def backend(self) -> GenerationBackend:
-        """The in-process or HTTP backend (for diagnostics and tests)."""
+    def backend(self) -> GenerationEngine | HttpBackend:
+        """The in-process engine or the HTTP backend (for diagnostics and tests)."""
         return self._backend
 
     async def initialize(self) -> None:
         """In-process: load and warm up the champions off the event loop. HTTP: open the connection pool."""
-        await self._backend.initialize()
+        await self._backend.start()
 
     async def image(self, request: ImageRequest) -> ImageResult:
         """A PNG grid; raises InvalidRequest or GeneratorUnavailable."""
@@ -545,12 +472,12 @@ class GenerationClient:
 
     async def shutdown(self) -> None:
         """Finish or refuse what is queued, then release threads and connections."""
-        await self._backend.shutdown()
+        await self._backend.stop()
 
 
 def _checked_kind(kind: str) -> ModelKind:
-    if kind not in get_args(ModelKind):
-        raise InvalidRequest(f"unknown model kind {kind!r}; expected one of {', '.join(get_args(ModelKind))}")
+    if kind not in MODEL_KINDS:
+        raise InvalidRequest(f"unknown model kind {kind!r}; expected one of {', '.join(MODEL_KINDS)}")
     return kind  # type: ignore[return-value]
 
 

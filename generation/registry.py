@@ -26,14 +26,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from generation.api import ModelKind
+from generation.api import MODEL_KINDS, ModelKind
 from generation.models.checkpoint import CheckpointError, read_metadata, write_metadata
 
 SHIPPED_NOTE = "shipped with the package"
 PARTIAL_PREFIX = ".partial-"
 OWNER_FILE = ".owner"
 Status = Literal["champion", "previous", "candidate", "rejected"]
-KINDS: tuple[ModelKind, ...] = ("gan", "lstm")
 
 
 class RegistryError(ValueError):
@@ -51,10 +50,6 @@ class VersionInfo:
     created_at: str
     metrics: dict[str, float] = field(default_factory=dict)
     note: str = ""
-
-
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _pid_alive(pid: int) -> bool:
@@ -77,8 +72,8 @@ class ModelRegistry:
 
     # -- paths and state -------------------------------------------------------------------------
     def _kind_dir(self, kind: str) -> Path:
-        if kind not in KINDS:
-            raise RegistryError(f"unknown model kind {kind!r}; expected one of {', '.join(KINDS)}")
+        if kind not in MODEL_KINDS:
+            raise RegistryError(f"unknown model kind {kind!r}; expected one of {', '.join(MODEL_KINDS)}")
         return self.models_dir / kind
 
     def shipped_version(self, kind: str) -> str | None:

@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 from pydantic import ValidationError
 
-from generation.api import DEFAULT_TEXT_LENGTH, ImageRequest, TextRequest
-from generation.inference import ImageGenerator, TextGenerator, load_champion
+from generation.api import DEFAULT_TEXT_LENGTH, MODEL_OUTPUTS, ImageRequest, ModelKind, TextRequest
 from generation.models.checkpoint import CheckpointError
+from generation.service.inference import ImageGenerator, TextGenerator, load_champion
 from generation.settings import GenerationSettings
 
 log = logging.getLogger("generation.sample")
@@ -43,9 +43,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _load(args: argparse.Namespace, settings: GenerationSettings) -> ImageGenerator | TextGenerator | None:
+def _kind_making(output: str) -> ModelKind:
+    """The generator kind that makes `output` ("image" or "text")."""
+    return next(kind for kind, made in MODEL_OUTPUTS.items() if made == output)
+
+
+def _load(
+    kind: ModelKind, args: argparse.Namespace, settings: GenerationSettings
+) -> ImageGenerator | TextGenerator | None:
     device = args.device or settings.generation_device
-    kind = "gan" if args.kind == "image" else "lstm"
     if args.checkpoint is not None:
         return (ImageGenerator if kind == "gan" else TextGenerator).load(args.checkpoint, device)
     return load_champion(settings.models_dir, kind, device, settings.shipped_dir)
@@ -55,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
     settings = GenerationSettings.load()
+    kind = _kind_making(args.kind)
     try:
         if args.kind == "image":
             request = ImageRequest(digit=args.digit, count=args.n, seed=args.seed)
@@ -76,12 +83,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bad --{flag}: {error['msg']}", file=sys.stderr)
         return 2
     try:
-        generator = _load(args, settings)
+        generator = _load(kind, args, settings)
     except CheckpointError as exc:
         print(f"cannot load the model: {exc}", file=sys.stderr)
         return 1
     if generator is None:
-        kind = "gan" if args.kind == "image" else "lstm"
         print(f"no {kind} model yet: train one with `python -m generation.train {kind}`", file=sys.stderr)
         return 1
     log.info("model %s", generator.version)

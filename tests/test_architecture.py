@@ -81,6 +81,55 @@ def test_generation_models_import_only_torch_and_stdlib() -> None:
     assert internal == []
 
 
+def test_generation_train_and_service_never_import_each_other() -> None:
+    other_side = {"generation.train": "generation.service", "generation.service": "generation.train"}
+    offences = [
+        f"{path.relative_to(ROOT)} imports {name}"
+        for side, other in other_side.items()
+        for path in sources(side.replace(".", "/"))
+        for name in imported_modules(path)
+        if name == other or name.startswith(other + ".")
+    ]
+    assert offences == []
+
+
+def generation_import_graph() -> dict[str, set[str]]:
+    """Each generation module -> the generation modules it imports (lazy imports included)."""
+    modules = {}
+    for path in sources("generation"):
+        name = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+        modules[name.removesuffix(".__init__")] = path
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        targets = set()
+        for imported in imported_modules(path):
+            while imported and imported not in modules:  # `from package import name` names no module
+                imported = imported.rpartition(".")[0]
+            if imported and imported != name:
+                targets.add(imported)
+        graph[name] = targets
+    return graph
+
+
+def test_generation_has_no_import_cycles() -> None:
+    graph = generation_import_graph()
+    done: set[str] = set()
+
+    def cycle_from(module: str, path: list[str]) -> list[str] | None:
+        if module in path:
+            return [*path[path.index(module) :], module]
+        if module in done:
+            return None
+        for target in sorted(graph[module]):
+            found = cycle_from(target, [*path, module])
+            if found:
+                return found
+        done.add(module)
+        return None
+
+    assert [cycle for module in sorted(graph) if (cycle := cycle_from(module, []))] == []
+
+
 def test_generation_api_stays_light() -> None:
     tops = {top(name) for name in imported_modules(ROOT / "generation" / "api.py")}
     assert not tops & {"torch", "numpy", "safetensors"}

@@ -25,9 +25,10 @@ from bot.delivery import send_html, send_photo
 from bot.formatting import escape, fit_caption
 from bot.handlers.common import Request, command_argument, message_lang, reply, reply_html
 from bot.heap import settle_heap
-from bot.jobs import KINDS, MAX_SEED, Job, JobAlreadyRunning, RetrainOptions, UnknownJob
+from bot.jobs import MAX_SEED, Job, JobAlreadyRunning, RetrainOptions, UnknownJob
 from bot.texts import Lang, text
-from generation.api import GenerationError, ImageRequest, TextRequest
+from generation.api import MODEL_KINDS as KINDS
+from generation.api import GenerationError, ImageRequest, TextRequest, TrainReport
 
 logger = logging.getLogger(__name__)
 
@@ -373,10 +374,10 @@ class JobFollower:
         """The job ended: hot-swap a promoted model, close the progress message, send the report."""
         context, lang = self.context, self.lang
         swap_error = None
-        report = job.report or {}
-        promoted = job.status == "succeeded" and bool(report.get("promoted"))
-        if promoted:
-            swap_error = await _hot_swap(context, job.kind, str(report.get("version")))
+        report = job.report if job.status == "succeeded" else None  # a job succeeds only with a report
+        promoted = report is not None and report.promoted
+        if report is not None and promoted:
+            swap_error = await _hot_swap(context, job.kind, report.version)
         status = text(f"status_{job.status}", lang)
         await self._edit(
             text(
@@ -389,9 +390,9 @@ class JobFollower:
             ),
             final=True,
         )
-        if job.status == "succeeded":
+        if report is not None:
             verdict = "promoted" if promoted else "not promoted"
-            outcome = f"succeeded: {report.get('version')} {verdict} ({report.get('reason')})"
+            outcome = f"succeeded: {report.version} {verdict} ({report.reason})"
             if swap_error:
                 outcome += f"; hot swap failed: {swap_error}"
         else:
@@ -401,49 +402,44 @@ class JobFollower:
             await self._send(
                 text("job_failed", lang, job_id=escape(job.id), kind=job.kind, error=escape(job.error))
             )
-        elif job.status == "succeeded":
+        elif report is not None:
             await self._send(self._report_html(job, report, swap_error))
             await self._send_sample(job, report, served=promoted and swap_error is None)
 
-    def _report_html(self, job: Job, report: dict[str, Any], swap_error: str | None) -> str:
+    def _report_html(self, job: Job, report: TrainReport, swap_error: str | None) -> str:
         lang = self.lang
-        version = escape(str(report.get("version", "?")))
-        reason = escape(str(report.get("reason", "")))
-        seconds = report.get("seconds", round(job.elapsed_s, 1))
+        version = escape(report.version)
+        reason = escape(report.reason)
+        seconds = report.seconds if report.seconds is not None else round(job.elapsed_s, 1)
         lines = [text("job_report", lang, job_id=escape(job.id), kind=job.kind, seconds=seconds)]
-        lines.append(
-            text("job_candidate", lang, version=version, metrics=escape(_metrics(report.get("candidate"))))
-        )
-        champion = report.get("champion")
+        lines.append(text("job_candidate", lang, version=version, metrics=escape(_metrics(report.candidate))))
+        champion = report.champion
         if champion:
-            metrics = champion.get("metrics") or {"error": champion.get("error", "?")}
             lines.append(
                 text(
                     "job_champion",
                     lang,
-                    version=escape(str(champion.get("version"))),
-                    metrics=escape(
-                        _metrics(metrics) if champion.get("metrics") else champion.get("error", "?")
-                    ),
+                    version=escape(champion.version),
+                    metrics=escape(_metrics(champion.metrics) if champion.metrics else champion.error or "?"),
                 )
             )
         else:
             lines.append(text("job_no_champion", lang))
-        if report.get("promoted"):
+        if report.promoted:
             lines.append(text("job_promoted", lang, reason=reason, version=version))
         else:
-            keeps = escape(str((champion or {}).get("version") or text("none", lang)))
+            keeps = escape(champion.version if champion else text("none", lang))
             lines.append(text("job_not_promoted", lang, reason=reason, champion=keeps))
-        for warning in report.get("warnings") or []:
-            lines.append(text("job_warning", lang, warning=escape(str(warning))))
+        for warning in report.warnings:
+            lines.append(text("job_warning", lang, warning=escape(warning)))
         if swap_error:
             lines.append(text("job_swap_failed", lang, error=escape(swap_error)))
         return "\n".join(lines)
 
-    async def _send_sample(self, job: Job, report: dict[str, Any], *, served: bool) -> None:
+    async def _send_sample(self, job: Job, report: TrainReport, *, served: bool) -> None:
         """A sample from the new model: through the running generators when it is serving, else from its
         checkpoint in a subprocess (the bot does not load models itself)."""
-        version = str(report.get("version"))
+        version = report.version
         sample: bytes | str | None = None
         try:
             if served and job.kind == "gan":
@@ -453,10 +449,10 @@ class JobFollower:
             elif served:
                 request = TextRequest(prompt=SAMPLE_PROMPT, length=SAMPLE_TEXT_LENGTH, seed=SAMPLE_SEED)
                 sample = (await self.context.generation.text(request)).text
-            elif report.get("path"):
+            elif report.path:
                 sample = await self.context.jobs.sample(
                     job.kind,
-                    str(report["path"]),
+                    report.path,
                     seed=SAMPLE_SEED,
                     images=SAMPLE_IMAGES,
                     prompt=SAMPLE_PROMPT,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,12 @@ from generation.models.vocab import CharVocab
 FORMAT_VERSION = 1
 WEIGHTS_FILE = "model.safetensors"
 META_FILE = "meta.json"
-KINDS = ("gan", "lstm")
+# The network and config class each checkpoint kind holds. The kinds themselves are defined in
+# generation.api, which this package may not import; a test keeps the two in step.
+NETWORKS: dict[str, tuple[Callable[[Any], nn.Module], Callable[..., Any]]] = {
+    "gan": (Generator, GanConfig),
+    "lstm": (CharLSTM, LstmConfig),
+}
 
 
 class CheckpointError(ValueError):
@@ -58,14 +64,13 @@ def _sha256(path: Path) -> str:
 
 def build_model(kind: str, config: dict[str, Any]) -> nn.Module:
     """The network a checkpoint describes, with fresh weights."""
+    if kind not in NETWORKS:
+        raise CheckpointError(f"unknown model kind {kind!r}")
+    network, config_class = NETWORKS[kind]
     try:
-        if kind == "gan":
-            return Generator(GanConfig(**config))
-        if kind == "lstm":
-            return CharLSTM(LstmConfig(**config))
+        return network(config_class(**config))
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"bad {kind} config in metadata: {exc}") from None
-    raise CheckpointError(f"unknown model kind {kind!r}")
 
 
 def save_checkpoint(
@@ -81,7 +86,7 @@ def save_checkpoint(
 
     Each file is written under a temporary name and renamed into place, and the temporaries are removed
     when a write fails (a full disk): the folder never holds a half-written weights or metadata file."""
-    if kind not in KINDS:
+    if kind not in NETWORKS:
         raise CheckpointError(f"unknown model kind {kind!r}")
     directory.mkdir(parents=True, exist_ok=True)
     weights = directory / WEIGHTS_FILE

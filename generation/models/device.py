@@ -40,5 +40,5 @@ def native_cpu_bfloat16() -> bool:
 
 def bf16_autocast(device: torch.device, on_cpu: bool = True) -> bool:
     """Whether training on `device` runs under bf16 autocast: always on CUDA; on CPUs with native bf16
-    when the recipe allows it (~1.4x faster there); never elsewhere."""
+    when the recipe allows it (faster there); never elsewhere."""
     return device.type == "cuda" or (device.type == "cpu" and on_cpu and native_cpu_bfloat16())

@@ -1,1 +1,2 @@
-"""The generation service's parts: the engine (models + batching) and the HTTP app around it."""
+"""Serving: the engine (champions + micro-batching), the HTTP app around it, the inference networks
+rearranged for speed, and the PNG writer. Never imports generation.train."""

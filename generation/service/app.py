@@ -143,7 +143,6 @@ def create_app(settings: GenerationSettings, engine: GenerationEngine | None = N
             await engine.stop()
 
     app = FastAPI(title="startup-guide-bot generation service", version="1", lifespan=lifespan)
-    app.state.engine = engine
     app.add_middleware(RequestGuard, token=settings.token)
 
     @app.exception_handler(ServiceError)
@@ -172,7 +171,7 @@ def create_app(settings: GenerationSettings, engine: GenerationEngine | None = N
         body: dict[str, Any] = {
             "ready": engine.ready,
             "device": engine.device,
-            "models": {info.kind: info.version for info in engine.models()},
+            "models": {info.kind: info.version for info in await engine.models()},
             "batching": engine.batching_stats(),
         }
         return JSONResponse(body, status_code=200 if engine.ready else 503)
@@ -201,7 +200,7 @@ def create_app(settings: GenerationSettings, engine: GenerationEngine | None = N
     @v1.get("/models")
     async def models() -> list[ModelInfo]:
         """The champion serving each kind, with its metrics."""
-        return engine.models()
+        return await engine.models()
 
     @v1.post("/reload")
     async def reload() -> list[ModelInfo]:

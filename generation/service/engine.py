@@ -1,7 +1,8 @@
 """GenerationEngine: the loaded champions plus one micro-batcher per model kind.
 
-The HTTP service and the in-process client both drive this one object, so loading, warm-up,
-batching, deadlines and hot reload behave the same whether the bot talks HTTP or not.
+The HTTP service serves this one object, and the in-process GenerationClient calls it directly (it
+has the same async methods as the client's HTTP backend), so loading, warm-up, batching, deadlines
+and hot reload behave the same whether the bot talks HTTP or not.
 """
 
 from __future__ import annotations
@@ -11,9 +12,11 @@ import functools
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Protocol, get_args
+from typing import Any, Protocol
 
 from generation.api import (
+    MODEL_KINDS,
+    MODEL_OUTPUTS,
     GeneratorUnavailable,
     ImageRequest,
     ImageResult,
@@ -24,17 +27,14 @@ from generation.api import (
     TextRequest,
     TextResult,
 )
-from generation.batching import BatchLimits, MicroBatcher
+from generation.service.batching import BatchLimits, MicroBatcher
 from generation.settings import GenerationSettings
 
 logger = logging.getLogger(__name__)
 
-KINDS: tuple[ModelKind, ...] = get_args(ModelKind)
-_WHAT = {"gan": "image", "lstm": "text"}
-
 
 class Generator(Protocol):
-    """What generation.inference's ImageGenerator and TextGenerator offer."""
+    """What generation.service.inference's ImageGenerator and TextGenerator offer."""
 
     version: str
     metrics: dict[str, float]
@@ -65,7 +65,7 @@ def load_champion_from_registry(
     models_dir: Path, kind: ModelKind, device: str, shipped_dir: Path | None = None
 ) -> Generator | None:
     """The production loader: the registry's current champion, through the shared checkpoint loader."""
-    from generation.inference import load_champion
+    from generation.service.inference import load_champion
 
     return load_champion(models_dir, kind, device=device, shipped_dir=shipped_dir)
 
@@ -108,7 +108,7 @@ class GenerationEngine:
         )
         self._generators: dict[ModelKind, Generator] = {}
         self._batchers: dict[ModelKind, MicroBatcher[Any, Any]] = {
-            kind: MicroBatcher(kind, self._batch_runner(kind), limits) for kind in KINDS
+            kind: MicroBatcher(kind, self._batch_runner(kind), limits) for kind in MODEL_KINDS
         }
         self._reload_lock = asyncio.Lock()
         self.started = False
@@ -137,7 +137,7 @@ class GenerationEngine:
         self.device = await asyncio.to_thread(resolve_device, self.requested_device, self.threads)
         for batcher in self._batchers.values():
             await batcher.start()
-        await self.reload()
+        await self._load_champions()
         self.started = True
         logger.info("generation engine ready on %s: %s", self.device, self.describe_models())
 
@@ -150,11 +150,17 @@ class GenerationEngine:
     @property
     def ready(self) -> bool:
         """Started and serving at least one model."""
-        return self.started and bool(self._generators)
+        return self.available_for(None)
 
-    def has_model(self, kind: ModelKind) -> bool:
-        """Whether a champion of this kind is loaded."""
-        return kind in self._generators
+    def available_for(self, kind: ModelKind | None) -> bool:
+        """Started and serving a champion of `kind` (None: of any kind)."""
+        if not self.started:
+            return False
+        return bool(self._generators) if kind is None else kind in self._generators
+
+    def _require_started(self) -> None:
+        if not self.started:
+            raise GeneratorUnavailable("the generators are not started")
 
     async def image(self, request: ImageRequest, timeout_s: float | None = None) -> ImageResult:
         """One image request, batched with concurrent ones."""
@@ -165,15 +171,19 @@ class GenerationEngine:
         return await self._submit("lstm", request, timeout_s)
 
     async def _submit(self, kind: ModelKind, request: Any, timeout_s: float | None) -> Any:
+        self._require_started()
         if kind not in self._generators:
-            raise GeneratorUnavailable(f"no {_WHAT[kind]} model is loaded yet (train one: {kind})")
+            raise GeneratorUnavailable(f"no {MODEL_OUTPUTS[kind]} model is loaded yet (train one: {kind})")
         budget = self.timeout_s if timeout_s is None else min(timeout_s, self.timeout_s)
         return await self._batchers[kind].submit(request, budget)
 
-    def models(self) -> list[ModelInfo]:
-        """The champion serving each kind (version None where none is loaded)."""
+    async def models(self) -> list[ModelInfo]:
+        """The champion serving each kind (version None where none is loaded, or before start)."""
+        return self._model_infos()
+
+    def _model_infos(self) -> list[ModelInfo]:
         infos = []
-        for kind in KINDS:
+        for kind in MODEL_KINDS:
             generator = self._generators.get(kind)
             if generator is None:
                 infos.append(ModelInfo(kind=kind, version=None))
@@ -192,6 +202,7 @@ class GenerationEngine:
         """The registry's versions of `kind`, newest first (read off the event loop)."""
         from generation.registry import ModelRegistry, RegistryError
 
+        self._require_started()
         try:
             infos = await asyncio.to_thread(ModelRegistry(self.models_dir, self.shipped_dir).versions, kind)
         except RegistryError as exc:
@@ -203,6 +214,7 @@ class GenerationEngine:
         reload() does; InvalidRequest when there is no such version."""
         from generation.registry import ModelRegistry, RegistryError
 
+        self._require_started()
         try:
             info = await asyncio.to_thread(
                 ModelRegistry(self.models_dir, self.shipped_dir).rollback, kind, version
@@ -219,7 +231,7 @@ class GenerationEngine:
 
     def describe_models(self) -> str:
         """`gan=v3 lstm=none`, for logs."""
-        return " ".join(f"{info.kind}={info.version or 'none'}" for info in self.models())
+        return " ".join(f"{info.kind}={info.version or 'none'}" for info in self._model_infos())
 
     def batching_stats(self) -> dict[str, dict[str, Any]]:
         """Per-kind batch counters, plus the current queue depth."""
@@ -234,11 +246,14 @@ class GenerationEngine:
         Requests already in a batch finish on the old model; queued ones run on the new one, so no
         request is dropped. A champion that fails to load leaves the old model serving.
         """
+        self._require_started()
+        return await self._load_champions()
+
+    async def _load_champions(self) -> list[ModelInfo]:
         async with self._reload_lock:
-            device = self.device or await asyncio.to_thread(
-                resolve_device, self.requested_device, self.threads
-            )
-            for kind in KINDS:
+            device = self.device
+            assert device is not None  # start() picks the device before the first load
+            for kind in MODEL_KINDS:
                 if kind in self._generators and await self._unchanged(kind):
                     continue
                 try:
@@ -255,7 +270,7 @@ class GenerationEngine:
                 if fresh.version != self._version(kind):
                     logger.info("%s: serving %s (was %s)", kind, fresh.version, self._version(kind))
                 self._generators[kind] = fresh  # one reference swap; the next batch picks it up
-            return self.models()
+            return self._model_infos()
 
     async def _unchanged(self, kind: ModelKind) -> bool:
         """Whether the champion on disk is the one already serving (then there is nothing to load)."""
@@ -282,7 +297,7 @@ class GenerationEngine:
         def run(requests: list[Any]) -> Sequence[Any]:
             generator = self._generators.get(kind)  # read once per batch: a swap never splits a batch
             if generator is None:
-                raise GeneratorUnavailable(f"no {_WHAT[kind]} model is loaded")
+                raise GeneratorUnavailable(f"no {MODEL_OUTPUTS[kind]} model is loaded")
             return generator.generate_batch(requests)
 
         return run

@@ -1,4 +1,5 @@
-"""Companion trainer: `python -m generation.train gan|lstm` (see `run.train_and_register`)."""
+"""Companion trainer: `python -m generation.train gan|lstm` (see `run.train_and_register`): recipes,
+training data, the promotion gate (evaluate) and progress. Never imports generation.service."""
 
 from generation.train.progress import ProgressCallback, TrainProgress
 

@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from generation.api import MODEL_KINDS
 from generation.registry import ModelRegistry
 from generation.settings import GenerationSettings
 from generation.train.run import TrainOptions, report_line, train_and_register
@@ -17,7 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m generation.train",
         description="Train a generator, register it as a candidate, and promote it if it beats the champion.",
     )
-    parser.add_argument("kind", choices=["gan", "lstm"], help="gan: digit images; lstm: text")
+    parser.add_argument("kind", choices=MODEL_KINDS, help="gan: digit images; lstm: text")
     parser.add_argument("--epochs", type=int, help="passes over the data (default: the recipe's)")
     parser.add_argument("--max-steps", type=int, help="stop after this many optimiser steps")
     parser.add_argument(

@@ -10,10 +10,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from generation.data import TextCorpus
 from generation.models.device import bf16_autocast
 from generation.models.lstm import CharLSTM, LstmConfig, LstmState
 from generation.models.vocab import CharVocab
+from generation.train.data import TextCorpus
 from generation.train.progress import SAFETY_TIME_LIMIT_S, ProgressReporter
 
 SEPARATOR = "\n\n"
@@ -21,10 +21,10 @@ SEPARATOR = "\n\n"
 
 @dataclass
 class LstmRecipe:
-    """Hyperparameters; the defaults are the CPU recipe, sized to finish within ten minutes in float32
-    on a 2-core AVX2-only CPU, where a step costs several times what it does on a CPU with AVX-512.
+    """Hyperparameters; the defaults are the CPU recipe, sized to finish within the training-time
+    budget (benchmarks.generation_quality) in float32 on a 2-core AVX2-only CPU, the slowest it targets.
 
-    Why these values (held-out bits per character on the twin-free split, generation.data): locked
+    Why these values (held-out bits per character on the twin-free split, generation.train.data): locked
     dropout beat plain dropout; DropConnect on the recurrent weights and strong weight decay helped
     more than heavier AWD regularisation, which under-fits in this budget; a wider network or a larger
     batch lost at equal CPU time; averaging the weights gained nothing over the cosine schedule's small

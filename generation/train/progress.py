@@ -10,8 +10,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import TextIO
 
-# Recipes are defined by their steps; this cap only stops a run on a machine far slower than planned
-# (the default recipes take a few minutes on 2 cores).
+# Recipes are defined by their steps; this cap only stops a run on a machine far slower than the one
+# the default recipes were sized for.
 SAFETY_TIME_LIMIT_S = 1800.0
 
 
@@ -26,10 +26,6 @@ class TrainProgress:
     loss: float
     elapsed_s: float
     eta_s: float
-
-    @property
-    def fraction(self) -> float:
-        return self.step / self.total_steps if self.total_steps else 1.0
 
 
 ProgressCallback = Callable[[TrainProgress], None]

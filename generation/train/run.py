@@ -12,18 +12,18 @@ from typing import Any
 
 import torch
 
-from generation import evaluate
-from generation.data import (
+from generation.api import ChampionScore, TrainReport
+from generation.models.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from generation.models.device import resolve_device
+from generation.registry import ModelRegistry
+from generation.train import evaluate
+from generation.train.data import (
     HELDOUT_SPLIT,
     ImageData,
     TextCorpus,
     load_images,
     load_text_corpus,
-    stratified_split,
 )
-from generation.models.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from generation.models.device import resolve_device
-from generation.registry import ModelRegistry
 from generation.train.gan import GanRecipe, train_gan
 from generation.train.lstm import LstmRecipe, train_lstm
 from generation.train.progress import ProgressCallback, ProgressReporter, TrainProgress
@@ -149,7 +149,7 @@ def comparable_split(kind: str, metadata: dict) -> bool:
     return (metadata.get("data") or {}).get("heldout_split") == HELDOUT_SPLIT
 
 
-def train_and_register(options: TrainOptions, callback: ProgressCallback | None = None) -> dict[str, Any]:
+def train_and_register(options: TrainOptions, callback: ProgressCallback | None = None) -> TrainReport:
     """Run one training job; returns the report (also what the CLI prints as its last line)."""
     started = time.perf_counter()
     if options.threads:
@@ -238,18 +238,18 @@ def train_and_register(options: TrainOptions, callback: ProgressCallback | None 
         try:
             loaded = load_checkpoint(champion.path, options.kind)
             scored = evaluator(loaded.model, loaded.vocab)
-            champion_report = {"version": champion.version, "metrics": scored}
+            champion_report = ChampionScore(version=champion.version, metrics=scored)
             if comparable_split(options.kind, loaded.metadata):
                 champion_metrics = scored
             else:
-                champion_report["error"] = (
+                champion_report.error = (
                     "trained before the current held-out split: its score is not comparable"
                 )
         except CheckpointError as exc:  # an unreadable champion is no reason to keep a good candidate out
-            champion_report = {"version": champion.version, "error": str(exc)}
+            champion_report = ChampionScore(version=champion.version, error=str(exc))
     promoted, reason = evaluate.beats(options.kind, candidate_metrics, champion_metrics)
-    if promoted and champion_report and "error" in champion_report:
-        reason = f"the champion cannot be compared ({champion_report['error']})"
+    if promoted and champion_report and champion_report.error is not None:
+        reason = f"the champion cannot be compared ({champion_report.error})"
     if promoted:
         registry.promote(options.kind, version)
     else:
@@ -265,27 +265,27 @@ def train_and_register(options: TrainOptions, callback: ProgressCallback | None 
             f"stopped by the {recipe.time_limit_s:.0f} s time limit after {info['steps']} of "
             f"{info['planned_steps']} steps: not the full recipe"
         )
-    return {
-        "event": "report",
-        "warnings": warnings,
-        "kind": options.kind,
-        "version": version,
-        "path": str(registry.version_dir(options.kind, version)),
-        "promoted": promoted,
-        "reason": reason,
-        "candidate": candidate_metrics,
-        "targets_met": evaluate.targets_met(options.kind, candidate_metrics),
-        "champion": champion_report,
-        "train": info,
-        "device": str(device),
-        "dry_run": options.dry_run,
-        "cleaned_partial": [str(path) for path in cleaned],
-        "seconds": round(time.perf_counter() - started, 1),
-    }
+    return TrainReport(
+        warnings=warnings,
+        kind=options.kind,
+        version=version,
+        path=str(registry.version_dir(options.kind, version)),
+        promoted=promoted,
+        reason=reason,
+        candidate=candidate_metrics,
+        targets_met=evaluate.targets_met(options.kind, candidate_metrics),
+        champion=champion_report,
+        train=info,
+        device=str(device),
+        dry_run=options.dry_run,
+        cleaned_partial=[str(path) for path in cleaned],
+        seconds=round(time.perf_counter() - started, 1),
+    )
 
 
-def report_line(report: dict[str, Any]) -> str:
-    return json.dumps(report, ensure_ascii=False, default=str)
+def report_line(report: TrainReport) -> str:
+    """The report as the trainer's last stdout line (what bot.jobs reads)."""
+    return json.dumps(report.to_json(), ensure_ascii=False, default=str)
 
 
-__all__ = ["TrainOptions", "report_line", "stratified_split", "train_and_register"]
+__all__ = ["TrainOptions", "report_line", "train_and_register"]

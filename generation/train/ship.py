@@ -16,8 +16,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from generation.api import MODEL_KINDS, TrainReport
 from generation.models.checkpoint import read_metadata, write_metadata
-from generation.registry import KINDS
 from generation.settings import PACKAGE_SHIPPED_DIR, GenerationSettings
 from generation.train.run import TrainOptions, train_and_register
 
@@ -45,7 +45,7 @@ def training_commit() -> dict[str, object]:
     return {"commit": _git("rev-parse", "HEAD") or "unknown", "uncommitted_changes": bool(changed)}
 
 
-def ship(kind: str, settings: GenerationSettings, shipped_dir: Path = PACKAGE_SHIPPED_DIR) -> dict:
+def ship(kind: str, settings: GenerationSettings, shipped_dir: Path = PACKAGE_SHIPPED_DIR) -> TrainReport:
     """Train `kind`'s default recipe and install the result as the shipped default; returns the report."""
     commit = training_commit()  # what is checked out now trains the model, whatever changes meanwhile
     with tempfile.TemporaryDirectory() as scratch:
@@ -59,9 +59,10 @@ def ship(kind: str, settings: GenerationSettings, shipped_dir: Path = PACKAGE_SH
             progress_every=250,
         )
         report = train_and_register(options)
-        if report["warnings"]:
-            raise RuntimeError(f"{kind}: not shipped: {'; '.join(report['warnings'])}")
-        built = Path(report["path"])
+        if report.warnings:
+            raise RuntimeError(f"{kind}: not shipped: {'; '.join(report.warnings)}")
+        assert report.path is not None  # the trainer always names the candidate's folder
+        built = Path(report.path)
         meta = read_metadata(built)
         meta["shipped"] = {**commit, "made_by": "make models"}
         write_metadata(built, meta)
@@ -82,15 +83,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m generation.train.ship", description=__doc__.splitlines()[0]
     )
-    parser.add_argument("kinds", nargs="*", metavar="KIND", help=f"{' | '.join(KINDS)} (default: every kind)")
+    parser.add_argument(
+        "kinds", nargs="*", metavar="KIND", help=f"{' | '.join(MODEL_KINDS)} (default: every kind)"
+    )
     args = parser.parse_args(argv)
-    unknown = sorted(set(args.kinds) - set(KINDS))
+    unknown = sorted(set(args.kinds) - set(MODEL_KINDS))
     if unknown:
-        parser.error(f"unknown kind {', '.join(unknown)}; expected {', '.join(KINDS)}")
+        parser.error(f"unknown kind {', '.join(unknown)}; expected {', '.join(MODEL_KINDS)}")
     settings = GenerationSettings.load()
-    for kind in args.kinds or KINDS:
+    for kind in args.kinds or MODEL_KINDS:
         report = ship(kind, settings)
-        summary = {key: report[key] for key in ("kind", "version", "candidate", "targets_met", "seconds")}
+        summary = report.model_dump(include={"kind", "version", "candidate", "targets_met", "seconds"})
         print(json.dumps(summary, ensure_ascii=False), flush=True)
     return 0
 

@@ -20,6 +20,7 @@ from bot_doubles import FAKE_TRAINER, fake_trainer_jobs
 from bot.handlers.admin import parse_retrain_args
 from bot.jobs import Job, JobAlreadyRunning, JobManager, RetrainOptions, UnknownJob, _is_trainer
 from bot.store import Store
+from generation.api import TrainReport
 
 
 @pytest.fixture
@@ -46,7 +47,7 @@ async def test_a_job_reports_progress_and_its_report_and_is_recorded(
     await asyncio.sleep(0)  # let the hook run
     assert job.status == "succeeded" and job.error == ""
     assert job.progress is not None and (job.progress.step, job.progress.total_steps) == (5, 5)
-    assert job.report is not None and job.report["version"] == "lstm-v2" and job.report["promoted"]
+    assert job.report is not None and job.report.version == "lstm-v2" and job.report.promoted
     assert json.loads((data_dir / "argv-lstm.json").read_text()) == [
         "--progress-json",
         "--dry-run",
@@ -236,7 +237,8 @@ def test_store_feedback_by_day_and_job_lookup(data_dir: Path) -> None:
 
 
 async def test_a_cancel_that_lands_after_the_report_keeps_the_success(manager: JobManager) -> None:
-    late = Job("gan-late", "gan", 1, 1, RetrainOptions(), report={"event": "report"}, cancel_requested=True)
+    report = TrainReport(kind="gan", version="gan-late", promoted=False)
+    late = Job("gan-late", "gan", 1, 1, RetrainOptions(), report=report, cancel_requested=True)
     manager._conclude(late, 0, deque())
     stopped = Job("gan-stopped", "gan", 1, 1, RetrainOptions(), cancel_requested=True)
     manager._conclude(stopped, -15, deque(["Terminated"]))

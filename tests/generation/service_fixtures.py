@@ -1,6 +1,6 @@
 """Helpers for the service and client tests: stand-in generators and a real uvicorn on loopback.
 
-The stand-ins have generation.inference's interface (version, metrics, created_at,
+The stand-ins have generation.service.inference's interface (version, metrics, created_at,
 generate_batch, warm_up) and cost real time per batch, so batching, deadlines and reloads are
 exercised for real; the tests that need real models use dry-run checkpoints instead.
 """
@@ -19,8 +19,8 @@ import uvicorn
 from PIL import Image
 
 from generation.api import ImageRequest, ImageResult, ModelKind, TextRequest, TextResult
-from generation.batching import BatchLimits
 from generation.service.app import create_app
+from generation.service.batching import BatchLimits
 from generation.service.engine import GenerationEngine
 from generation.settings import GenerationSettings
 

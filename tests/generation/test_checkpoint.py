@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from generation.models.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from generation.api import MODEL_KINDS
+from generation.models.checkpoint import NETWORKS, CheckpointError, load_checkpoint, save_checkpoint
 from generation.models.gan import GanConfig, Generator
 from generation.models.lstm import CharLSTM, LstmConfig
 from generation.models.vocab import UNK, CharVocab
@@ -55,6 +56,17 @@ def _edit_meta(path: Path, **changes: object) -> None:
     meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
     meta.update(changes)
     (path / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
+
+
+def test_every_model_kind_has_a_network_and_no_other() -> None:
+    """generation.models may not import generation.api, so its network table is checked here."""
+    assert sorted(NETWORKS) == sorted(MODEL_KINDS)
+
+
+def test_save_refuses_an_unknown_kind(tmp_path: Path) -> None:
+    config = GanConfig(z_dim=4, g_channels=8, image_size=8)
+    with pytest.raises(CheckpointError, match="unknown model kind"):
+        save_checkpoint(tmp_path, "vae", Generator(config), config.to_dict())
 
 
 def test_refuses_wrong_kind(lstm_checkpoint: tuple[Path, CharLSTM, CharVocab]) -> None:

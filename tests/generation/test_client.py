@@ -17,7 +17,8 @@ from generation.api import (
     InvalidRequest,
     TextRequest,
 )
-from generation.client import CircuitBreaker, GenerationClient, HttpBackend, InProcessBackend
+from generation.client import CircuitBreaker, GenerationClient, HttpBackend
+from generation.service.engine import GenerationEngine
 from generation.settings import GenerationSettings
 from tests.generation.service_fixtures import FakeModelStore, fake_engine, free_port
 
@@ -34,7 +35,7 @@ def test_from_settings_picks_http_with_a_url_and_in_process_without() -> None:
     remote = GenerationClient.from_settings(GenerationSettings(generation_url="http://gen:8080/"))
     local = GenerationClient.from_settings(GenerationSettings(generation_url=""))
     assert isinstance(remote.backend, HttpBackend) and remote.backend.base_url == "http://gen:8080"
-    assert isinstance(local.backend, InProcessBackend)
+    assert isinstance(local.backend, GenerationEngine)
     assert not remote.available and not local.available  # nothing is usable before initialize()
 
 
@@ -236,7 +237,7 @@ async def test_invalid_requests_are_refused_before_the_network() -> None:
 
 async def test_in_process_mode_batches_off_the_event_loop(tmp_path: Path) -> None:
     store = FakeModelStore(batch_s=0.2)
-    client = GenerationClient(InProcessBackend(engine=fake_engine(store, tmp_path)))
+    client = GenerationClient(fake_engine(store, tmp_path))
     assert not client.available
     await client.initialize()
     assert client.available and client.available_for("gan")
@@ -268,7 +269,7 @@ async def test_in_process_mode_batches_off_the_event_loop(tmp_path: Path) -> Non
 
 async def test_in_process_mode_without_models_says_so(tmp_path: Path) -> None:
     store = FakeModelStore(champions={"gan": None, "lstm": "lstm-v1"})
-    client = GenerationClient(InProcessBackend(engine=fake_engine(store, tmp_path)))
+    client = GenerationClient(fake_engine(store, tmp_path))
     await client.initialize()
     assert client.available and not client.available_for("gan")
     with pytest.raises(GeneratorUnavailable, match="no image model"):

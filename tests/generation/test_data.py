@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from generation.data import drop_heldout_twins, load_images, load_text_corpus, stratified_split
+from generation.train.data import drop_heldout_twins, load_images, load_text_corpus, stratified_split
 
 
 def test_text_corpus_holds_out_the_last_tenth_of_every_file(tmp_path: Path) -> None:

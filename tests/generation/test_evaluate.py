@@ -10,8 +10,11 @@ import pytest
 import torch
 from torch import nn
 
-from generation.data import ImageData, load_sklearn_digits
-from generation.evaluate import (
+from generation.models.gan import GanConfig
+from generation.models.lstm import CharLSTM, LstmConfig
+from generation.models.vocab import CharVocab
+from generation.train.data import ImageData, load_sklearn_digits
+from generation.train.evaluate import (
     JudgeRecipe,
     bits_per_char,
     evaluate_gan,
@@ -21,9 +24,6 @@ from generation.evaluate import (
     train_judge,
     unknown_char_bits,
 )
-from generation.models.gan import GanConfig
-from generation.models.lstm import CharLSTM, LstmConfig
-from generation.models.vocab import CharVocab
 
 TINY_JUDGE = JudgeRecipe(epochs=2)
 

@@ -12,19 +12,19 @@ import torch
 from PIL import Image
 
 from generation.api import ImageRequest, TextRequest
-from generation.image_network import (
+from generation.models.gan import GanConfig, Generator
+from generation.models.lstm import CharLSTM, LstmConfig
+from generation.registry import ModelRegistry
+from generation.service.image_network import (
     ROW_BUCKET,
     FoldedGenerator,
     as_subpixel_convolution,
     fold_batch_norms,
     image_network,
 )
-from generation.inference import ImageGenerator, TextGenerator, load_champion
-from generation.models.gan import GanConfig, Generator
-from generation.models.lstm import CharLSTM, LstmConfig
-from generation.packed import compute_dtype, onednn_packs
-from generation.registry import ModelRegistry
-from generation.text_stepper import CharStepper, sample_ids, text_stepper
+from generation.service.inference import ImageGenerator, TextGenerator, load_champion
+from generation.service.packed import compute_dtype, onednn_packs
+from generation.service.text_stepper import CharStepper, sample_ids, text_stepper
 
 CPU = torch.device("cpu")
 # The bf16 cases need oneDNN's packed bf16 path, which CPUs without AVX512-BW/VL/DQ or AVX-NE-CONVERT

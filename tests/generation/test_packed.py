@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from generation import packed
 from generation.api import ImageRequest, TextRequest
-from generation.inference import ImageGenerator, TextGenerator, load_champion
 from generation.models import device as device_module
-from generation.packed import PackedLinear, compute_dtype, onednn_packs
+from generation.service import packed
+from generation.service.inference import ImageGenerator, TextGenerator, load_champion
+from generation.service.packed import PackedLinear, compute_dtype, onednn_packs
 
 CPU = torch.device("cpu")
 
@@ -36,7 +36,7 @@ def refusing_cpu(monkeypatch: pytest.MonkeyPatch):
 
 
 def test_packed_linear_falls_back_where_onednn_refuses(refusing_cpu, caplog) -> None:
-    caplog.set_level(logging.WARNING, logger="generation.packed")
+    caplog.set_level(logging.WARNING, logger="generation.service.packed")
     assert compute_dtype(CPU) == torch.float32
     weight, bias, inputs = torch.randn(5, 7), torch.randn(5), torch.randn(3, 7)
     for _ in range(3):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from generation.png import encode_grey_png
+from generation.service.png import encode_grey_png
 
 
 @pytest.mark.parametrize("shape", [(1, 1), (3, 7), (280, 552)])

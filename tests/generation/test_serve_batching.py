@@ -9,7 +9,7 @@ import time
 import pytest
 
 from generation.api import DeadlineExceeded, GeneratorUnavailable, InvalidRequest, Overloaded
-from generation.batching import BatchLimits, GenerationFailed, MicroBatcher, _ConcurrencyTracker
+from generation.service.batching import BatchLimits, GenerationFailed, MicroBatcher, _ConcurrencyTracker
 
 
 class Doubler:

@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from generation import evaluate
-from generation.api import ImageRequest, TextRequest
-from generation.data import HELDOUT_SPLIT
-from generation.inference import ImageGenerator, TextGenerator, load_champion
+from generation.api import MODEL_KINDS, ImageRequest, TextRequest
 from generation.models.checkpoint import load_checkpoint
-from generation.registry import KINDS, ModelRegistry
+from generation.registry import ModelRegistry
+from generation.service.inference import ImageGenerator, TextGenerator, load_champion
 from generation.settings import PACKAGE_SHIPPED_DIR
+from generation.train import evaluate
+from generation.train.data import HELDOUT_SPLIT
 from generation.train.gan import GanRecipe
 from generation.train.lstm import LstmRecipe
 from generation.train.ship import SHIPPED_SEED
@@ -21,7 +21,7 @@ RECIPES = {"gan": GanRecipe, "lstm": LstmRecipe}
 MAX_SHIPPED_BYTES = 10 * 1024 * 1024
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", MODEL_KINDS)
 def test_shipped_champion_is_the_default_recipe_with_its_record(kind: str) -> None:
     checkpoint = load_checkpoint(PACKAGE_SHIPPED_DIR / kind, kind)
     meta = checkpoint.metadata
@@ -38,7 +38,7 @@ def test_shipped_champion_is_the_default_recipe_with_its_record(kind: str) -> No
 
 def test_shipped_weights_are_small() -> None:
     sizes = [path.stat().st_size for path in PACKAGE_SHIPPED_DIR.glob("*/model.safetensors")]
-    assert len(sizes) == len(KINDS) and sum(sizes) <= MAX_SHIPPED_BYTES
+    assert len(sizes) == len(MODEL_KINDS) and sum(sizes) <= MAX_SHIPPED_BYTES
 
 
 def test_a_fresh_data_dir_serves_the_shipped_champions(tmp_path: Path) -> None:

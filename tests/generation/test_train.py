@@ -11,16 +11,17 @@ import pytest
 import torch
 from PIL import Image
 
-from generation.data import TextCorpus
-from generation.evaluate import beats
+from generation.api import TrainReport
 from generation.models.checkpoint import load_checkpoint
 from generation.models.gan import Discriminator, GanConfig
 from generation.models.lstm import CharLSTM, LstmConfig
 from generation.registry import ModelRegistry
 from generation.train import TrainProgress
 from generation.train.__main__ import main as train_main
+from generation.train.data import TextCorpus
+from generation.train.evaluate import beats
 from generation.train.lstm import LstmRecipe, regularized_forward, train_lstm
-from generation.train.run import TrainOptions, train_and_register
+from generation.train.run import TrainOptions, report_line, train_and_register
 from tests.generation.conftest import last_json_line, train_argv
 
 
@@ -31,9 +32,11 @@ def test_dry_run_cli_registers_and_promotes_a_first_model(
     argv = train_argv(kind, tmp_path, corpus_dir, "--progress-json", "--progress-every", "2")
     argv.remove("--quiet")
     assert train_main(argv) == 0
-    lines = [json.loads(line) for line in capsys.readouterr().out.strip().splitlines()]
+    raw_lines = capsys.readouterr().out.strip().splitlines()
+    lines = [json.loads(line) for line in raw_lines]
     progress, report = lines[:-1], lines[-1]
     assert report["event"] == "report" and report["kind"] == kind
+    assert report_line(TrainReport.from_json(report)) == raw_lines[-1]  # what the bot stores, unchanged
     assert report["promoted"] is True and report["reason"] == "no champion yet"
     assert report["champion"] is None
     steps = [line for line in progress if line["phase"] == "train"]
@@ -54,7 +57,7 @@ def test_callback_hook_receives_progress(tmp_path: Path, corpus_dir: Path) -> No
     options.progress_every = 1
     report = train_and_register(options, callback=seen.append)
     train_steps = [item.step for item in seen if item.phase == "train"]
-    assert train_steps == list(range(1, report["train"]["steps"] + 1))
+    assert train_steps == list(range(1, report.train["steps"] + 1))
     assert seen[-1].phase == "done"
     assert all(item.elapsed_s >= 0 and item.eta_s >= 0 for item in seen)
 
@@ -94,7 +97,21 @@ def test_champion_scored_under_an_older_split_does_not_block_promotion(
     assert report["promoted"] is True
     assert "cannot be compared" in report["reason"]
     assert "bpc" in report["champion"]["metrics"]
+    assert TrainReport.from_json(report).champion.error == report["champion"]["error"]
     assert registry.champion("lstm").version == report["version"] != old.version
+
+
+def test_a_report_without_newer_fields_loads_and_is_written_back_unchanged() -> None:
+    old = {"event": "report", "kind": "lstm", "version": "v1", "promoted": False, "reason": "worse"}
+    report = TrainReport.from_json(old)
+    assert (report.promoted, report.warnings, report.path, report.champion, report.seconds) == (
+        False,
+        [],
+        None,
+        None,
+        None,
+    )
+    assert json.dumps(report.to_json()) == json.dumps(old)
 
 
 def test_bad_arguments_fail_cleanly(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

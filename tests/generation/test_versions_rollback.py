@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from generation.api import ImageRequest, InvalidRequest
-from generation.batching import BatchLimits
-from generation.client import GenerationClient, HttpBackend, InProcessBackend
+from generation.client import GenerationClient, HttpBackend
 from generation.registry import ModelRegistry
+from generation.service.batching import BatchLimits
 from generation.service.engine import GenerationEngine, champion_version_in_registry
 from generation.settings import GenerationSettings
 from tests.generation.service_fixtures import FakeGenerator, ServiceThread
@@ -55,7 +55,7 @@ async def client_and_versions(
     registry.reject("gan", versions[2], "candidate does not beat the champion")
     engine = registry_engine(tmp_path)
     if request.param == "in-process":
-        client = GenerationClient(InProcessBackend(engine=engine))
+        client = GenerationClient(engine)
         await client.initialize()
         yield client, versions
         await client.shutdown()

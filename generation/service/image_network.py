@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from generation.models.gan import Generator
-from generation.packed import PROBE_ROWS, PackedLinear, compute_dtype
+from generation.service.packed import PROBE_ROWS, PackedLinear, compute_dtype
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ class _DepthToSpace(nn.Module):
 def as_subpixel_convolution(layer: nn.Module) -> nn.Module:
     """A ConvTranspose2d(kernel 4, stride 2, padding 1) as a 3x3 Conv2d to four times the channels, one
     group per output phase, then _DepthToSpace: the same sums, but oneDNN runs that ordinary
-    convolution about twice as fast here. Any other layer comes back as it is."""
+    convolution faster. Any other layer comes back as it is."""
     if not isinstance(layer, nn.ConvTranspose2d):
         return layer
     shape = (layer.kernel_size, layer.stride, layer.padding, layer.output_padding, layer.dilation)

@@ -173,9 +173,7 @@ def stratified_split(
 # Held-out text must not be predictable by having seen it: the seed articles repeat whole paragraphs
 # (duplicated halves, near-verbatim restatements), so a training paragraph that shares a run of this
 # many letters/digits (case and punctuation ignored) with any held-out text is a twin and is left out
-# of training. On the 5 seeds 32 drops 78 paragraphs (14.5k of 157k training characters, 9%); before,
-# 45% of file 001's held-out tail (2,348 of 5,215 characters) lay in 40+ character runs found verbatim
-# in the training part.
+# of training (what that costs and saves on the seed articles: README, "generation").
 TWIN_RUN_CHARS = 32
 # Names how held-out text is chosen; stored with every LSTM checkpoint. A champion evaluated under
 # another split (before twins were left out it had trained on copies of the held-out text) cannot be

@@ -23,12 +23,12 @@ import torch
 from PIL import Image
 
 from generation.api import ImageRequest, ImageResult, ModelKind, TextRequest, TextResult
-from generation.image_network import image_network
 from generation.models.checkpoint import Checkpoint, load_checkpoint
 from generation.models.device import resolve_device
-from generation.png import encode_grey_png
 from generation.registry import ModelRegistry
-from generation.text_stepper import sample_ids, text_stepper
+from generation.service.image_network import image_network
+from generation.service.png import encode_grey_png
+from generation.service.text_stepper import sample_ids, text_stepper
 
 MIN_SIDE_PX = 256  # Telegram shows small photos blurred; keep each side at least this big
 GAP_PX = 1  # gap between tiles, in model pixels
@@ -62,7 +62,6 @@ class ImageGenerator:
     """The champion GAN generator, drawing digit grids."""
 
     def __init__(self, checkpoint: Checkpoint, device: torch.device) -> None:
-        self.checkpoint = checkpoint
         self.model = checkpoint.model
         self.device = device
         self.config = checkpoint.model.config
@@ -137,7 +136,6 @@ class TextGenerator:
 
     def __init__(self, checkpoint: Checkpoint, device: torch.device) -> None:
         assert checkpoint.vocab is not None
-        self.checkpoint = checkpoint
         self.model = checkpoint.model
         self.vocab = checkpoint.vocab
         self.device = device

@@ -24,14 +24,14 @@ from safetensors.torch import load_file, save_file
 from scipy import linalg
 from torch import nn
 
-from generation.data import ImageData, stratified_split
 from generation.models.gan import Generator
 from generation.models.lstm import CharLSTM
 from generation.models.vocab import CharVocab
+from generation.train.data import ImageData, stratified_split
 
 LSTM_CONTEXT_CHARS = 256  # held-out text is scored as the continuation of the file's preceding text
 
-# GAN targets (issue 4). The promotion gate compares candidate and champion on the same data.
+# Quality targets. The promotion gate compares candidate and champion on the same data.
 TARGET_ACCURACY = 0.95
 TARGET_FD_RATIO = 3.0
 TARGET_DIVERSITY = 0.8
@@ -328,7 +328,7 @@ def evaluate_unlabelled_gan(generator: Generator, data: ImageData, seed: int = 0
 
 # ---------------------------------------------------------------------------------- promotion
 def targets_met(kind: str, metrics: dict[str, float]) -> dict[str, bool]:
-    """Each target of issue 4, met or not."""
+    """Each quality target, met or not."""
     if kind == "lstm":
         return {"bpc": metrics.get("bpc", math.inf) <= TARGET_BPC}
     return {

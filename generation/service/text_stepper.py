@@ -8,15 +8,15 @@ import numpy as np
 import torch
 
 from generation.models.lstm import CharLSTM
-from generation.packed import PROBE_ROWS, PackedLinear, compute_dtype
+from generation.service.packed import PROBE_ROWS, PackedLinear, compute_dtype
 
 log = logging.getLogger(__name__)
 
 
 def _gates_ifog(tensor: torch.Tensor, hidden_size: int) -> torch.Tensor:
     """nn.LSTM stacks its gates as input, forget, cell, output. Put the three sigmoid gates first and
-    double the cell candidate's rows: tanh(x) = 2 sigmoid(2x) - 1, and torch's CPU sigmoid is about
-    ten times faster per element than its tanh, so one sigmoid call then covers all four gates."""
+    double the cell candidate's rows: tanh(x) = 2 sigmoid(2x) - 1, and torch's CPU sigmoid is much
+    faster per element than its tanh, so one sigmoid call then covers all four gates."""
     i, f, g, o = tensor.split(hidden_size)
     return torch.cat([i, f, o, 2.0 * g])
 
@@ -144,7 +144,7 @@ def text_stepper(model: CharLSTM, device: torch.device) -> CharStepper:
 
 
 def _sort_rows(probs: torch.Tensor) -> torch.Tensor:
-    """Each row's values in ascending order. numpy's vectorised sort is several times faster than
+    """Each row's values in ascending order. numpy's vectorised sort is faster than
     torch.sort for a batch of rows on CPU."""
     if probs.device.type == "cpu":
         return torch.from_numpy(np.sort(probs.numpy(), axis=-1))
@@ -161,7 +161,7 @@ def sample_ids(
     """One id per row: temperature, the nucleus (top-p) and top-k cuts, then the inverse CDF at the
     row's own uniform number, so a row's pick never depends on the other rows.
 
-    Works on the sorted probabilities (values only: sorting ids too costs several times more), keeping
+    Works on the sorted probabilities (values only: sorting ids too costs far more), keeping
     the most probable ranks until they reach top_p, the one crossing it included, and at most top_k;
     the drawn rank's value then finds its id. `logits` (rows, vocab), overwritten, must give UNK (id 0)
     -inf, so the smallest rank always holds a zero. `inverse_temperature`, `top_p` and `top_k` are
