@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Sequence
+from typing import Any
 
 from telegram.constants import MessageLimit
 
@@ -27,6 +28,17 @@ def escape(value: object) -> str:
 def html_to_plain(value: str) -> str:
     """Drop tags and unescape entities: the fallback when Telegram rejects our HTML."""
     return html.unescape(_TAG.sub("", value))
+
+
+def metrics_text(metrics: dict[str, Any] | None) -> str:
+    """A model's numeric metrics as `name=value, ...` (sorted), or a dash when it has none."""
+    if not metrics:
+        return "—"
+    return ", ".join(f"{name}={value:.4g}" for name, value in sorted(metrics.items()) if _is_number(value))
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def truncate_plain(value: str, limit: int) -> str:

@@ -170,9 +170,6 @@ class JobManager:
     def running_for(self, kind: str) -> Job | None:
         return next((job for job in self.running() if job.kind == kind), None)
 
-    def get(self, job_id: str) -> Job | None:
-        return self._jobs.get(job_id)
-
     # Starting and watching -------------------------------------------------------------------------
 
     def _env(self) -> dict[str, str]:

@@ -133,9 +133,14 @@ def test_top_k_one_is_greedy(texts: TextGenerator) -> None:
     assert len(sampled) > 1
 
 
-def test_warm_up_runs(images: ImageGenerator, texts: TextGenerator) -> None:
+def test_warm_up_leaves_no_trace_in_what_is_served(images: ImageGenerator, texts: TextGenerator) -> None:
+    image, text_request = ImageRequest(digit=3, count=2, seed=5), TextRequest(prompt="AI", length=30, seed=5)
+    before = images.generate_batch([image])[0], texts.generate_batch([text_request])[0]
     images.warm_up()
     texts.warm_up()
+    after = images.generate_batch([image])[0], texts.generate_batch([text_request])[0]
+    assert before[0].png == after[0].png
+    assert before[1].text == after[1].text
 
 
 def test_seeded_text_is_identical_in_any_batch_whatever_the_settings(texts: TextGenerator) -> None:
