@@ -53,13 +53,21 @@ def test_services_never_import_bot_or_each_other(package: str, forbidden: set[st
     assert offences == []
 
 
-def test_bot_reaches_generation_only_through_api_and_client() -> None:
-    allowed = ("generation.api", "generation.client", "generation.settings")
+@pytest.mark.parametrize(
+    ("service", "allowed"),
+    [
+        ("generation", ("generation.api", "generation.client", "generation.settings")),
+        ("knowledge", ("knowledge.api", "knowledge.service", "knowledge.settings")),
+    ],
+)
+def test_bot_reaches_a_service_only_through_its_public_modules(
+    service: str, allowed: tuple[str, ...]
+) -> None:
     offences = [
         f"{path.relative_to(ROOT)} imports {name}"
         for path in sources("bot")
         for name in imported_modules(path)
-        if top(name) == "generation" and not name.startswith(allowed) and name != "generation"
+        if top(name) == service and not name.startswith(allowed) and name != service
     ]
     assert offences == []
 
@@ -143,17 +151,6 @@ def test_checker_sees_a_violation(tmp_path: Path) -> None:
     names = imported_modules(bad, root=tmp_path)
     assert "bot.settings" in names
     assert "knowledge.ingest" in names
-
-
-def test_bot_reaches_knowledge_only_through_api_service_and_settings() -> None:
-    allowed = ("knowledge.api", "knowledge.service", "knowledge.settings")
-    offences = [
-        f"{path.relative_to(ROOT)} imports {name}"
-        for path in sources("bot")
-        for name in imported_modules(path)
-        if top(name) == "knowledge" and not name.startswith(allowed) and name != "knowledge"
-    ]
-    assert offences == []
 
 
 def module_name(path: Path, root: Path = ROOT) -> str:
