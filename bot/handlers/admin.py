@@ -234,14 +234,13 @@ async def retrain_command(update: Update, context: CustomContext) -> str:
 async def _start(
     update: Update, context: CustomContext, kind: str, options: RetrainOptions, lang: Lang
 ) -> str:
-    chat = update.effective_chat
-    user = update.effective_user
-    follower = JobFollower(context, chat.id, lang)
+    request = Request.of(update, "")
+    follower = JobFollower(context, request.chat_id, lang)
     try:
         # A fresh seed unless one was given: the shipped default was trained with the recipe's seed, so
         # retraining with it would only reproduce that model.
         job = await context.jobs.start(
-            kind, options.with_seed(), chat.id, user.id if user else None, on_finish=follower.finish
+            kind, options.with_seed(), request.chat_id, request.user_id, on_finish=follower.finish
         )
     except JobAlreadyRunning as exc:  # started by a concurrent /retrain since we looked
         await reply_html(update, context, text("retrain_running", lang, kind=kind, job_id=escape(exc.job.id)))
