@@ -83,6 +83,12 @@ def bert_layer(
     return _norm(weights, "output.LayerNorm", _linear(weights, "output.dense", inner) + hidden, eps)
 
 
+def attention_bias(mask: torch.Tensor) -> torch.Tensor:
+    """(batch, tokens) mask -> the additive bias that hides padded keys from attention."""
+    # Padded keys get the most negative float, as transformers' BERT masks them.
+    return (1.0 - mask[:, None, None, :].float()) * torch.finfo(torch.float32).min
+
+
 def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """The mean of each row's unmasked token states."""
     weights = mask.unsqueeze(-1).to(hidden.dtype)
@@ -133,8 +139,7 @@ class BertQueryEncoder:
 
     def attention_bias(self, mask: torch.Tensor) -> torch.Tensor:
         """(batch, tokens) mask -> the additive bias that hides padded keys from attention."""
-        # Padded keys get the most negative float, as transformers' BERT masks them.
-        return (1.0 - mask[:, None, None, :].float()) * torch.finfo(torch.float32).min
+        return attention_bias(mask)
 
     def embed(self, ids: torch.Tensor) -> torch.Tensor:
         """(batch, tokens) ids -> the embedding layer's (batch, tokens, dimension) output."""
