@@ -1,4 +1,4 @@
-"""python -m knowledge build | ask | eval | train | bench"""
+"""python -m knowledge build | ask | eval | train | train-intent | bench"""
 
 from __future__ import annotations
 
@@ -27,6 +27,14 @@ def main(argv: list[str] | None = None) -> int:
     evaluate.add_argument("-k", type=int, default=5)
     evaluate.add_argument("--misses", action="store_true", help="list questions not hit at rank 1")
     commands.add_parser("train", help="fit the ranker and answer models on the labelled question sets")
+    intent = commands.add_parser(
+        "train-intent", help="fine-tune the intent classifier; promote it if it beats the champion"
+    )
+    intent.add_argument(
+        "--out", type=Path, help="folder for the candidate (default DATA_DIR/intent/candidate)"
+    )
+    intent.add_argument("--dry-run", action="store_true", help="train on a tiny sample in seconds")
+    intent.add_argument("--epochs", type=int, help="override the recipe's epochs (0: an untrained head)")
     bench = commands.add_parser("bench", help="measure ask latency against a bare query encoding")
     bench.add_argument("--file", type=Path, default=DEV_SET)
     args = parser.parse_args(argv)
@@ -39,6 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("faiss.loader").setLevel(logging.WARNING)  # its CPU-feature probing is noise
     if args.command == "ask" and args.k < 1:
         parser.error("-k must be at least 1")
+    if args.command == "train-intent":
+        return _train_intent(settings, args)
 
     from knowledge.service import KnowledgeBase
 
@@ -95,6 +105,23 @@ def _train(kb) -> int:
     print(
         f"trained on {sum(counts.values())} questions {counts}; answer at p >= {policy.answer_at:.3f} -> {SHIPPED}"
     )
+    return 0
+
+
+def _train_intent(settings: KnowledgeSettings, args) -> int:
+    from knowledge.intent_metrics import report
+    from knowledge.intent_store import champion_dir, query_encoder
+    from knowledge.intent_train import DRY_RUN, IntentRecipe, promote_if_better, train_and_save, with_epochs
+
+    recipe = with_epochs(DRY_RUN if args.dry_run else IntentRecipe(), args.epochs)
+    candidate = args.out or settings.data_dir / "intent" / "candidate"
+    trained = train_and_save(query_encoder(settings.embedding_model), recipe, candidate)
+    print(f"epoch {trained.best_epoch}, threshold {trained.threshold}; tune part:")
+    print(report(trained.scores))
+    champion = champion_dir(settings.data_dir)
+    promoted = promote_if_better(candidate, champion)
+    verdict = "promoted to champion" if promoted else "kept the champion (its tune macro-F1 is not lower)"
+    print(f"candidate {candidate}: {verdict} -> {champion}")
     return 0
 
 

@@ -57,6 +57,44 @@ def padded(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tens
     return torch.from_numpy(ids), torch.from_numpy(mask)
 
 
+def _linear(weights: dict[str, torch.Tensor], name: str, inputs: torch.Tensor) -> torch.Tensor:
+    return F.linear(inputs, weights[f"{name}.weight"], weights[f"{name}.bias"])
+
+
+def _norm(weights: dict[str, torch.Tensor], name: str, inputs: torch.Tensor, eps: float) -> torch.Tensor:
+    return F.layer_norm(inputs, inputs.shape[-1:], weights[f"{name}.weight"], weights[f"{name}.bias"], eps)
+
+
+def bert_layer(
+    hidden: torch.Tensor, bias: torch.Tensor, weights: dict[str, torch.Tensor], heads: int, eps: float
+) -> torch.Tensor:
+    """One BERT transformer layer; differentiable, so a fine-tuned copy trains through it too."""
+    batch, width, dimension = hidden.shape
+    head = dimension // heads
+    query, key, value = (
+        _linear(weights, f"attention.self.{part}", hidden).view(batch, width, heads, head).transpose(1, 2)
+        for part in ("query", "key", "value")
+    )
+    scores = query @ key.transpose(-1, -2) / math.sqrt(head) + bias
+    context = (scores.softmax(dim=-1) @ value).transpose(1, 2).reshape(batch, width, -1)
+    attended = _linear(weights, "attention.output.dense", context) + hidden
+    hidden = _norm(weights, "attention.output.LayerNorm", attended, eps)
+    inner = F.gelu(_linear(weights, "intermediate.dense", hidden))
+    return _norm(weights, "output.LayerNorm", _linear(weights, "output.dense", inner) + hidden, eps)
+
+
+def attention_bias(mask: torch.Tensor) -> torch.Tensor:
+    """(batch, tokens) mask -> the additive bias that hides padded keys from attention."""
+    # Padded keys get the most negative float, as transformers' BERT masks them.
+    return (1.0 - mask[:, None, None, :].float()) * torch.finfo(torch.float32).min
+
+
+def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The mean of each row's unmasked token states."""
+    weights = mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1e-9)
+
+
 class BertQueryEncoder:
     """Mean-pooled, normalised BERT embeddings in float32; one instance per model folder."""
 
@@ -84,6 +122,7 @@ class BertQueryEncoder:
         self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         self.tokenizer.no_padding()
         self.tokenizer.enable_truncation(max_tokens)
+        self._layer_weights = [self._weights_of_layer(layer) for layer in range(self.layers)]
         pad = self.tokenizer.token_to_id("[PAD]")
         self.pad_id = int(config.get("pad_token_id", 0) if pad is None else pad)
         try:
@@ -95,47 +134,55 @@ class BertQueryEncoder:
         """Token ids and attention mask, padded to the longest text."""
         return padded([self.tokenizer.encode(text).ids for text in texts], self.pad_id)
 
-    def _linear(self, name: str, inputs: torch.Tensor) -> torch.Tensor:
-        return F.linear(inputs, self.weights[f"{name}.weight"], self.weights[f"{name}.bias"])
-
     def _norm(self, name: str, inputs: torch.Tensor) -> torch.Tensor:
-        w = self.weights
-        return F.layer_norm(inputs, inputs.shape[-1:], w[f"{name}.weight"], w[f"{name}.bias"], self.eps)
+        return _norm(self.weights, name, inputs, self.eps)
 
-    @torch.inference_mode()
-    def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """(batch, tokens) ids and mask -> (batch, dimension) unit vectors."""
+    def attention_bias(self, mask: torch.Tensor) -> torch.Tensor:
+        """(batch, tokens) mask -> the additive bias that hides padded keys from attention."""
+        return attention_bias(mask)
+
+    def embed(self, ids: torch.Tensor) -> torch.Tensor:
+        """(batch, tokens) ids -> the embedding layer's (batch, tokens, dimension) output."""
         w = self.weights
-        batch, width = ids.shape
-        positions = torch.arange(width)
+        positions = torch.arange(ids.shape[1])
         hidden = (
             w["embeddings.word_embeddings.weight"][ids]
             + w["embeddings.position_embeddings.weight"][positions]
             + w["embeddings.token_type_embeddings.weight"][0]
         )
-        hidden = self._norm("embeddings.LayerNorm", hidden)
-        # Padded keys get the most negative float, as transformers' BERT masks them.
-        bias = (1.0 - mask[:, None, None, :].float()) * torch.finfo(torch.float32).min
-        head = self.dimension // self.heads
-        for layer in range(self.layers):
-            name = f"encoder.layer.{layer}"
-            query, key, value = (
-                self._linear(f"{name}.attention.self.{part}", hidden)
-                .view(batch, width, self.heads, head)
-                .transpose(1, 2)
-                for part in ("query", "key", "value")
-            )
-            scores = query @ key.transpose(-1, -2) / math.sqrt(head) + bias
-            context = (scores.softmax(dim=-1) @ value).transpose(1, 2).reshape(batch, width, -1)
-            attended = self._linear(f"{name}.attention.output.dense", context) + hidden
-            hidden = self._norm(f"{name}.attention.output.LayerNorm", attended)
-            inner = F.gelu(self._linear(f"{name}.intermediate.dense", hidden))
-            hidden = self._norm(
-                f"{name}.output.LayerNorm", self._linear(f"{name}.output.dense", inner) + hidden
-            )
-        weights = mask.unsqueeze(-1).float()
-        mean = (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1e-9)
-        return F.normalize(mean, dim=-1)
+        return self._norm("embeddings.LayerNorm", hidden)
+
+    def _weights_of_layer(self, layer: int) -> dict[str, torch.Tensor]:
+        prefix = f"encoder.layer.{layer}."
+        return {name.removeprefix(prefix): t for name, t in self.weights.items() if name.startswith(prefix)}
+
+    def layer_weights(self, layer: int) -> dict[str, torch.Tensor]:
+        """One transformer layer's weights, named without the `encoder.layer.N.` prefix."""
+        return self._layer_weights[layer]
+
+    @torch.inference_mode()
+    def hidden_states(self, ids: torch.Tensor, mask: torch.Tensor, upto: int) -> torch.Tensor:
+        """The hidden states after the first `upto` transformer layers."""
+        hidden, bias = self.embed(ids), self.attention_bias(mask)
+        for layer in range(upto):
+            hidden = bert_layer(hidden, bias, self.layer_weights(layer), self.heads, self.eps)
+        return hidden
+
+    @torch.inference_mode()
+    def forward_with_states(
+        self, ids: torch.Tensor, mask: torch.Tensor, keep: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One pass -> (the unit vectors `forward` gives, the hidden states after layer `keep`)."""
+        hidden = self.hidden_states(ids, mask, keep)
+        kept, bias = hidden, self.attention_bias(mask)
+        for layer in range(keep, self.layers):
+            hidden = bert_layer(hidden, bias, self.layer_weights(layer), self.heads, self.eps)
+        return F.normalize(mean_pool(hidden, mask), dim=-1), kept
+
+    @torch.inference_mode()
+    def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """(batch, tokens) ids and mask -> (batch, dimension) unit vectors."""
+        return F.normalize(mean_pool(self.hidden_states(ids, mask, self.layers), mask), dim=-1)
 
     def encode(self, texts: list[str]) -> np.ndarray:
         """Texts -> an (n, dimension) float32 matrix of unit vectors."""

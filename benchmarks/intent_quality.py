@@ -1,0 +1,109 @@
+"""Intent classifier quality and cost on the locked part of the blind intent set:
+
+    python -m benchmarks.intent_quality
+
+Loads the champion under DATA_DIR/intent (training one first if there is none), prints accuracy,
+macro-F1, per-class precision/recall and the confusion matrix on the locked rows, the share of real
+questions (the locked rows of the knowledge blind set, off-topic ones aside) routed away from the
+knowledge base, and the time classification adds to one question's encoder pass. Exits 1 below a target.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from knowledge.intent import FALLBACK_INTENT, IntentClassifier, load_intent_model
+from knowledge.intent_data import EVAL_DIR, INTENT_SET
+from knowledge.intent_metrics import report, score
+from knowledge.intent_store import champion_dir, query_encoder
+from knowledge.settings import KnowledgeSettings
+
+LOCKED = "locked"
+TARGETS = {"macro_f1": 0.95, "image_recall": 0.95, "text_recall": 0.95}
+MAX_ROUTED_AWAY = 0.02
+MAX_ADDED_TIME = 0.30
+
+
+def _locked_rows(path: Path) -> list[dict]:
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [row for row in rows if row.get("split") == LOCKED]
+
+
+def _champion(settings: KnowledgeSettings, encoder) -> IntentClassifier:
+    champion = champion_dir(settings.data_dir)
+    if not champion.is_dir():
+        from knowledge.intent_train import IntentRecipe, promote_if_better, train_and_save
+
+        candidate = settings.data_dir / "intent" / "candidate"
+        train_and_save(encoder, IntentRecipe(), candidate)
+        promote_if_better(candidate, champion)
+    return load_intent_model(champion, encoder)
+
+
+def added_time(
+    classifier: IntentClassifier, questions: list[str], rounds: int = 3
+) -> tuple[float, float, float]:
+    """(bare encoding p50 ms, shared encoding plus classification p50 ms, the added share), interleaved."""
+    encoder = classifier.encoder
+    bare, shared = [], []
+    for question in questions[:10]:  # warm-up
+        encoder.forward(*encoder.tensors([question]))
+        classifier.encode_and_predict([question])
+    for _ in range(rounds):
+        for question in questions:
+            started = time.perf_counter()
+            encoder.forward(*encoder.tensors([question]))
+            bare.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            classifier.encode_and_predict([question])
+            shared.append(time.perf_counter() - started)
+    bare_p50, shared_p50 = float(np.median(bare)) * 1000, float(np.median(shared)) * 1000
+    return bare_p50, shared_p50, shared_p50 / bare_p50 - 1
+
+
+def main() -> int:
+    """Print the figures; 1 when any is below its target."""
+    torch.set_num_threads(1)  # as the query encoder serves: one intra-op thread per batch
+    settings = KnowledgeSettings.load()
+    encoder = query_encoder(settings.embedding_model)
+    classifier = _champion(settings, encoder)
+    locked = _locked_rows(INTENT_SET)
+    predictions = classifier.predict([row["text"] for row in locked])
+    scores = score([row["label"] for row in locked], [p.intent for p in predictions])
+    print(f"locked intent set, threshold {classifier.threshold}:")
+    print(report(scores))
+    questions = [
+        row["question"] for row in _locked_rows(EVAL_DIR / "blind.jsonl") if row.get("kind") != "offtopic"
+    ]
+    routed = classifier.predict(questions)
+    away = sum(p.intent != FALLBACK_INTENT for p in routed) / len(questions)
+    print(f"real questions routed away from the knowledge base: {away:.1%} of {len(questions)}")
+    bare_ms, shared_ms, added = added_time(classifier, questions)
+    print(
+        f"bare query encoding p50 {bare_ms:.2f} ms; shared encoding + classification p50 {shared_ms:.2f} ms; "
+        f"added {added:.1%}"
+    )
+    figures = {
+        "macro_f1": scores.macro_f1,
+        "image_recall": scores.recall["image"],
+        "text_recall": scores.recall["text"],
+    }
+    failed = [
+        f"{name} {figures[name]:.3f} < {target}" for name, target in TARGETS.items() if figures[name] < target
+    ]
+    if away > MAX_ROUTED_AWAY:
+        failed.append(f"routed away {away:.1%} > {MAX_ROUTED_AWAY:.0%}")
+    if added > MAX_ADDED_TIME:
+        failed.append(f"added time {added:.1%} > {MAX_ADDED_TIME:.0%}")
+    print("targets met" if not failed else "below target: " + "; ".join(failed))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,189 @@
+"""The intent classifier: a fine-tuned copy of the query encoder's last layer plus a linear head,
+run on the states the encoder's first layers already computed for the question, so routing a message
+costs one extra layer, not a second encoder pass.
+
+A checkpoint is a folder with the layer and head weights (safetensors) and `meta.json` (classes,
+threshold, recipe, data sizes, metrics, the weights' hash); `load_intent_model` reads it for trainer
+and server alike.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from knowledge.bert import BertQueryEncoder, attention_bias, bert_layer, mean_pool
+
+INTENTS = ("question", "image", "text", "smalltalk", "offtopic")
+FALLBACK_INTENT = "question"
+WEIGHTS_FILE = "intent.safetensors"
+META_FILE = "meta.json"
+FORMAT_VERSION = 1
+
+
+class IntentModelError(ValueError):
+    """The intent checkpoint is missing, corrupt, or does not fit the encoder."""
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The routed intent (after the low-confidence fallback), the top class's probability, and all of them."""
+
+    intent: str
+    confidence: float
+    probabilities: dict[str, float]
+
+
+class IntentNetwork(nn.Module):
+    """A trainable copy of one BERT layer and a linear head over its mean-pooled output."""
+
+    def __init__(
+        self, layer: dict[str, torch.Tensor], heads: int, eps: float, classes: int = len(INTENTS)
+    ) -> None:
+        super().__init__()
+        self.heads, self.eps = heads, eps
+        # ParameterDict keys may not contain dots.
+        self.layer = nn.ParameterDict(
+            {name.replace(".", "__"): nn.Parameter(tensor.detach().clone()) for name, tensor in layer.items()}
+        )
+        dimension = layer["output.dense.weight"].shape[0]
+        self.head = nn.Linear(dimension, classes)
+
+    def forward(self, states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """(batch, tokens, dimension) states of the shared layers and the mask -> (batch, classes) logits."""
+        weights = {name.replace("__", "."): tensor for name, tensor in self.layer.items()}
+        hidden = bert_layer(states, attention_bias(mask), weights, self.heads, self.eps)
+        return self.head(mean_pool(hidden, mask))
+
+
+def new_network(encoder: BertQueryEncoder, seed: int) -> IntentNetwork:
+    """A network whose layer starts as the encoder's last one and whose head is freshly seeded."""
+    torch.manual_seed(seed)
+    return IntentNetwork(encoder.layer_weights(encoder.layers - 1), encoder.heads, encoder.eps)
+
+
+def shared_layers(encoder: BertQueryEncoder) -> int:
+    """How many of the encoder's layers the classifier shares: all but the last."""
+    return encoder.layers - 1
+
+
+class IntentClassifier:
+    """Routes messages to one of INTENTS; shares the encoder's pass with the question's embedding."""
+
+    def __init__(
+        self, encoder: BertQueryEncoder, network: IntentNetwork, threshold: float, metadata: dict[str, Any]
+    ) -> None:
+        self.encoder = encoder
+        self.network = network.eval()
+        self.threshold = threshold
+        self.metadata = metadata
+
+    @torch.inference_mode()
+    def probabilities(self, states: torch.Tensor, mask: torch.Tensor) -> np.ndarray:
+        """(batch, classes) class probabilities from the shared layers' states."""
+        return self.network(states, mask).softmax(dim=-1).numpy()
+
+    def from_states(self, states: torch.Tensor, mask: torch.Tensor) -> list[Prediction]:
+        """Predictions from states the encoder already computed."""
+        return [self._prediction(row) for row in self.probabilities(states, mask)]
+
+    def encode_and_predict(self, texts: list[str]) -> tuple[np.ndarray, list[Prediction]]:
+        """One shared pass -> (the query vectors `encode` gives, the predictions)."""
+        ids, mask = self.encoder.tensors(texts)
+        vectors, states = self.encoder.forward_with_states(ids, mask, shared_layers(self.encoder))
+        return vectors.numpy(), self.from_states(states, mask)
+
+    def predict(self, texts: list[str]) -> list[Prediction]:
+        """Texts -> one Prediction each; below the threshold the intent falls back to `question`."""
+        ids, mask = self.encoder.tensors(texts)
+        states = self.encoder.hidden_states(ids, mask, shared_layers(self.encoder))
+        return self.from_states(states, mask)
+
+    def _prediction(self, row: np.ndarray) -> Prediction:
+        best = int(row.argmax())
+        confidence = float(row[best])
+        intent = INTENTS[best] if confidence >= self.threshold else FALLBACK_INTENT
+        return Prediction(intent, confidence, {name: float(p) for name, p in zip(INTENTS, row, strict=True)})
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def save_intent_model(
+    directory: Path, network: IntentNetwork, threshold: float, metadata: dict[str, Any]
+) -> Path:
+    """Write weights and metadata into a temporary folder beside `directory`, then rename it into place,
+    so a reader never sees a half-written checkpoint."""
+    directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    temporary = directory.with_name(f".{directory.name}.tmp-{os.getpid()}")
+    shutil.rmtree(temporary, ignore_errors=True)
+    try:
+        temporary.mkdir()
+        state = {name: tensor.detach().contiguous() for name, tensor in network.state_dict().items()}
+        save_file(state, str(temporary / WEIGHTS_FILE))
+        meta = dict(metadata)
+        meta.update(
+            format=FORMAT_VERSION,
+            intents=list(INTENTS),
+            threshold=threshold,
+            weights_sha256=_sha256(temporary / WEIGHTS_FILE),
+        )
+        (temporary / META_FILE).write_text(json.dumps(meta, ensure_ascii=False, indent=1), encoding="utf-8")
+        replace_folder(temporary, directory)
+    finally:
+        shutil.rmtree(temporary, ignore_errors=True)
+    return directory
+
+
+def replace_folder(source: Path, target: Path) -> None:
+    """Move `source` to `target`, replacing any folder there (the old one is moved aside first)."""
+    aside = target.with_name(f".{target.name}.old-{os.getpid()}")
+    if target.exists():
+        os.replace(target, aside)
+    os.replace(source, target)
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+def read_intent_metadata(directory: Path) -> dict[str, Any]:
+    """A checkpoint's metadata alone (no weights read)."""
+    try:
+        meta = json.loads((Path(directory) / META_FILE).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise IntentModelError(f"no {META_FILE} in {directory}") from None
+    except (OSError, ValueError) as exc:
+        raise IntentModelError(f"unreadable {META_FILE} in {directory}: {exc}") from None
+    if not isinstance(meta, dict):
+        raise IntentModelError(f"{META_FILE} in {directory} is not a JSON object")
+    return meta
+
+
+def load_intent_model(directory: Path, encoder: BertQueryEncoder) -> IntentClassifier:
+    """Load and check a checkpoint for `encoder`; raises IntentModelError rather than failing later."""
+    directory = Path(directory)
+    meta = read_intent_metadata(directory)
+    if meta.get("format") != FORMAT_VERSION or tuple(meta.get("intents", ())) != INTENTS:
+        raise IntentModelError(f"checkpoint format {meta.get('format')!r} or classes do not match this code")
+    weights = directory / WEIGHTS_FILE
+    if not weights.is_file() or _sha256(weights) != meta.get("weights_sha256"):
+        raise IntentModelError("weights file missing or not the one its metadata records")
+    network = new_network(encoder, seed=0)
+    try:
+        network.load_state_dict(load_file(str(weights)), strict=True)
+    except SafetensorError as exc:
+        raise IntentModelError(f"{WEIGHTS_FILE} is not a safetensors file: {exc}") from None
+    except RuntimeError as exc:
+        raise IntentModelError(f"weights do not fit the encoder: {str(exc).splitlines()[0]}") from None
+    return IntentClassifier(encoder, network, float(meta["threshold"]), meta)

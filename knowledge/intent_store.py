@@ -1,0 +1,20 @@
+"""Where the intent champion lives under DATA_DIR, and the query encoder it runs on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from knowledge.bert import BertQueryEncoder
+from knowledge.encoder import DOCUMENT_TOKENS, resolve_model
+
+INTENT_FOLDER = "intent"
+
+
+def champion_dir(data_dir: Path) -> Path:
+    """The champion checkpoint's folder."""
+    return Path(data_dir) / INTENT_FOLDER / "champion"
+
+
+def query_encoder(model_name: str) -> BertQueryEncoder:
+    """The plain-torch BERT query encoder the classifier shares its layers with."""
+    return BertQueryEncoder(Path(resolve_model(model_name)), DOCUMENT_TOKENS)

@@ -1,0 +1,251 @@
+"""Fine-tuning the intent classifier: the encoder's shared layers run once over every text (their
+states are cached), then the copied last layer and the head train with AdamW; the blind set's tune part
+picks the epoch and the low-confidence threshold, and gates promotion to champion."""
+
+from __future__ import annotations
+
+import copy
+import shutil
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from knowledge.bert import BertQueryEncoder
+from knowledge.intent import (
+    FALLBACK_INTENT,
+    INTENTS,
+    IntentModelError,
+    IntentNetwork,
+    new_network,
+    read_intent_metadata,
+    replace_folder,
+    save_intent_model,
+    shared_layers,
+)
+from knowledge.intent_data import Example, generate_examples, tune_examples
+from knowledge.intent_metrics import IntentScores, score
+
+CANDIDATE = "candidate"
+CHAMPION = "champion"
+THRESHOLDS = tuple(round(0.05 * n, 2) for n in range(0, 19))
+
+
+@dataclass(frozen=True)
+class IntentRecipe:
+    """Everything that decides a trained model besides the code."""
+
+    seed: int = 0
+    per_class: int = 900
+    typo_rate: float = 0.2
+    epochs: int = 6
+    layer_learning_rate: float = 2e-4
+    head_learning_rate: float = 3e-3
+    weight_decay: float = 0.01
+    batch_size: int = 32
+    tune_sample: int = 0  # 0: the whole tune part
+    # After the tune part chose epoch and threshold, train again with it added (its scores stay the
+    # held-out ones from the choosing run).
+    refit_with_tune: bool = True
+    tune_repeats: int = 3  # the hand-written rows are few; repeated so they are not drowned out
+
+
+DRY_RUN = IntentRecipe(per_class=30, epochs=2, tune_sample=60, refit_with_tune=False)
+
+
+@dataclass
+class TrainedIntent:
+    """A trained network, its threshold, and the tune-part scores that chose them."""
+
+    network: IntentNetwork
+    threshold: float
+    scores: IntentScores
+    best_epoch: int
+    metadata: dict
+
+
+@dataclass(frozen=True)
+class CachedStates:
+    """The shared layers' states of each text, trimmed to its own tokens."""
+
+    states: list[torch.Tensor]
+    labels: torch.Tensor
+
+    def batch(self, rows: list[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(padded states, mask, labels) of the given rows."""
+        width = max(self.states[row].shape[0] for row in rows)
+        dimension = self.states[rows[0]].shape[1]
+        states = torch.zeros(len(rows), width, dimension)
+        mask = torch.zeros(len(rows), width, dtype=torch.int64)
+        for n, row in enumerate(rows):
+            length = self.states[row].shape[0]
+            states[n, :length] = self.states[row]
+            mask[n, :length] = 1
+        return states, mask, self.labels[rows]
+
+
+def cache_states(encoder: BertQueryEncoder, examples: list[Example], chunk: int = 64) -> CachedStates:
+    """Run the frozen shared layers once over every example, in chunks of similar length."""
+    order = sorted(range(len(examples)), key=lambda n: len(examples[n].text))
+    states: list[torch.Tensor | None] = [None] * len(examples)
+    for start in range(0, len(order), chunk):
+        rows = order[start : start + chunk]
+        ids, mask = encoder.tensors([examples[row].text for row in rows])
+        hidden = encoder.hidden_states(ids, mask, shared_layers(encoder))
+        for n, row in enumerate(rows):
+            # clone() outside inference mode: autograd may not save inference tensors for backward.
+            states[row] = hidden[n, : int(mask[n].sum())].clone()
+    labels = torch.tensor([INTENTS.index(example.intent) for example in examples])
+    return CachedStates([s for s in states if s is not None], labels)
+
+
+@torch.no_grad()
+def probabilities(network: IntentNetwork, cached: CachedStates, batch_size: int = 128) -> torch.Tensor:
+    """(n, classes) probabilities for every cached row."""
+    network.eval()
+    rows = list(range(len(cached.states)))
+    parts = []
+    for start in range(0, len(rows), batch_size):
+        states, mask, _ = cached.batch(rows[start : start + batch_size])
+        parts.append(network(states, mask).softmax(dim=-1))
+    return torch.cat(parts)
+
+
+def routed(probs: torch.Tensor, threshold: float) -> list[str]:
+    """Intents after the low-confidence fallback."""
+    confidence, best = probs.max(dim=-1)
+    return [
+        INTENTS[b] if c >= threshold else FALLBACK_INTENT
+        for c, b in zip(confidence.tolist(), best.tolist(), strict=True)
+    ]
+
+
+def choose_threshold(probs: torch.Tensor, truth: list[str]) -> tuple[float, IntentScores]:
+    """The threshold with the best macro-F1 on the tune part; the lowest of equals (fewest fallbacks)."""
+    best: tuple[float, IntentScores] | None = None
+    for threshold in THRESHOLDS:
+        scores = score(truth, routed(probs, threshold))
+        if best is None or scores.macro_f1 > best[1].macro_f1 + 1e-9:
+            best = (threshold, scores)
+    assert best is not None
+    return best
+
+
+def train_intent(encoder: BertQueryEncoder, recipe: IntentRecipe, log=print) -> TrainedIntent:
+    """Train on generated data, choosing the epoch and the threshold on the tune part."""
+    started = time.perf_counter()
+    torch.manual_seed(recipe.seed)
+    examples = generate_examples(recipe.seed, recipe.per_class, recipe.typo_rate)
+    tune = tune_examples()
+    if recipe.tune_sample:
+        tune = tune[: recipe.tune_sample]
+    train_states, tune_states = cache_states(encoder, examples), cache_states(encoder, tune)
+    tune_truth = [example.intent for example in tune]
+    log(
+        f"cached {len(examples)} training and {len(tune)} tune states in {time.perf_counter() - started:.1f} s"
+    )
+    threshold, scores, epoch, state = _fit(
+        encoder, recipe, train_states, recipe.epochs, (tune_states, tune_truth), log
+    )
+    network = new_network(encoder, recipe.seed)
+    network.load_state_dict(state)
+    if recipe.refit_with_tune and epoch:
+        repeats = recipe.tune_repeats
+        merged = CachedStates(
+            train_states.states + tune_states.states * repeats,
+            torch.cat([train_states.labels] + [tune_states.labels] * repeats),
+        )
+        _, _, _, state = _fit(encoder, recipe, merged, epoch, None, log)
+        network.load_state_dict(state)
+    network.eval()
+    seconds = time.perf_counter() - started
+    metadata = {
+        "recipe": asdict(recipe),
+        "seed": recipe.seed,
+        "base_model": "all-MiniLM-L6-v2",
+        "shared_layers": shared_layers(encoder),
+        "best_epoch": epoch,
+        "data": {"train": len(examples), "tune": len(tune)},
+        "metrics": {"tune": scores.to_json()},
+        "train_seconds": round(seconds, 1),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    return TrainedIntent(network, threshold, scores, epoch, metadata)
+
+
+def _fit(
+    encoder: BertQueryEncoder,
+    recipe: IntentRecipe,
+    train_states: CachedStates,
+    epochs: int,
+    tune: tuple[CachedStates, list[str]] | None,
+    log,
+) -> tuple[float, IntentScores | None, int, dict]:
+    """Train a fresh network for `epochs`; with a tune part, keep the epoch that scores best on it.
+    Returns (threshold, tune scores, epoch, weights)."""
+    network = new_network(encoder, recipe.seed)
+    optimizer = torch.optim.AdamW(
+        [
+            {"params": network.layer.parameters(), "lr": recipe.layer_learning_rate},
+            {"params": network.head.parameters(), "lr": recipe.head_learning_rate},
+        ],
+        weight_decay=recipe.weight_decay,
+    )
+    generator = torch.Generator().manual_seed(recipe.seed)
+    best: tuple[float, IntentScores | None, int, dict] = (0.5, None, 0, copy.deepcopy(network.state_dict()))
+    if tune is not None:
+        best = (*choose_threshold(probabilities(network, tune[0]), tune[1]), 0, best[3])
+    for epoch in range(1, epochs + 1):
+        network.train()
+        order = torch.randperm(len(train_states.states), generator=generator).tolist()
+        total = 0.0
+        for start in range(0, len(order), recipe.batch_size):
+            states, mask, labels = train_states.batch(order[start : start + recipe.batch_size])
+            loss = F.cross_entropy(network(states, mask), labels)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            total += loss.item() * len(labels)
+        if tune is None:
+            log(f"refit epoch {epoch}: loss {total / len(order):.4f}")
+            best = (best[0], None, epoch, copy.deepcopy(network.state_dict()))
+            continue
+        threshold, scores = choose_threshold(probabilities(network, tune[0]), tune[1])
+        log(
+            f"epoch {epoch}: loss {total / len(order):.4f}, tune macro-F1 {scores.macro_f1:.3f} at threshold {threshold}"
+        )
+        if best[2] == 0 or scores.macro_f1 > best[1].macro_f1 + 1e-9:
+            best = (threshold, scores, epoch, copy.deepcopy(network.state_dict()))
+    return best
+
+
+def promote_if_better(candidate: Path, champion: Path) -> bool:
+    """Make the candidate the champion when its tune macro-F1 beats the champion's (or there is none)."""
+    new_f1 = read_intent_metadata(candidate)["metrics"]["tune"]["macro_f1"]
+    try:
+        old_f1 = read_intent_metadata(champion)["metrics"]["tune"]["macro_f1"]
+    except (IntentModelError, KeyError, TypeError):
+        old_f1 = None
+    if old_f1 is not None and new_f1 <= old_f1:
+        return False
+    staging = champion.with_name(f".{champion.name}.new")
+    shutil.rmtree(staging, ignore_errors=True)  # a leftover from an interrupted run
+    shutil.copytree(candidate, staging)
+    replace_folder(staging, champion)
+    return True
+
+
+def train_and_save(
+    encoder: BertQueryEncoder, recipe: IntentRecipe, candidate: Path, log=print
+) -> TrainedIntent:
+    """Train with `recipe` and write the result to `candidate`."""
+    trained = train_intent(encoder, recipe, log)
+    save_intent_model(candidate, trained.network, trained.threshold, trained.metadata)
+    return trained
+
+
+def with_epochs(recipe: IntentRecipe, epochs: int | None) -> IntentRecipe:
+    """The recipe with another epoch count (0 leaves the network as initialised)."""
+    return recipe if epochs is None else replace(recipe, epochs=epochs)
