@@ -31,7 +31,7 @@ from telegram.request import BaseRequest
 
 from bot.bootstrap import missing_generators, train_missing
 from bot.context import BotData, CustomContext, Services
-from bot.handlers import admin, ask, errors, feedback, gate, generate, start
+from bot.handlers import admin, ask, errors, feedback, gate, generate, route, start
 from bot.handlers.gate import AddressedToBot
 from bot.heap import settle_heap
 from bot.jobs import JobManager
@@ -76,7 +76,7 @@ def handlers() -> list[tuple[int, BaseHandler]]:
             0,
             MessageHandler(
                 filters.UpdateType.MESSAGE & filters.TEXT & ~filters.COMMAND & AddressedToBot(),
-                ask.ask_message,
+                route.on_message,
             ),
         ),
         (

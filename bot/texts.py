@@ -49,6 +49,22 @@ TEXTS: dict[str, dict[Lang, str]] = {
         ),
     },
     "no_model": {"en": "not loaded", "zh": "未加载"},
+    "smalltalk": {
+        "en": "Hi! I answer questions about founding a company on large AI models, draw digits and write "
+        "short texts. Try /help to see how.",
+        "zh": "你好！我可以回答基于大模型创业的问题，也会画数字、写短文。试试 /help 看看怎么用。",
+    },
+    "offtopic": {
+        "en": "Sorry, I don't have an answer to that in my knowledge base. I can help with building a "
+        "startup on large AI models: models and training, products and users, funding, teams, data and "
+        "privacy. I can also draw digits (/image) and write short texts (/text).",
+        "zh": "抱歉，我的知识库里没有这个问题的答案。我可以回答基于大模型创业的问题：模型与训练、产品与用户、融资、"
+        "团队、数据与隐私；也可以画数字（/image）和写短文（/text）。",
+    },
+    "image_which_digit": {
+        "en": 'Which digit shall I draw? Say e.g. "draw three 7s", or use /image [digit 0-9] [count 1-{max_images}].',
+        "zh": "要画哪个数字？比如说“画三个7”，或者用 /image [数字 0-9] [数量 1-{max_images}]。",
+    },
     "ask_usage": {
         "en": "Ask me something, e.g. /ask How do I find my first customers?",
         "zh": "请提一个问题，例如 /ask 如何找到第一批客户？",

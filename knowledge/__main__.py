@@ -35,6 +35,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     intent.add_argument("--dry-run", action="store_true", help="train on a tiny sample in seconds")
     intent.add_argument("--epochs", type=int, help="override the recipe's epochs (0: an untrained head)")
+    intent.add_argument(
+        "--ship",
+        action="store_true",
+        help="also write the candidate, in half precision, as the shipped default",
+    )
     bench = commands.add_parser("bench", help="measure ask latency against a bare query encoding")
     bench.add_argument("--file", type=Path, default=DEV_SET)
     args = parser.parse_args(argv)
@@ -109,6 +114,8 @@ def _train(kb) -> int:
 
 
 def _train_intent(settings: KnowledgeSettings, args) -> int:
+    import torch
+
     from knowledge.intent_metrics import report
     from knowledge.intent_store import champion_dir, query_encoder, sentence_encoder
     from knowledge.intent_train import DRY_RUN, IntentRecipe, promote_if_better, train_and_save, with_epochs
@@ -122,6 +129,12 @@ def _train_intent(settings: KnowledgeSettings, args) -> int:
     promoted = promote_if_better(candidate, champion)
     verdict = "promoted to champion" if promoted else "kept the champion (its tune macro-F1 is not lower)"
     print(f"candidate {candidate}: {verdict} -> {champion}")
+    if args.ship:
+        from knowledge.intent import save_intent_model
+        from knowledge.intent_store import SHIPPED_INTENT
+
+        save_intent_model(SHIPPED_INTENT, trained.network, trained.threshold, trained.metadata, torch.float16)
+        print(f"shipped default -> {SHIPPED_INTENT}")
     return 0
 
 

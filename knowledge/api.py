@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, get_args
 
 Lang = Literal["en", "zh"]
+# What a free-text message asks for: the knowledge base, a picture, a text, a chat, or nothing we do.
+Intent = Literal["question", "image", "text", "smalltalk", "offtopic"]
+INTENTS: tuple[Intent, ...] = get_args(Intent)
 
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _LATIN_WORD = re.compile(r"[A-Za-z]+")
@@ -82,3 +85,16 @@ class Answer:
             "sources": [source.to_json() for source in self.sources],
             "suggestions": list(self.suggestions),
         }
+
+
+@dataclass(frozen=True)
+class Understanding:
+    """How a free-text message was read, and what to act on: the answer to a question, the digit and
+    count of a picture request, the topic of a text request."""
+
+    intent: Intent
+    confidence: float
+    answer: Answer | None = None
+    digit: int | None = None
+    count: int = 0
+    prompt: str = ""

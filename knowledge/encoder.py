@@ -24,11 +24,14 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from knowledge.settings import PACKAGED_EMBEDDING_MODEL
+
+if TYPE_CHECKING:
+    from knowledge.bert import BertQueryEncoder
 
 log = logging.getLogger(__name__)
 DOCUMENT_TOKENS = 128
@@ -164,9 +167,14 @@ class Encoder:
         self.query_path = "sentence-transformers"  # until the first query builds the fast path
         self._fast: BatchEncoder | None = None
         self._fast_tried = False
-        bert = _plain_bert(self._resolved, max_tokens) if device == "cpu" else None
-        if bert is not None:
-            self._fast, self.dimension = bert
+        # The plain-torch BERT that serves queries, when the model is one (the intent classifier
+        # shares its layers); None otherwise.
+        self.bert = _plain_bert(self._resolved, max_tokens) if device == "cpu" else None
+        if self.bert is not None:
+            self._fast = functools.partial(
+                _encode_by_length, dimension=self.bert.dimension, encode_chunk=self.bert.encode
+            )
+            self.dimension = self.bert.dimension
             self.query_path, self._fast_tried = "bert-float32", True
         else:
             self.dimension = int(self._model.get_embedding_dimension())
@@ -338,21 +346,17 @@ def _traced_query_encoder(model, max_tokens: int) -> tuple[str, BatchEncoder] | 
     )
 
 
-def _plain_bert(folder: str, max_tokens: int) -> tuple[BatchEncoder, int] | None:
-    """Queries through `knowledge.bert` (and their dimension) when `folder` holds a mean-pooled BERT
-    it can run, else None."""
+def _plain_bert(folder: str, max_tokens: int) -> BertQueryEncoder | None:
+    """The `knowledge.bert` query encoder when `folder` holds a mean-pooled BERT it can run, else None."""
     from knowledge.bert import BertQueryEncoder, UnsupportedModel
 
     if not Path(folder).is_dir():
         return None
     try:
-        bert = BertQueryEncoder(Path(folder), max_tokens)
+        return BertQueryEncoder(Path(folder), max_tokens)
     except UnsupportedModel as exc:
         log.info("queries through sentence-transformers: %s", exc)
         return None
-
-    encode_batch = functools.partial(_encode_by_length, dimension=bert.dimension, encode_chunk=bert.encode)
-    return encode_batch, bert.dimension
 
 
 def _encode_by_length(

@@ -26,13 +26,13 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from knowledge.api import INTENTS, Intent
 from knowledge.bert import BertQueryEncoder, attention_bias, bert_layer, mean_pool
 from knowledge.multilingual import DIMENSION as SENTENCE_DIMENSION
 
 SentenceEncoder = Callable[[list[str]], np.ndarray]  # texts -> (n, SENTENCE_DIMENSION) unit vectors
 
-INTENTS = ("question", "image", "text", "smalltalk", "offtopic")
-FALLBACK_INTENT = "question"
+FALLBACK_INTENT: Intent = "question"
 WEIGHTS_FILE = "intent.safetensors"
 META_FILE = "meta.json"
 FORMAT_VERSION = 2
@@ -153,17 +153,23 @@ def _sha256(path: Path) -> str:
 
 
 def save_intent_model(
-    directory: Path, network: IntentNetwork, threshold: float, metadata: dict[str, Any]
+    directory: Path,
+    network: IntentNetwork,
+    threshold: float,
+    metadata: dict[str, Any],
+    dtype: torch.dtype = torch.float32,
 ) -> Path:
-    """Write weights and metadata into a temporary folder beside `directory`, then rename it into place,
-    so a reader never sees a half-written checkpoint."""
+    """Write weights (in `dtype`; half precision halves the shipped copy) and metadata into a temporary
+    folder beside `directory`, then rename it into place, so a reader never sees a half-written one."""
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
     temporary = directory.with_name(f".{directory.name}.tmp-{os.getpid()}")
     shutil.rmtree(temporary, ignore_errors=True)
     try:
         temporary.mkdir()
-        state = {name: tensor.detach().contiguous() for name, tensor in network.state_dict().items()}
+        state = {
+            name: tensor.detach().to(dtype).contiguous() for name, tensor in network.state_dict().items()
+        }
         save_file(state, str(temporary / WEIGHTS_FILE))
         meta = dict(metadata)
         meta.update(
@@ -214,7 +220,7 @@ def load_intent_model(
         raise IntentModelError("weights file missing or not the one its metadata records")
     network = new_network(encoder, seed=0)
     try:
-        network.load_state_dict(load_file(str(weights)), strict=True)
+        network.load_state_dict({name: t.float() for name, t in load_file(str(weights)).items()}, strict=True)
     except SafetensorError as exc:
         raise IntentModelError(f"{WEIGHTS_FILE} is not a safetensors file: {exc}") from None
     except RuntimeError as exc:

@@ -6,15 +6,26 @@ from pathlib import Path
 
 from knowledge.bert import BertQueryEncoder
 from knowledge.encoder import DOCUMENT_TOKENS, resolve_model
-from knowledge.intent import SentenceEncoder
+from knowledge.intent import META_FILE, SentenceEncoder
 from knowledge.multilingual import Multilingual
 
 INTENT_FOLDER = "intent"
+# The default champion shipped with the package (half-precision weights), made by
+# `python -m knowledge train-intent --ship`; a champion under DATA_DIR replaces it.
+SHIPPED_INTENT = Path(__file__).parent / "pretrained" / "intent"
 
 
 def champion_dir(data_dir: Path) -> Path:
     """The champion checkpoint's folder."""
     return Path(data_dir) / INTENT_FOLDER / "champion"
+
+
+def serving_dir(data_dir: Path) -> Path | None:
+    """The checkpoint to serve: DATA_DIR's champion, else the shipped one, else None."""
+    for folder in (champion_dir(data_dir), SHIPPED_INTENT):
+        if (folder / META_FILE).is_file():
+            return folder
+    return None
 
 
 def sentence_encoder() -> SentenceEncoder:

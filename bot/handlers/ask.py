@@ -1,4 +1,4 @@
-"""Questions: /ask, plain text in private chats, and mentions or replies in groups."""
+"""Questions: /ask, and the answer flow free text routed as a question takes (bot.handlers.route)."""
 
 from __future__ import annotations
 
@@ -18,11 +18,11 @@ from bot.handlers.common import (
     record_usage,
     reply,
     reply_html,
-    strip_mention,
     within_rate_limit,
 )
 from bot.keyboards import answer_buttons
 from bot.texts import text
+from knowledge.api import Answer
 
 logger = logging.getLogger(__name__)
 
@@ -30,15 +30,6 @@ logger = logging.getLogger(__name__)
 async def ask_command(update: Update, context: CustomContext) -> None:
     """Answer the question after /ask, or show how to ask one."""
     question = command_argument(update.effective_message)
-    if not question:
-        await reply_html(update, context, text("ask_usage", message_lang(update, "")))
-        return
-    await answer_question(update, context, question)
-
-
-async def ask_message(update: Update, context: CustomContext) -> None:
-    """Answer a message addressed to the bot (any private text, a mention or reply in a group)."""
-    question = strip_mention(update.effective_message.text or "", context.bot.username)
     if not question:
         await reply_html(update, context, text("ask_usage", message_lang(update, "")))
         return
@@ -53,6 +44,11 @@ async def answer_question(update: Update, context: CustomContext, question: str)
     async with chat_action(context, request.chat_id, ChatAction.TYPING):
         # Awaits only the knowledge base's batched encoder pass (no worker thread per question).
         answer = await context.knowledge.ask_async(question)
+    await reply_with_answer(context, request, question, answer)
+
+
+async def reply_with_answer(context: CustomContext, request: Request, question: str, answer: Answer) -> None:
+    """Send an answer with its sources and buttons, in its language, and record it."""
     if answer.lang in ("en", "zh"):  # the reply's headings follow the language the answer is in
         request = replace(request, lang=answer.lang)
     sources = answer.sources

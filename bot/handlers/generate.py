@@ -51,7 +51,11 @@ async def image_command(update: Update, context: CustomContext) -> None:
     if parsed is None:
         await reply(context, request, escape(text("image_usage", request.lang, max_images=MAX_IMAGES)))
         return
-    digit, count = parsed
+    await draw(context, request, *parsed)
+
+
+async def draw(context: CustomContext, request: Request, digit: int | None, count: int) -> None:
+    """Draw `count` digits (`digit`, or a mix for None) and send them as one photo with a caption."""
     result = await _generate(
         context, request, "image", ChatAction.UPLOAD_PHOTO, ImageRequest(digit=digit, count=count)
     )
@@ -78,6 +82,11 @@ async def text_command(update: Update, context: CustomContext) -> None:
     if len(prompt) > MAX_PROMPT_CHARS:
         await reply(context, request, escape(text("text_usage", request.lang, max_chars=MAX_PROMPT_CHARS)))
         return
+    await write(context, request, prompt)
+
+
+async def write(context: CustomContext, request: Request, prompt: str) -> None:
+    """Continue `prompt` with the LSTM and send the text."""
     result = await _generate(context, request, "text", ChatAction.TYPING, TextRequest(prompt=prompt))
     if result is None:
         return

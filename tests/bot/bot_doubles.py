@@ -30,7 +30,7 @@ from generation.api import (
     TextRequest,
     TextResult,
 )
-from knowledge.api import Answer, Source, detect_lang
+from knowledge.api import Answer, Source, Understanding, detect_lang
 
 FAKE_TRAINER = [sys.executable, str(Path(__file__).with_name("fake_trainer.py"))]
 
@@ -93,6 +93,23 @@ class FakeKnowledgeBase:
             return Answer(question, lang, True, f"{body} (You asked: {question})", 0.8, sources)
         decline = "知识库里没有答案。" if lang == "zh" else "I don't know that from my articles."
         return Answer(question, lang, False, decline, 0.1, [], ["How should I price an AI product?"])
+
+    async def understand_async(self, message: str, k: int = 5) -> Understanding:
+        """Routes by a leading word, as the real classifier would read these: "draw 7 2" (digit, count),
+        "write <topic>", a greeting, "recipe ..." (off-topic); anything else is a question."""
+        words = message.lower().split()
+        first = words[0] if words else ""
+        numbers = [int(word) for word in words[1:] if word.isdigit()]
+        if first in ("draw", "画"):
+            digit = numbers[0] if numbers else None
+            return Understanding("image", 0.9, digit=digit, count=numbers[1] if len(numbers) > 1 else 8)
+        if first in ("write", "写"):
+            return Understanding("text", 0.9, prompt=" ".join(message.split()[1:]))
+        if first in ("hi", "hello", "thanks", "thanks!", "你好", "谢谢"):
+            return Understanding("smalltalk", 0.9)
+        if first in ("recipe", "菜谱"):
+            return Understanding("offtopic", 0.9)
+        return Understanding("question", 0.9, await self.ask_async(message, k))
 
     def rebuild(self) -> dict:
         self.rebuilt += 1

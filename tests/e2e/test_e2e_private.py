@@ -209,3 +209,28 @@ async def test_per_user_limits_for_questions_and_generation(fake: FakeTelegram, 
     assert "Price on value" in replies[0] and "try again in" in replies[1]
     assert "digit 1" in replies[2] and "try again in" in replies[3]
     assert len(generation.requests) == 1
+
+
+async def test_free_text_is_routed_by_what_it_asks_for(fake: FakeTelegram, data_dir: Path) -> None:
+    """Plain messages reach the generators, a chat reply or the decline, as the classifier reads them
+    (the fake knowledge base routes by the first word); slash commands are not routed."""
+    generation = FakeGenerationClient()
+    async with run_bot(fake, data_dir, generation=generation):
+        chat = private_chat(fake)
+        chat.message("draw 3 2")
+        [photo] = await fake.wait_for_reply(chat.id)
+        chat.message("draw something nice")
+        [_, which] = await fake.wait_for_reply(chat.id, count=2)
+        chat.message("write fundraising for founders")
+        [*_, written] = await fake.wait_for_reply(chat.id, count=3)
+        chat.message("thanks!")
+        [*_, hello] = await fake.wait_for_reply(chat.id, count=4)
+        chat.message("recipe for pancakes")
+        [*_, declined] = await fake.wait_for_reply(chat.id, count=5)
+    assert photo.method == "sendPhoto" and "2 × digit 3" in photo.text
+    assert [(r.digit, r.count) for r in generation.requests[:1]] == [(3, 2)]
+    assert "Which digit" in visible(which) and len(generation.requests) == 2
+    assert generation.requests[1].prompt == "fundraising for founders" and written.method == "sendMessage"
+    assert "/help" in visible(hello)
+    assert "don't have an answer" in visible(declined) and "/image" in visible(declined)
+    assert "Sources" not in visible(declined)

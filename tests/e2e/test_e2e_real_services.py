@@ -44,6 +44,9 @@ class SharedKnowledge:
     async def ask_async(self, question: str, k: int = 5):
         return await self._knowledge.ask_async(question, k)
 
+    async def understand_async(self, message: str, k: int = 5):
+        return await self._knowledge.understand_async(message, k)
+
     def rebuild(self):
         return self._knowledge.rebuild()
 

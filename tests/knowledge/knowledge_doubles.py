@@ -19,6 +19,7 @@ class FakeEncoder:
     def __init__(self, model_name: str = "fake", dimension: int = 32) -> None:
         self.name = model_name
         self.dimension = dimension
+        self.bert = None  # no plain BERT: the knowledge base then routes nothing (no intent classifier)
 
     def _vector(self, text: str) -> np.ndarray:
         vector = np.zeros(self.dimension, dtype=np.float32)

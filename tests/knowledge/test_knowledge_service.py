@@ -158,3 +158,34 @@ def test_cli_eval_prints_figures_per_kind(real_kb, tmp_path, monkeypatch, capsys
     assert "kind:en" in out and "kind:zh" in out and "hit@5" in out
     assert "off-topic declined: 1.000" in out
     assert cli_main(["eval", str(tmp_path / "missing.jsonl")]) == 2
+
+
+@pytest.mark.parametrize(
+    ("message", "intent", "digit", "count", "prompt"),
+    [
+        ("draw me three 7s", "image", 7, 3, ""),
+        ("画一个数字3", "image", 3, 1, ""),
+        ("write a paragraph about fundraising", "text", None, 0, "fundraising"),
+        ("写一段关于融资的话", "text", None, 0, "融资"),
+        ("thanks!", "smalltalk", None, 0, ""),
+        ("what's the weather in Paris tomorrow?", "offtopic", None, 0, ""),
+    ],
+)
+async def test_the_shipped_classifier_routes_plain_requests(
+    real_kb, message, intent, digit, count, prompt
+) -> None:
+    understood = await real_kb.understand_async(message)
+    assert (understood.intent, understood.digit, understood.count, understood.prompt) == (
+        intent,
+        digit,
+        count,
+        prompt,
+    )
+    assert understood.answer is None
+
+
+async def test_a_routed_question_is_answered_from_the_shared_pass_as_ask_answers_it(real_kb) -> None:
+    for question in ("How much GPU do I need to train a large model?", "大模型创业有哪些挑战？"):
+        understood = await real_kb.understand_async(question)
+        assert understood.intent == "question"
+        assert understood.answer == real_kb.ask(question)

@@ -1,0 +1,52 @@
+"""Free text addressed to the bot (any private message, a mention or a reply in a group), routed by
+what it asks for: the knowledge base's intent classifier reads it, and the message goes to the answer,
+drawing or writing flow, or gets a short reply. Slash commands never pass here."""
+
+from __future__ import annotations
+
+from telegram import Update
+from telegram.constants import ChatAction
+
+from bot.context import CustomContext
+from bot.delivery import chat_action
+from bot.handlers.ask import reply_with_answer
+from bot.handlers.common import (
+    Request,
+    message_lang,
+    record_usage,
+    reply,
+    reply_html,
+    strip_mention,
+    within_rate_limit,
+)
+from bot.handlers.generate import draw, write
+from bot.texts import text
+from generation.api import MAX_IMAGES
+
+
+async def on_message(update: Update, context: CustomContext) -> None:
+    """Read the message, then answer it, draw, write, or reply in a line."""
+    message = strip_mention(update.effective_message.text or "", context.bot.username)
+    if not message:
+        await reply_html(update, context, text("ask_usage", message_lang(update, "")))
+        return
+    request = Request.of(update, message)
+    if not await within_rate_limit(context, request, "question"):
+        return
+    async with chat_action(context, request.chat_id, ChatAction.TYPING):
+        understood = await context.knowledge.understand_async(message)
+    if understood.intent == "question" and understood.answer is not None:
+        await reply_with_answer(context, request, message, understood.answer)
+    elif understood.intent == "image" and understood.digit is None:
+        await reply(context, request, text("image_which_digit", request.lang, max_images=MAX_IMAGES))
+    elif understood.intent == "image":
+        await draw(context, request, understood.digit, understood.count)
+    elif understood.intent == "text":
+        await write(context, request, understood.prompt)
+    else:
+        record_usage(context, request, "message", understood.intent)
+        await reply(
+            context,
+            request,
+            text("offtopic" if understood.intent == "offtopic" else "smalltalk", request.lang),
+        )
