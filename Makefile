@@ -33,9 +33,11 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m benchmarks
 
-# Retrain the default champions shipped in generation/pretrained/ (default recipes, fixed seeds).
+# Retrain the default champions shipped in generation/pretrained/ and knowledge/pretrained/intent/
+# (default recipes, fixed seeds).
 models: $(STAMP)
 	$(PY) -m generation.train.ship
+	$(PY) -m knowledge train-intent --ship
 
 # Ten minutes of load with injected faults against the bot (see README "Reliability").
 soak: $(STAMP)
