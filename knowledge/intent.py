@@ -135,6 +135,24 @@ class IntentClassifier:
             sentences = self.sentence_encoder(texts)
         return vectors.numpy(), self.from_states(states, mask, sentences)
 
+    def read_batch(self, texts: list[str]) -> np.ndarray:
+        """A batch of messages -> one row each: [query vector | sentence vector | class probabilities],
+        for a micro-batcher that hands back one array per text (`split_row` takes it apart)."""
+        ids, mask = self.encoder.tensors(texts)
+        vectors, states = self.encoder.forward_with_states(ids, mask, shared_layers(self.encoder))
+        sentences = self.sentence_encoder(texts)
+        probabilities = self.probabilities(states, mask, sentences)
+        return np.hstack([vectors.numpy(), sentences, probabilities]).astype(np.float32)
+
+    def split_row(self, row: np.ndarray) -> tuple[np.ndarray, np.ndarray, Prediction]:
+        """A `read_batch` row -> (query vector, sentence vector, prediction)."""
+        size = self.encoder.dimension
+        return (
+            row[:size],
+            row[size : size + SENTENCE_DIMENSION],
+            self._prediction(row[size + SENTENCE_DIMENSION :]),
+        )
+
     def predict(self, texts: list[str]) -> list[Prediction]:
         """Texts -> one Prediction each; below the threshold the intent falls back to `question`."""
         ids, mask = self.encoder.tensors(texts)

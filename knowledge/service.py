@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 import threading
@@ -13,7 +12,7 @@ from knowledge.answer import compose
 from knowledge.api import Answer, Understanding
 from knowledge.build import BuildReport, build_index
 from knowledge.decide import decide
-from knowledge.encoder import DOCUMENT_TOKENS, Encoder, model_fingerprint
+from knowledge.encoder import DOCUMENT_TOKENS, Encoder, QueryBatcher, model_fingerprint
 from knowledge.glossary import CURATED
 from knowledge.index import IndexError_, corpus_fingerprint, load, save
 from knowledge.learned import Policy, load_policy
@@ -42,6 +41,7 @@ class KnowledgeBase:
         self.embedding_model = embedding_model
         self.data_dir = data_dir  # where a trained intent champion lives; None: the shipped one only
         self._intent: IntentClassifier | None = None
+        self._intent_batcher: QueryBatcher | None = None
         self._encoder: Encoder | None = None
         self._retriever: Retriever | None = None
         self._policy: Policy | None = None
@@ -66,6 +66,7 @@ class KnowledgeBase:
         with self._swap:
             self._retriever = Retriever(index, encoder, self._get_policy(), self._multilingual)
         self._intent = self._load_intent(encoder)
+        self._intent_batcher = QueryBatcher(self._intent.read_batch) if self._intent is not None else None
 
     def ask(self, question: str, k: int = 5) -> Answer:
         """Answer one question with up to k sources, best first."""
@@ -93,13 +94,12 @@ class KnowledgeBase:
             return Understanding("question", 1.0, await self.ask_async(message, k))
         from knowledge.intent_parse import parse_image_request, text_prompt
 
-        multi = self._multilingual.encode_query(message)
-        vectors, predictions = await asyncio.to_thread(intent.encode_and_predict, [message], multi[None])
-        prediction = predictions[0]
+        # Batched with concurrent readers', like questions' encodings.
+        query, multi, prediction = intent.split_row(await self._intent_batcher.encode_async(message))
         if prediction.intent == "question":
             analysis = retriever.analyse(message)
             if analysis.corrected == message:
-                retrieval = retriever.rank(analysis, vectors[0], k + SPARE_HITS, multi=multi)
+                retrieval = retriever.rank(analysis, query, k + SPARE_HITS, multi=multi)
             else:
                 query = await retriever.encoder.encode_query_async(analysis.corrected)
                 retrieval = retriever.rank(analysis, query, k + SPARE_HITS)

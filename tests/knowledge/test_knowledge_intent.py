@@ -93,3 +93,14 @@ def test_dry_run_promotes_the_first_model_and_keeps_it_over_a_worse_one(
     assert read_intent_metadata(champion)["weights_sha256"] == first["weights_sha256"]
     candidate = read_intent_metadata(tmp_path / "intent" / "candidate")
     assert candidate["metrics"]["tune"]["macro_f1"] < first["metrics"]["tune"]["macro_f1"]
+
+
+def test_a_batched_read_splits_into_what_the_shared_pass_gives(classifier) -> None:
+    vectors, predictions = classifier.encode_and_predict(TEXTS)
+    sentences = classifier.sentence_encoder(TEXTS)
+    rows = classifier.read_batch(TEXTS)
+    for row, vector, sentence, prediction in zip(rows, vectors, sentences, predictions, strict=True):
+        query, multi, read = classifier.split_row(row)
+        assert np.allclose(query, vector) and np.allclose(multi, sentence)
+        assert read.intent == prediction.intent
+        assert np.allclose(list(read.probabilities.values()), list(prediction.probabilities.values()))
