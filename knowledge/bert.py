@@ -137,10 +137,6 @@ class BertQueryEncoder:
     def _norm(self, name: str, inputs: torch.Tensor) -> torch.Tensor:
         return _norm(self.weights, name, inputs, self.eps)
 
-    def attention_bias(self, mask: torch.Tensor) -> torch.Tensor:
-        """(batch, tokens) mask -> the additive bias that hides padded keys from attention."""
-        return attention_bias(mask)
-
     def embed(self, ids: torch.Tensor) -> torch.Tensor:
         """(batch, tokens) ids -> the embedding layer's (batch, tokens, dimension) output."""
         w = self.weights
@@ -163,7 +159,7 @@ class BertQueryEncoder:
     @torch.inference_mode()
     def hidden_states(self, ids: torch.Tensor, mask: torch.Tensor, upto: int) -> torch.Tensor:
         """The hidden states after the first `upto` transformer layers."""
-        hidden, bias = self.embed(ids), self.attention_bias(mask)
+        hidden, bias = self.embed(ids), attention_bias(mask)
         for layer in range(upto):
             hidden = bert_layer(hidden, bias, self.layer_weights(layer), self.heads, self.eps)
         return hidden
@@ -174,7 +170,7 @@ class BertQueryEncoder:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """One pass -> (the unit vectors `forward` gives, the hidden states after layer `keep`)."""
         hidden = self.hidden_states(ids, mask, keep)
-        kept, bias = hidden, self.attention_bias(mask)
+        kept, bias = hidden, attention_bias(mask)
         for layer in range(keep, self.layers):
             hidden = bert_layer(hidden, bias, self.layer_weights(layer), self.heads, self.eps)
         return F.normalize(mean_pool(hidden, mask), dim=-1), kept

@@ -124,17 +124,6 @@ class IntentClassifier:
         """Predictions from states and sentence vectors already computed."""
         return [self._prediction(row) for row in self.probabilities(states, mask, sentences)]
 
-    def encode_and_predict(
-        self, texts: list[str], sentences: np.ndarray | None = None
-    ) -> tuple[np.ndarray, list[Prediction]]:
-        """One shared pass -> (the query vectors `encode` gives, the predictions); `sentences`: the
-        texts' sentence vectors when the caller already has them (retrieval computes them too)."""
-        ids, mask = self.encoder.tensors(texts)
-        vectors, states = self.encoder.forward_with_states(ids, mask, shared_layers(self.encoder))
-        if sentences is None:
-            sentences = self.sentence_encoder(texts)
-        return vectors.numpy(), self.from_states(states, mask, sentences)
-
     def read_batch(self, texts: list[str]) -> np.ndarray:
         """A batch of messages -> one row each: [query vector | sentence vector | class probabilities],
         for a micro-batcher that hands back one array per text (`split_row` takes it apart)."""

@@ -20,9 +20,11 @@ def champion_dir(data_dir: Path) -> Path:
     return Path(data_dir) / INTENT_FOLDER / "champion"
 
 
-def serving_dir(data_dir: Path) -> Path | None:
-    """The checkpoint to serve: DATA_DIR's champion, else the shipped one, else None."""
-    for folder in (champion_dir(data_dir), SHIPPED_INTENT):
+def serving_dir(data_dir: Path | None) -> Path | None:
+    """The checkpoint to serve: DATA_DIR's champion (when there is a DATA_DIR), else the shipped one,
+    else None."""
+    candidates = [champion_dir(data_dir)] if data_dir is not None else []
+    for folder in (*candidates, SHIPPED_INTENT):
         if (folder / META_FILE).is_file():
             return folder
     return None

@@ -117,9 +117,9 @@ class KnowledgeBase:
         """The intent champion (DATA_DIR's, else the shipped one) on the query encoder's layers; None
         (every message a question) when there is none or the encoder is not the plain BERT it needs."""
         from knowledge.intent import IntentModelError, load_intent_model
-        from knowledge.intent_store import SHIPPED_INTENT, serving_dir
+        from knowledge.intent_store import serving_dir
 
-        folder = serving_dir(self.data_dir) if self.data_dir is not None else SHIPPED_INTENT
+        folder = serving_dir(self.data_dir)
         if folder is None or encoder.bert is None:
             log.info("no intent classifier: every message is read as a question")
             return None

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from knowledge.bert import bert_layer
+from knowledge.bert import attention_bias, bert_layer
 from knowledge.intent import (
     INTENTS,
     IntentClassifier,
@@ -40,7 +40,7 @@ def test_shared_pass_leaves_the_query_vectors_unchanged(encoder) -> None:
     assert torch.equal(states, encoder.hidden_states(ids, mask, shared_layers(encoder)))
     last = bert_layer(
         states,
-        encoder.attention_bias(mask),
+        attention_bias(mask),
         encoder.layer_weights(encoder.layers - 1),
         encoder.heads,
         encoder.eps,
@@ -49,12 +49,13 @@ def test_shared_pass_leaves_the_query_vectors_unchanged(encoder) -> None:
 
 
 def test_shared_pass_predicts_as_a_separate_pass(classifier) -> None:
-    vectors, shared = classifier.encode_and_predict(TEXTS)
-    assert np.array_equal(vectors, classifier.encoder.encode(TEXTS))
+    """One batched read gives the query vectors `encode` gives, the sentence vectors, and `predict`'s
+    predictions."""
+    rows = [classifier.split_row(row) for row in classifier.read_batch(TEXTS)]
+    assert np.array_equal(np.stack([query for query, _, _ in rows]), classifier.encoder.encode(TEXTS))
+    assert np.array_equal(np.stack([multi for _, multi, _ in rows]), classifier.sentence_encoder(TEXTS))
+    shared = [prediction for _, _, prediction in rows]
     assert shared == classifier.predict(TEXTS)
-    # Sentence vectors the caller already has (retrieval's) give the same predictions.
-    _, reused = classifier.encode_and_predict(TEXTS, classifier.sentence_encoder(TEXTS))
-    assert reused == shared
     for prediction in shared:
         assert set(prediction.probabilities) == set(INTENTS)
         assert prediction.confidence == max(prediction.probabilities.values())
@@ -93,14 +94,3 @@ def test_dry_run_promotes_the_first_model_and_keeps_it_over_a_worse_one(
     assert read_intent_metadata(champion)["weights_sha256"] == first["weights_sha256"]
     candidate = read_intent_metadata(tmp_path / "intent" / "candidate")
     assert candidate["metrics"]["tune"]["macro_f1"] < first["metrics"]["tune"]["macro_f1"]
-
-
-def test_a_batched_read_splits_into_what_the_shared_pass_gives(classifier) -> None:
-    vectors, predictions = classifier.encode_and_predict(TEXTS)
-    sentences = classifier.sentence_encoder(TEXTS)
-    rows = classifier.read_batch(TEXTS)
-    for row, vector, sentence, prediction in zip(rows, vectors, sentences, predictions, strict=True):
-        query, multi, read = classifier.split_row(row)
-        assert np.allclose(query, vector) and np.allclose(multi, sentence)
-        assert read.intent == prediction.intent
-        assert np.allclose(list(read.probabilities.values()), list(prediction.probabilities.values()))
