@@ -41,6 +41,8 @@ from bot.ratelimit import ChatFloodGuard, RateLimits
 from bot.settings import BotSettings
 from bot.texts import ADMIN_COMMANDS, COMMANDS
 from bot.transport import AiohttpRequest
+from generation.api import MODEL_KINDS
+from knowledge.api import INTENT_MODEL
 
 logger = logging.getLogger(__name__)
 
@@ -131,7 +133,10 @@ def build_application(
     application.bot_data.jobs = JobManager(
         services.store,
         settings.data_dir,
-        extra_args=settings.retrain_argv,
+        extra_args={
+            **dict.fromkeys(MODEL_KINDS, settings.retrain_argv),
+            INTENT_MODEL: settings.intent_retrain_argv,
+        },
         cancel_grace_s=settings.retrain_cancel_grace_s,
     )
     for group, handler in handlers():

@@ -1,7 +1,8 @@
 """Following a retrain job for the admin who started it: a progress message edited in place at most
 once per RETRAIN_PROGRESS_INTERVAL_S, then a report with the candidate's and the champion's metrics,
-the promotion verdict, and a sample from the new model. A promoted model is hot-swapped through
-GenerationClient.reload(): requests in flight finish on the old model, queued ones run on the new one.
+the promotion verdict, and a sample from the new model. A promoted generator is hot-swapped through
+GenerationClient.reload(), a promoted intent classifier through KnowledgeBase.reload_intent(): work in
+flight finishes on the old model, later work runs on the new one.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from bot.heap import settle_heap
 from bot.jobs import Job
 from bot.texts import Lang, text
 from generation.api import GenerationError, ImageRequest, TextRequest, TrainReport
+from knowledge.api import INTENT_MODEL
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +29,14 @@ SAMPLE_SEED = 1234
 SAMPLE_IMAGES = 8
 SAMPLE_PROMPT = "The startup"
 SAMPLE_TEXT_LENGTH = 200
+# What a new intent classifier is shown reading: one message of each kind, in both languages.
+SAMPLE_MESSAGES = (
+    "how do I find my first paying customers?",
+    "画三个数字7",
+    "write a tagline for an AI legal assistant",
+    "谢谢！",
+    "what's the weather in Paris tomorrow?",
+)
 
 
 class JobFollower:
@@ -132,7 +142,12 @@ class JobFollower:
             )
         elif report is not None:
             await self._send(self._report_html(job, report, swap_error))
-            await self._send_sample(job, report, served=promoted and swap_error is None)
+            served = promoted and swap_error is None
+            if job.kind == INTENT_MODEL:
+                if served:
+                    await self._send_routing(report.version)
+            else:
+                await self._send_sample(job, report, served=served)
 
     def _report_html(self, job: Job, report: TrainReport, swap_error: str | None) -> str:
         lang = self.lang
@@ -200,12 +215,32 @@ class JobFollower:
         else:
             await self._send(f"<i>{caption}</i>\n{escape(sample)}")
 
+    async def _send_routing(self, version: str) -> None:
+        """How the classifier now serving reads SAMPLE_MESSAGES."""
+        lines = [text("job_routing", self.lang, version=escape(version))]
+        for message in SAMPLE_MESSAGES:
+            try:
+                understanding = await self.context.knowledge.understand_async(message)
+            except ValueError as exc:  # nothing a sample should stop the report for
+                logger.warning("routing sample %r failed: %s", message, exc)
+                continue
+            lines.append(f"• {escape(message)} → {understanding.intent} ({understanding.confidence:.2f})")
+        await self._send("\n".join(lines))
+
     async def _send(self, html: str) -> None:
         await send_html(self.context, self.chat_id, html)
 
 
 async def hot_swap(context: CustomContext, kind: str, version: str) -> str | None:
-    """Load the new champion into the running generators; None when it is serving, else why not."""
+    """Load the new champion into the running generators (or the knowledge base, for the intent
+    classifier); None when it is serving, else why not."""
+    if kind == INTENT_MODEL:
+        try:
+            serving = await asyncio.to_thread(context.knowledge.reload_intent)
+        except ValueError as exc:  # IntentModelError: the old classifier keeps serving
+            return str(exc)
+        settle_heap()
+        return None if serving == version else f"still serving {serving or 'nothing'}"
     try:
         models = await context.generation.reload()
     except GenerationError as exc:

@@ -1,11 +1,12 @@
-"""Background training jobs: the companion trainer (`python -m generation.train`) as a subprocess.
+"""Background training jobs: the companion trainer (`python -m generation.train gan|lstm`) or the
+intent classifier's (`python -m knowledge train-intent`) as a subprocess.
 
-The bot never imports the trainer: it runs it with DATA_DIR from its own settings, reads the JSON
+The bot never imports a trainer: it runs it with DATA_DIR from its own settings, reads the JSON
 progress lines the trainer prints with --progress-json and its final JSON report line, and records
 every job in the store. At most one job per model kind runs at a time. Cancelling sends SIGTERM to
 the trainer's process group and SIGKILL after a grace period; the trainer's partial files are then
-removed with `python -m generation.train KIND --cleanup`. The registry only ever changes its champion
-by an atomic swap, so a trainer stopped or killed at any point leaves the champion serving.
+removed with the trainer's `--cleanup`. Champions only ever change by an atomic swap, so a trainer
+stopped or killed at any point leaves the champion serving.
 
 Jobs outlive neither the bot nor the machine: on start, records still marked running are failed,
 a trainer the dead bot left behind is stopped, and its partial files are removed (`recover`).
@@ -25,17 +26,36 @@ import sys
 import tempfile
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from bot.store import JobRecord, Store
 from generation.api import MODEL_KINDS, REPORT_EVENT, TrainReport
+from knowledge.api import INTENT_MODEL
 
 logger = logging.getLogger(__name__)
 
-TRAINER_MODULE = "generation.train"
+
+@dataclass(frozen=True)
+class Trainer:
+    """How to run one kind's trainer: its command before the options, and an argument of that command
+    which tells its process from others (a restart stops only a trainer it left behind)."""
+
+    command: tuple[str, ...]
+    mark: str
+
+
+# What /retrain can train, in the order `/retrain all` starts them.
+TRAINERS: dict[str, Trainer] = {
+    **{
+        kind: Trainer((sys.executable, "-m", "generation.train", kind), "generation.train")
+        for kind in MODEL_KINDS
+    },
+    INTENT_MODEL: Trainer((sys.executable, "-m", "knowledge", "train-intent"), "train-intent"),
+}
+JOB_KINDS: tuple[str, ...] = tuple(TRAINERS)
 SAMPLE_MODULE = "generation.sample"
 SAMPLE_TIMEOUT_S = 120.0
 STDERR_LINES = 20  # the tail kept to say why a trainer failed
@@ -148,18 +168,24 @@ class JobManager:
         store: Store,
         data_dir: Path,
         *,
-        extra_args: Sequence[str] = (),
+        extra_args: Mapping[str, Sequence[str]] | None = None,
         cancel_grace_s: float = 10.0,
         trainer: Sequence[str] | None = None,
     ) -> None:
+        """`extra_args`: options added to every run of a kind's trainer. `trainer`: one command for
+        every kind, which takes the kind as its first argument (a test's stand-in)."""
         self.store = store
         self.data_dir = Path(data_dir)
-        self.extra_args = list(extra_args)
+        self.extra_args = {kind: list(args) for kind, args in (extra_args or {}).items()}
         self.cancel_grace_s = cancel_grace_s
-        self.trainer = list(trainer) if trainer else [sys.executable, "-m", TRAINER_MODULE]
+        self.trainer = list(trainer) if trainer else None
         self._jobs: dict[str, Job] = {}
         self._tasks: set[asyncio.Task] = set()
         self._stopping = False  # set by shutdown: Telegram is gone, outcomes are only recorded
+
+    def command(self, kind: str) -> list[str]:
+        """The command that trains `kind`, before its options."""
+        return [*self.trainer, kind] if self.trainer else list(TRAINERS[kind].command)
 
     # Queries ---------------------------------------------------------------------------------------
 
@@ -185,13 +211,18 @@ class JobManager:
         on_finish: FinishHook | None = None,
     ) -> Job:
         """Start a trainer for `kind`; raises JobAlreadyRunning when one is running for it."""
-        if kind not in MODEL_KINDS:
+        if kind not in JOB_KINDS:
             raise ValueError(f"unknown model kind {kind!r}")
         current = self.running_for(kind)
         if current is not None:
             raise JobAlreadyRunning(current)
         job = Job(self._new_id(kind), kind, chat_id, user_id, options)
-        argv = [*self.trainer, kind, "--progress-json", *self.extra_args, *options.trainer_args()]
+        argv = [
+            *self.command(kind),
+            "--progress-json",
+            *self.extra_args.get(kind, ()),
+            *options.trainer_args(),
+        ]
         self._jobs[job.id] = job  # before any await: a second /retrain sees it at once
         self.store.create_job(job.id, f"retrain-{kind}", user_id, chat_id, self._detail(job))
         try:
@@ -333,7 +364,7 @@ class JobManager:
         """Remove partial files a stopped trainer left behind (the registry skips live runs' folders)."""
         try:
             returncode, out, err = await self._run_to_end(
-                [*self.trainer, kind, "--cleanup"], CLEANUP_TIMEOUT_S
+                [*self.command(kind), "--cleanup"], CLEANUP_TIMEOUT_S
             )
         except (OSError, TimeoutError) as exc:
             logger.warning("could not clean up partial %s files: %s", kind, exc)
@@ -391,10 +422,11 @@ class JobManager:
         for record in interrupted:
             logger.warning("job %s (%s) was interrupted by a restart; marked failed", record.id, record.kind)
             pid = record.detail.get("pid")
-            if isinstance(pid, int) and _is_trainer(pid):
+            kind = record.detail.get("kind")
+            if isinstance(pid, int) and kind in TRAINERS and _is_trainer(pid, kind):
                 logger.warning("job %s: stopping its orphaned trainer (pid %s)", record.id, pid)
-                await _stop_orphan(pid, self.cancel_grace_s)
-        for kind in sorted({record.detail.get("kind") for record in interrupted} & set(MODEL_KINDS)):
+                await _stop_orphan(pid, kind, self.cancel_grace_s)
+        for kind in sorted({record.detail.get("kind") for record in interrupted} & set(JOB_KINDS)):
             await self.cleanup(kind)
         return interrupted
 
@@ -447,23 +479,23 @@ def _signal_name(signum: int) -> str:
         return f"signal {signum}"
 
 
-def _is_trainer(pid: int) -> bool:
-    """Whether `pid` is (still) a companion trainer, not an unrelated process that reused the id."""
+def _is_trainer(pid: int, kind: str) -> bool:
+    """Whether `pid` is (still) `kind`'s trainer, not an unrelated process that reused the id."""
     try:
         command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return False
-    return TRAINER_MODULE.encode() in command
+    return TRAINERS[kind].mark.encode() in command
 
 
-async def _stop_orphan(pid: int, grace_s: float) -> None:
+async def _stop_orphan(pid: int, kind: str, grace_s: float) -> None:
     _signal_group(pid, signal.SIGTERM)
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + grace_s
-    while _is_trainer(pid) and time.monotonic() < deadline:
+    while _is_trainer(pid, kind) and time.monotonic() < deadline:
         await asyncio.sleep(0.1)
-    if _is_trainer(pid):
+    if _is_trainer(pid, kind):
         _signal_group(pid, signal.SIGKILL)
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, signal.SIGKILL)

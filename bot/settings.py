@@ -50,6 +50,8 @@ class BotSettings(BaseSettings):
     # /retrain runs `python -m generation.train KIND --progress-json RETRAIN_ARGS...` in the background;
     # RETRAIN_ARGS adds trainer options to every run, e.g. "--dry-run --device cpu" (tests, quick checks).
     retrain_args: str = ""
+    # /retrain intent runs `python -m knowledge train-intent --progress-json INTENT_RETRAIN_ARGS...`.
+    intent_retrain_args: str = ""
     # The job's progress message is edited at most once per this many seconds (Telegram limits edits).
     retrain_progress_interval_s: float = Field(default=5.0, gt=0)
     # /retrain cancel: SIGTERM first, SIGKILL if the trainer is still running after this many seconds.
@@ -68,7 +70,7 @@ class BotSettings(BaseSettings):
             return frozenset(int(part) for part in parts)
         return value
 
-    @field_validator("retrain_args")
+    @field_validator("retrain_args", "intent_retrain_args")
     @classmethod
     def _check_retrain_args(cls, value: str) -> str:
         shlex.split(value)  # unbalanced quotes fail here, at start, naming the variable
@@ -78,6 +80,11 @@ class BotSettings(BaseSettings):
     def retrain_argv(self) -> list[str]:
         """RETRAIN_ARGS split as a shell would."""
         return shlex.split(self.retrain_args)
+
+    @property
+    def intent_retrain_argv(self) -> list[str]:
+        """INTENT_RETRAIN_ARGS split as a shell would."""
+        return shlex.split(self.intent_retrain_args)
 
     @field_validator("telegram_api_base_url")
     @classmethod

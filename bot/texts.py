@@ -120,11 +120,11 @@ TEXTS: dict[str, dict[Lang, str]] = {
     # Admin commands ----------------------------------------------------------------------------
     "retrain_usage": {
         "en": (
-            "Usage: /retrain gan|lstm|all [epochs=N] [steps=N] [seed=N] — retrain in the background\n"
+            "Usage: /retrain gan|lstm|intent|all [epochs=N] [steps=N] [seed=N] — retrain in the background\n"
             "/retrain cancel &lt;job id&gt; — stop a running job\nRunning: {running}"
         ),
         "zh": (
-            "用法：/retrain gan|lstm|all [epochs=N] [steps=N] [seed=N] — 在后台重新训练\n"
+            "用法：/retrain gan|lstm|intent|all [epochs=N] [steps=N] [seed=N] — 在后台重新训练\n"
             "/retrain cancel &lt;任务编号&gt; — 停止运行中的任务\n运行中：{running}"
         ),
     },
@@ -211,6 +211,14 @@ TEXTS: dict[str, dict[Lang, str]] = {
     },
     "models_title": {"en": "<b>Models</b>", "zh": "<b>模型</b>"},
     "models_serving": {"en": "serving {version}", "zh": "服务中 {version}"},
+    "models_intent": {
+        "en": "<b>intent</b> (message routing): serving {version}",
+        "zh": "<b>intent</b>（消息分类）：服务中 {version}",
+    },
+    "job_routing": {
+        "en": "How {version} now reads a few messages:",
+        "zh": "{version} 现在这样理解几条消息：",
+    },
     "stats_title": {"en": "<b>Last 7 days</b>", "zh": "<b>最近 7 天</b>"},
     "stats_totals": {
         "en": (
@@ -243,8 +251,8 @@ ADMIN_COMMANDS: dict[str, dict[Lang, str]] = {
     "models": {"en": "Model versions", "zh": "模型版本"},
     "reindex": {"en": "Rebuild the knowledge index", "zh": "重建知识索引"},
     "retrain": {
-        "en": "Retrain a generator: /retrain gan|lstm|all",
-        "zh": "重新训练生成模型：/retrain gan|lstm|all",
+        "en": "Retrain a model: /retrain gan|lstm|intent|all",
+        "zh": "重新训练模型：/retrain gan|lstm|intent|all",
     },
     "rollback": {
         "en": "Restore an earlier model: /rollback gan|lstm [version]",

@@ -138,7 +138,8 @@ class TrainReport(BaseModel):
     written before a field existed still loads."""
 
     warnings: list[str] = Field(default_factory=list)
-    kind: ModelKind
+    # A generator's ModelKind, or the kind of another trainer the bot runs that writes the same line.
+    kind: str = Field(min_length=1, max_length=40)
     version: str
     path: str | None = None  # the candidate's checkpoint folder
     promoted: bool

@@ -35,6 +35,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     intent.add_argument("--dry-run", action="store_true", help="train on a tiny sample in seconds")
     intent.add_argument("--epochs", type=int, help="override the recipe's epochs (0: an untrained head)")
+    intent.add_argument("--seed", type=int, help="override the recipe's seed")
+    intent.add_argument("--max-steps", type=int, help="stop each fit after this many optimiser steps")
+    intent.add_argument(
+        "--progress-json", action="store_true", help="JSON progress lines and a report line on stdout"
+    )
+    intent.add_argument(
+        "--cleanup", action="store_true", help="only remove what a stopped run left half-written"
+    )
     intent.add_argument(
         "--ship",
         action="store_true",
@@ -114,28 +122,26 @@ def _train(kb) -> int:
 
 
 def _train_intent(settings: KnowledgeSettings, args) -> int:
-    import torch
+    from knowledge.intent_retrain import KIND, RetrainArgs, cleanup, retrain
 
-    from knowledge.intent_metrics import report
-    from knowledge.intent_store import champion_dir, query_encoder, sentence_encoder
-    from knowledge.intent_train import DRY_RUN, IntentRecipe, promote_if_better, train_and_save, with_epochs
-
-    recipe = with_epochs(DRY_RUN if args.dry_run else IntentRecipe(), args.epochs)
-    candidate = args.out or settings.data_dir / "intent" / "candidate"
-    trained = train_and_save(query_encoder(settings.embedding_model), sentence_encoder(), recipe, candidate)
-    print(f"epoch {trained.best_epoch}, threshold {trained.threshold}; tune part:")
-    print(report(trained.scores))
-    champion = champion_dir(settings.data_dir)
-    promoted = promote_if_better(candidate, champion)
-    verdict = "promoted to champion" if promoted else "kept the champion (its tune macro-F1 is not lower)"
-    print(f"candidate {candidate}: {verdict} -> {champion}")
-    if args.ship:
-        from knowledge.intent import save_intent_model
-        from knowledge.intent_store import SHIPPED_INTENT
-
-        save_intent_model(SHIPPED_INTENT, trained.network, trained.threshold, trained.metadata, torch.float16)
-        print(f"shipped default -> {SHIPPED_INTENT}")
-    return 0
+    if args.cleanup:
+        print(json.dumps({"event": "cleanup", "kind": KIND, "removed": cleanup(settings.data_dir)}))
+        return 0
+    for name in ("epochs", "seed", "max_steps"):
+        value = getattr(args, name)
+        if value is not None and value < 0:
+            print(f"--{name.replace('_', '-')} must not be negative", file=sys.stderr)
+            return 2
+    options = RetrainArgs(
+        out=args.out,
+        dry_run=args.dry_run,
+        epochs=args.epochs,
+        seed=args.seed,
+        max_steps=args.max_steps,
+        ship=args.ship,
+        progress_json=args.progress_json,
+    )
+    return retrain(settings.data_dir, settings.embedding_model, options)
 
 
 def _ask(kb, args) -> int:

@@ -10,6 +10,7 @@ Lang = Literal["en", "zh"]
 # What a free-text message asks for: the knowledge base, a picture, a text, a chat, or nothing we do.
 Intent = Literal["question", "image", "text", "smalltalk", "offtopic"]
 INTENTS: tuple[Intent, ...] = get_args(Intent)
+INTENT_MODEL = "intent"  # the intent classifier's kind, as /retrain and training reports name it
 
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _LATIN_WORD = re.compile(r"[A-Za-z]+")

@@ -133,6 +133,10 @@ class IntentClassifier:
         probabilities = self.probabilities(states, mask, sentences)
         return np.hstack([vectors.numpy(), sentences, probabilities]).astype(np.float32)
 
+    @property
+    def version(self) -> str:
+        return checkpoint_version(self.metadata)
+
     def split_row(self, row: np.ndarray) -> tuple[np.ndarray, np.ndarray, Prediction]:
         """A `read_batch` row -> (query vector, sentence vector, prediction)."""
         size = self.encoder.dimension
@@ -199,6 +203,11 @@ def replace_folder(source: Path, target: Path) -> None:
         os.replace(target, aside)
     os.replace(source, target)
     shutil.rmtree(aside, ignore_errors=True)
+
+
+def checkpoint_version(metadata: dict[str, Any]) -> str:
+    """A checkpoint's version name (one written before versions were recorded is named by its date)."""
+    return str(metadata.get("version") or f"intent-{metadata.get('created', 'unknown')}")
 
 
 def read_intent_metadata(directory: Path) -> dict[str, Any]:

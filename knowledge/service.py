@@ -40,8 +40,8 @@ class KnowledgeBase:
         self.index_dir = index_dir
         self.embedding_model = embedding_model
         self.data_dir = data_dir  # where a trained intent champion lives; None: the shipped one only
-        self._intent: IntentClassifier | None = None
-        self._intent_batcher: QueryBatcher | None = None
+        # The intent classifier and the micro-batcher that feeds it, replaced together by a reload.
+        self._reader: tuple[IntentClassifier, QueryBatcher] | None = None
         self._encoder: Encoder | None = None
         self._retriever: Retriever | None = None
         self._policy: Policy | None = None
@@ -65,8 +65,12 @@ class KnowledgeBase:
             index, _ = self._build_and_save(encoder, fingerprint)
         with self._swap:
             self._retriever = Retriever(index, encoder, self._get_policy(), self._multilingual)
-        self._intent = self._load_intent(encoder)
-        self._intent_batcher = QueryBatcher(self._intent.read_batch) if self._intent is not None else None
+        from knowledge.intent import IntentModelError
+
+        try:
+            self._reader = self._intent_reader(encoder)
+        except IntentModelError as exc:
+            log.warning("intent classifier not loaded (%s): every message is read as a question", exc)
 
     def ask(self, question: str, k: int = 5) -> Answer:
         """Answer one question with up to k sources, best first."""
@@ -89,13 +93,14 @@ class KnowledgeBase:
         reads the repaired question, as its ranker was trained."""
         retriever, message = self._prepare(message)
         k = max(1, k)
-        intent = self._intent
-        if intent is None:
+        reader = self._reader
+        if reader is None:
             return Understanding("question", 1.0, await self.ask_async(message, k))
         from knowledge.intent_parse import parse_image_request, text_prompt
 
+        intent, batcher = reader
         # Batched with concurrent readers', like questions' encodings.
-        query, multi, prediction = intent.split_row(await self._intent_batcher.encode_async(message))
+        query, multi, prediction = intent.split_row(await batcher.encode_async(message))
         if prediction.intent == "question":
             analysis = retriever.analyse(message)
             if analysis.corrected == message:
@@ -113,21 +118,34 @@ class KnowledgeBase:
             return Understanding("text", prediction.confidence, prompt=text_prompt(message))
         return Understanding(prediction.intent, prediction.confidence)
 
-    def _load_intent(self, encoder: Encoder) -> IntentClassifier | None:
-        """The intent champion (DATA_DIR's, else the shipped one) on the query encoder's layers; None
-        (every message a question) when there is none or the encoder is not the plain BERT it needs."""
-        from knowledge.intent import IntentModelError, load_intent_model
+    def reload_intent(self) -> str | None:
+        """Serve the intent champion now on disk (DATA_DIR's, else the shipped one); messages being read
+        finish on the old one. Returns the version now serving (None: none). Raises IntentModelError
+        (a ValueError) when the champion cannot be loaded, and keeps serving the old one."""
+        reader = self._intent_reader(self._get_encoder())
+        self._reader = reader
+        return reader[0].version if reader is not None else None
+
+    @property
+    def intent_version(self) -> str | None:
+        """The serving intent classifier's version; None when every message is read as a question."""
+        reader = self._reader
+        return reader[0].version if reader is not None else None
+
+    def _intent_reader(self, encoder: Encoder) -> tuple[IntentClassifier, QueryBatcher] | None:
+        """The intent champion (DATA_DIR's, else the shipped one) on the query encoder's layers, with
+        its batcher; None (every message a question) when there is none or the encoder is not the
+        plain BERT it needs. Raises IntentModelError when the champion cannot be loaded."""
+        from knowledge.intent import load_intent_model
         from knowledge.intent_store import serving_dir
 
         folder = serving_dir(self.data_dir)
         if folder is None or encoder.bert is None:
             log.info("no intent classifier: every message is read as a question")
             return None
-        try:
-            return load_intent_model(folder, encoder.bert, self._multilingual.encode)
-        except IntentModelError as exc:
-            log.warning("intent classifier not loaded (%s): every message is read as a question", exc)
-            return None
+        classifier = load_intent_model(folder, encoder.bert, self._multilingual.encode)
+        log.info("intent classifier %s from %s", classifier.version, folder)
+        return classifier, QueryBatcher(classifier.read_batch)
 
     @staticmethod
     def _answer(question: str, retriever: Retriever, retrieval: Retrieval, k: int) -> Answer:

@@ -19,7 +19,7 @@ from bot.formatting import escape, metrics_text
 from bot.handlers.common import Request, command_argument, message_lang, reply, reply_html
 from bot.heap import settle_heap
 from bot.job_follower import JobFollower
-from bot.jobs import MAX_SEED, JobAlreadyRunning, RetrainOptions, UnknownJob
+from bot.jobs import JOB_KINDS, MAX_SEED, JobAlreadyRunning, RetrainOptions, UnknownJob
 from bot.texts import Lang, text
 from generation.api import MODEL_KINDS as KINDS
 from generation.api import GenerationError
@@ -114,10 +114,13 @@ async def stats_command(update: Update, context: CustomContext) -> str:
 
 @admin_only("models")
 async def models_command(update: Update, context: CustomContext) -> str:
-    """Each generator's serving champion and its recent versions, with metrics and dates."""
+    """Each generator's serving champion and its recent versions, with metrics and dates, and the
+    intent classifier's version."""
     lang = _lang(update)
     serving = {model.kind: model for model in await context.generation.models()}
     lines = [text("models_title", lang)]
+    intent = context.knowledge.intent_version
+    lines.append(text("models_intent", lang, version=escape(intent or text("none", lang))))
     for kind in KINDS:
         model = serving.get(kind)
         version = model.version if model is not None else None
@@ -176,9 +179,9 @@ async def reindex_command(update: Update, context: CustomContext) -> str:
 
 
 def parse_retrain_args(args: Sequence[str]) -> tuple[list[str], RetrainOptions] | None:
-    """(kinds, options) from `gan|lstm|all [epochs=N] [steps=N] [seed=N]`, or None when they are not
-    valid."""
-    if not args or args[0].lower() not in (*KINDS, "all"):
+    """(kinds, options) from `gan|lstm|intent|all [epochs=N] [steps=N] [seed=N]`, or None when they
+    are not valid."""
+    if not args or args[0].lower() not in (*JOB_KINDS, "all"):
         return None
     target = args[0].lower()
     values: dict[str, int] = {}
@@ -195,7 +198,7 @@ def parse_retrain_args(args: Sequence[str]) -> tuple[list[str], RetrainOptions] 
         or (seed is not None and not seed < MAX_SEED)
     ):
         return None
-    kinds = list(KINDS) if target == "all" else [target]
+    kinds = list(JOB_KINDS) if target == "all" else [target]
     return kinds, RetrainOptions(epochs=epochs, max_steps=steps, seed=seed)
 
 
@@ -208,7 +211,7 @@ def _running(context: CustomContext, lang: Lang) -> str:
 
 @admin_only("retrain")
 async def retrain_command(update: Update, context: CustomContext) -> str:
-    """Start retraining gan, lstm or both in the background, or cancel a running job."""
+    """Start retraining a model (or all of them) in the background, or cancel a running job."""
     lang = _lang(update)
     args = command_argument(update.effective_message).split()
     if len(args) == 2 and args[0].lower() == "cancel":

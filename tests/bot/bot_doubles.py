@@ -59,6 +59,8 @@ class FakeKnowledgeBase:
         self.shut_down = 0
         self.rebuilt = 0
         self.questions: list[str] = []
+        self.intent_version: str | None = "intent-v1"
+        self.intent_on_disk = "intent-v1"  # what reload_intent() finds: a test sets it as a trainer would
 
     def initialize(self) -> float:
         self.initialized += 1
@@ -110,6 +112,10 @@ class FakeKnowledgeBase:
         if first in ("recipe", "菜谱"):
             return Understanding("offtopic", 0.9)
         return Understanding("question", 0.9, await self.ask_async(message, k))
+
+    def reload_intent(self) -> str | None:
+        self.intent_version = self.intent_on_disk
+        return self.intent_version
 
     def rebuild(self) -> dict:
         self.rebuilt += 1

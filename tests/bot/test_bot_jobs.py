@@ -25,7 +25,7 @@ from generation.api import TrainReport
 
 @pytest.fixture
 async def manager(data_dir: Path) -> AsyncIterator[JobManager]:
-    async with fake_trainer_jobs(data_dir, extra_args=["--dry-run"]) as jobs:
+    async with fake_trainer_jobs(data_dir, extra_args={"lstm": ["--dry-run"], "intent": ["--quick"]}) as jobs:
         yield jobs
 
 
@@ -61,6 +61,25 @@ async def test_a_job_reports_progress_and_its_report_and_is_recorded(
     assert record.detail["report"]["version"] == "lstm-v2" and record.detail["pid"] == job.pid
     assert finished == [job] and manager.running() == []
     assert cleaned(data_dir) == []  # a finished trainer leaves nothing to clean
+
+
+async def test_each_kind_runs_its_own_trainer_with_its_own_options(
+    manager: JobManager, data_dir: Path
+) -> None:
+    job = await manager.start("intent", RetrainOptions(seed=5), 7, 42)
+    await asyncio.wait_for(job.done.wait(), 30)
+    assert job.status == "succeeded" and job.report is not None and job.report.kind == "intent"
+    assert json.loads((data_dir / "argv-intent.json").read_text()) == [
+        "--progress-json",
+        "--quick",
+        "--seed",
+        "5",
+    ]
+    real = JobManager(manager.store, data_dir)
+    assert real.command("intent") == [sys.executable, "-m", "knowledge", "train-intent"]
+    assert real.command("gan") == [sys.executable, "-m", "generation.train", "gan"]
+    with pytest.raises(ValueError, match="unknown model kind"):
+        await manager.start("vae2", RetrainOptions(), 7, 42)
 
 
 async def test_a_second_job_for_the_same_model_is_refused_with_the_running_id(
@@ -157,10 +176,10 @@ async def test_recover_fails_interrupted_jobs_and_stops_their_orphaned_trainer(
     )
     try:
         for _ in range(100):  # until it has exec'd (before that, /proc shows the forking parent's command)
-            if _is_trainer(orphan.pid):
+            if _is_trainer(orphan.pid, "gan"):
                 break
             await asyncio.sleep(0.05)
-        assert _is_trainer(orphan.pid)
+        assert _is_trainer(orphan.pid, "gan")
         manager.store.create_job("gan-dead", "retrain-gan", 1, 1, {"kind": "gan", "pid": orphan.pid})
         manager.store.create_job("lstm-dead", "retrain-lstm", 1, 1, {"kind": "lstm", "pid": 999_999_999})
         recovered = await manager.recover()
@@ -183,7 +202,7 @@ def test_an_unrelated_process_is_not_taken_for_a_trainer() -> None:
     try:
         while b"other.module" not in Path(f"/proc/{sleeper.pid}/cmdline").read_bytes():
             time.sleep(0.05)
-        assert not _is_trainer(sleeper.pid)
+        assert not _is_trainer(sleeper.pid, "gan")
     finally:
         sleeper.kill()
         sleeper.wait()
@@ -194,7 +213,11 @@ def test_an_unrelated_process_is_not_taken_for_a_trainer() -> None:
     [
         (["gan"], (["gan"], RetrainOptions())),
         (["LSTM", "epochs=3"], (["lstm"], RetrainOptions(epochs=3))),
-        (["all", "steps=10", "epochs=2"], (["gan", "lstm"], RetrainOptions(epochs=2, max_steps=10))),
+        (
+            ["all", "steps=10", "epochs=2"],
+            (["gan", "lstm", "intent"], RetrainOptions(epochs=2, max_steps=10)),
+        ),
+        (["Intent", "seed=3"], (["intent"], RetrainOptions(seed=3))),
         (["gan", "seed=42"], (["gan"], RetrainOptions(seed=42))),
         (["gan", "seed=2147483648"], None),
         ([], None),

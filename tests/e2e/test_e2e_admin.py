@@ -62,8 +62,9 @@ async def test_admin_stats_reindex_and_models(fake: FakeTelegram, data_dir: Path
     assert reindex.startswith("Index rebuilt in") and "40 sections, 12 FAQ entries" in reindex
     assert knowledge.rebuilt == 1
     assert "gan: serving gan-test-1 · fid=12.5" in models
+    assert "intent (message routing): serving intent-v1" in models
     assert "• gan-v1 previous · 2026-11-25T10:00:00Z · score=1" in models
-    assert retrain.startswith("Usage: /retrain gan|lstm|all") and retrain.endswith("Running: none")
+    assert retrain.startswith("Usage: /retrain gan|lstm|intent|all") and retrain.endswith("Running: none")
     assert [(entry["command"], entry["args"]) for entry in audit] == [
         ("retrain", ""),
         ("models", ""),

@@ -84,6 +84,31 @@ async def test_retrain_shows_throttled_progress_then_the_report_and_hot_swaps(
     ]
 
 
+async def test_retrain_intent_hot_swaps_the_classifier_and_shows_how_it_reads_messages(
+    fake: FakeTelegram, data_dir: Path
+) -> None:
+    knowledge = FakeKnowledgeBase()
+    knowledge.intent_on_disk = "intent-v2"  # what the trainer's report says it promoted
+    generation = FakeGenerationClient()
+    async with admin_bot(fake, data_dir, knowledge=knowledge, generation=generation) as application:
+        admin = private_chat(fake, ADMIN)
+        admin.message("/retrain intent", user=ADMIN)
+        started, _, report, routing = await fake.wait_for_reply(admin.id, count=4, timeout=30)
+        audit = audit_of(application)
+    job_id = JOB_ID.search(visible(started)).group(1)
+    assert visible(report).splitlines() == [
+        f"Job {job_id} (intent) finished in 0.1 s",
+        "Candidate intent-v2: bpc=2.5",
+        "Champion intent-v1: bpc=3",
+        "✅ Promoted (candidate beats the champion); now serving intent-v2.",
+    ]
+    lines = visible(routing).splitlines()
+    assert lines[0] == "How intent-v2 now reads a few messages:"
+    assert len(lines) == 6 and "• write a tagline for an AI legal assistant → text (0.90)" in lines
+    assert knowledge.intent_version == "intent-v2" and generation.reloads == 0
+    assert audit[-1] == ("retrain", job_id, "succeeded: intent-v2 promoted (candidate beats the champion)")
+
+
 async def test_a_worse_candidate_is_reported_and_not_swapped_in(
     fake: FakeTelegram, data_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -111,24 +136,26 @@ async def test_a_second_retrain_is_refused_and_cancel_stops_jobs(
         admin.message("/retrain gan steps=5", user=ADMIN)
         [*_, refused] = await fake.wait_for_reply(admin.id, count=3)
         admin.message("/retrain all", user=ADMIN)
-        [*_, refused_again, lstm_started, _] = await fake.wait_for_reply(admin.id, count=6)
+        [*_, refused_again, lstm_started, _, intent_started, _] = await fake.wait_for_reply(admin.id, count=8)
         lstm_job = JOB_ID.search(visible(lstm_started)).group(1)
+        intent_job = JOB_ID.search(visible(intent_started)).group(1)
         admin.message(f"/retrain cancel {gan_job}", user=ADMIN)
-        [*_, cancelled] = await fake.wait_for_reply(admin.id, count=7, timeout=20)
+        [*_, cancelled] = await fake.wait_for_reply(admin.id, count=9, timeout=20)
         admin.message("/retrain cancel gan-ffff", user=ADMIN)
-        [*_, unknown] = await fake.wait_for_reply(admin.id, count=8)
-        admin.message(f"/retrain cancel {lstm_job}", user=ADMIN)
-        await fake.wait_for_reply(admin.id, count=9, timeout=20)
+        [*_, unknown] = await fake.wait_for_reply(admin.id, count=10)
+        for count, job in enumerate((lstm_job, intent_job), start=11):
+            admin.message(f"/retrain cancel {job}", user=ADMIN)
+            await fake.wait_for_reply(admin.id, count=count, timeout=20)
         # Each job's outcome is recorded before its progress message is edited to say so.
         await fake.wait_for(
-            lambda call: call.method == "editMessageText" and "cancelled after" in call.text, count=2
+            lambda call: call.method == "editMessageText" and "cancelled after" in call.text, count=3
         )
         records = {record.id: record.status for record in application.bot_data.services.store.jobs()}
     expected_refusal = f"gan is already being retrained by job {gan_job} (/retrain cancel {gan_job})."
     assert visible(refused) == visible(refused_again) == expected_refusal
     assert visible(cancelled) == f"Job {gan_job} (gan) cancelled. The champion is unchanged."
-    assert visible(unknown) == f"No running job gan-ffff. Running: {lstm_job} (lstm)"
-    assert records == {gan_job: "cancelled", lstm_job: "cancelled"}
+    assert visible(unknown) == f"No running job gan-ffff. Running: {lstm_job} (lstm), {intent_job} (intent)"
+    assert records == {gan_job: "cancelled", lstm_job: "cancelled", intent_job: "cancelled"}
     # The refused one never ran (the first may be cancelled before its trainer wrote its arguments).
     argv_file = data_dir / "argv-gan.json"
     assert not argv_file.exists() or "--max-steps" not in argv_file.read_text()

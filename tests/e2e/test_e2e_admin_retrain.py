@@ -286,3 +286,70 @@ async def test_reindex_picks_up_an_added_corpus_file(
     assert audit[0]["command"] == "reindex" and audit[0]["result"].startswith("ok in ")
     assert audit[0]["user_id"] == ADMIN["id"]
     assert USER["id"] not in {entry["user_id"] for entry in audit}
+
+
+async def test_retrain_intent_promotes_over_a_weaker_champion_and_the_bot_routes_with_it(
+    fake: FakeTelegram, data_dir: Path, tmp_path: Path
+) -> None:
+    from knowledge.service import KnowledgeBase
+    from knowledge.settings import KnowledgeSettings
+
+    champion = data_dir / "intent" / "champion"
+    weak = subprocess.run(  # an untrained head as DATA_DIR's champion: any trained candidate beats it
+        [
+            sys.executable,
+            "-m",
+            "knowledge",
+            "train-intent",
+            "--dry-run",
+            "--epochs",
+            "0",
+            "--out",
+            str(champion),
+        ],
+        env={**os.environ, "DATA_DIR": str(data_dir)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert weak.returncode == 0, weak.stderr[-2000:]
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "pricing.md").write_text(PRICING, encoding="utf-8")
+    knowledge = KnowledgeBase.from_settings(
+        KnowledgeSettings(_env_file=None, data_dir=data_dir, corpus_dir=corpus)
+    )
+    knowledge.initialize()
+    weak_version = knowledge.intent_version
+    try:
+        async with run_bot(
+            fake,
+            data_dir,
+            knowledge=knowledge,
+            intent_retrain_args="--dry-run",
+            retrain_progress_interval_s=0.5,
+        ):
+            admin = private_chat(fake, ADMIN)
+            admin.message("/retrain intent", user=ADMIN)
+            started, _, report, routing = await fake.wait_for_reply(admin.id, count=4, timeout=300)
+            user = private_chat(fake)
+            user.message("How should we price an AI product?")
+            [reply] = await fake.wait_for_reply(user.id, timeout=60)
+    finally:
+        knowledge.shutdown()
+    job_id = JOB_ID.search(visible(started)).group(1)
+    new_version = knowledge.intent_version
+    lines = visible(report).splitlines()
+    assert lines[0].startswith(f"Job {job_id} (intent) finished in")
+    assert lines[1].startswith(f"Candidate {new_version}: accuracy=") and "macro_f1=" in lines[1]
+    assert lines[2].startswith(f"Champion {weak_version}: accuracy=")
+    promoted = r"✅ Promoted \(tune macro-F1 0\.\d{3} beats the champion's 0\.\d{3}\); now serving "
+    assert re.fullmatch(promoted + re.escape(f"{new_version}."), lines[3]), lines[3]
+    assert new_version != weak_version and new_version.startswith("intent-")
+    routed = visible(routing).splitlines()
+    assert routed[0] == f"How {new_version} now reads a few messages:" and len(routed) == 6
+    assert all(
+        re.fullmatch(r"• .+ → (question|image|text|smalltalk|offtopic) \(\d\.\d\d\)", line)
+        for line in routed[1:]
+    )
+    assert visible(reply)  # the bot goes on answering with the new classifier

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
 
+from generation.api import TrainReport
+from knowledge import intent_store
 from knowledge.bert import attention_bias, bert_layer
 from knowledge.intent import (
     INTENTS,
@@ -79,18 +83,69 @@ def test_a_tampered_weights_file_is_refused(classifier, encoder, tmp_path) -> No
         load_intent_model(folder, encoder, sentence_encoder())
 
 
-def test_dry_run_promotes_the_first_model_and_keeps_it_over_a_worse_one(
+def _json_lines(out: str) -> list[dict]:
+    return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+
+
+def test_dry_run_reports_as_the_bot_reads_and_the_gate_keeps_the_better_model(
     tmp_path, monkeypatch, capsys
 ) -> None:
     from knowledge.__main__ import main
 
     monkeypatch.setenv("DATA_DIR", str(tmp_path))
-    assert main(["train-intent", "--dry-run"]) == 0
+    monkeypatch.setattr(intent_store, "SHIPPED_INTENT", tmp_path / "nothing-shipped")
+    assert main(["train-intent", "--dry-run", "--progress-json", "--seed", "3"]) == 0
+    *progress, last = _json_lines(capsys.readouterr().out)
+    assert progress and all(event["event"] == "progress" for event in progress)
+    train_steps = [event["step"] for event in progress if event["phase"] == "train"]
+    assert train_steps == sorted(train_steps) and train_steps[-1] == progress[-1]["total_steps"]
+    first = TrainReport.from_json(last)  # the generators' report protocol, which the bot reads
     champion = champion_dir(tmp_path)
-    first = read_intent_metadata(champion)
-    assert "promoted" in capsys.readouterr().out
-    assert main(["train-intent", "--dry-run", "--epochs", "0"]) == 0  # an untrained head: worse
-    assert "kept the champion" in capsys.readouterr().out
-    assert read_intent_metadata(champion)["weights_sha256"] == first["weights_sha256"]
-    candidate = read_intent_metadata(tmp_path / "intent" / "candidate")
-    assert candidate["metrics"]["tune"]["macro_f1"] < first["metrics"]["tune"]["macro_f1"]
+    assert first.kind == "intent" and first.promoted and first.champion is None
+    assert read_intent_metadata(champion)["version"] == first.version
+    assert read_intent_metadata(champion)["recipe"]["seed"] == 3
+    weights = read_intent_metadata(champion)["weights_sha256"]
+
+    assert main(["train-intent", "--dry-run", "--epochs", "0", "--progress-json"]) == 0  # untrained: worse
+    second = TrainReport.from_json(_json_lines(capsys.readouterr().out)[-1])
+    assert not second.promoted and "does not beat" in second.reason
+    assert second.champion is not None and second.champion.version == first.version
+    assert second.candidate["macro_f1"] < second.champion.metrics["macro_f1"]
+    assert read_intent_metadata(champion)["weights_sha256"] == weights
+
+
+def test_the_gate_compares_with_the_shipped_default_while_data_dir_has_no_champion(tmp_path) -> None:
+    from knowledge.intent_train import promote_if_better
+
+    shipped = tmp_path / "shipped"
+    candidate = tmp_path / "candidate"
+    network = new_network(query_encoder(PACKAGED_EMBEDDING_MODEL), seed=0)
+    save_intent_model(shipped, network, 0.0, {"version": "shipped", "metrics": {"tune": {"macro_f1": 0.9}}})
+    save_intent_model(candidate, network, 0.0, {"version": "new", "metrics": {"tune": {"macro_f1": 0.5}}})
+    champion = tmp_path / "data" / "champion"
+    verdict = promote_if_better(candidate, champion, shipped)
+    assert not verdict.promoted and verdict.champion["version"] == "shipped" and not champion.exists()
+    assert promote_if_better(candidate, champion).promoted  # nothing serving: any model beats none
+
+
+def test_cleanup_removes_only_half_written_folders(tmp_path, monkeypatch, capsys) -> None:
+    from knowledge.__main__ import main
+
+    folder = tmp_path / "intent"
+    for name in ("champion", "candidate", ".champion.new", ".candidate.tmp-41", ".champion.old-7"):
+        (folder / name).mkdir(parents=True)
+    monkeypatch.setenv("DATA_DIR", str(tmp_path))
+    assert main(["train-intent", "--cleanup"]) == 0
+    event = json.loads(capsys.readouterr().out)
+    assert event["event"] == "cleanup" and event["kind"] == "intent"
+    assert sorted(path.name for path in folder.iterdir()) == ["candidate", "champion"]
+    assert sorted(event["removed"]) == [".candidate.tmp-41", ".champion.new", ".champion.old-7"]
+
+
+def test_negative_options_are_refused_with_a_message(tmp_path, monkeypatch, capsys) -> None:
+    from knowledge.__main__ import main
+
+    monkeypatch.setenv("DATA_DIR", str(tmp_path))
+    assert main(["train-intent", "--max-steps", "-1"]) == 2
+    assert "--max-steps must not be negative" in capsys.readouterr().err
+    assert not (tmp_path / "intent").exists()

@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 
 import pytest
 
 from knowledge.intent import INTENTS
-from knowledge.intent_data import EVAL_DIR, INTENT_SET, generate_examples, language_of, tune_examples
+from knowledge.intent_data import (
+    EVAL_DIR,
+    INTENT_SET,
+    corpus_terms,
+    extra_examples,
+    generate_examples,
+    language_of,
+    tune_examples,
+)
 
 
 @pytest.fixture(scope="module")
@@ -40,3 +49,29 @@ def test_locked_rows_are_never_read(tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(intent_data, "EVAL_DIR", tmp_path)
     after = generate_examples(seed=0, per_class=50), tune_examples(tmp_path / INTENT_SET.name)
     assert after == before
+
+
+def _normalised(text: str) -> str:
+    return re.sub(r"[\W_]+", "", text.lower())
+
+
+def test_the_second_writers_messages_share_nothing_with_the_scored_sets() -> None:
+    """No training message is also a locked row of the intent set or of the knowledge blind set (the
+    routed-away figure reads the latter), even with case and punctuation aside."""
+    scored = set()
+    for path, field in ((INTENT_SET, "text"), (EVAL_DIR / "blind.jsonl", "question")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            row = json.loads(line) if line.strip() else {}
+            if row.get("split") == "locked":
+                scored.add(_normalised(row[field]))
+    extra = extra_examples()
+    assert len(extra) > 500 and {example.intent for example in extra} == set(INTENTS)
+    assert not {_normalised(example.text) for example in extra} & scored
+
+
+def test_corpus_terms_are_whole_terms_of_both_languages() -> None:
+    text = "我们用反向传播训练。反向传播很重要。" * 6 + "The GPU and PyTorch matter; GPU prices vary. PyTorch."
+    terms = corpus_terms(text)
+    assert ("GPU", "en") in terms and ("PyTorch", "en") in terms and ("反向传播", "zh") in terms
+    assert ("向传播", "zh") not in terms and ("反向", "zh") not in terms  # pieces of the longer phrase
+    assert not any("的" in term or "我们" in term for term, _ in terms)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -193,3 +194,26 @@ async def test_a_routed_question_is_answered_from_the_shared_pass_as_ask_answers
         understood = await real_kb.understand_async(question)
         assert understood.intent == "question"
         assert understood.answer == real_kb.ask(question)
+
+
+def test_reload_intent_serves_a_new_champion_and_keeps_it_over_a_broken_one(
+    real_kb, tmp_path, monkeypatch
+) -> None:
+    from knowledge.intent import META_FILE, WEIGHTS_FILE, IntentModelError
+    from knowledge.intent_store import SHIPPED_INTENT, champion_dir
+
+    shipped_version = real_kb.intent_version
+    champion = champion_dir(tmp_path)
+    shutil.copytree(SHIPPED_INTENT, champion)
+    meta = json.loads((champion / META_FILE).read_text(encoding="utf-8"))
+    (champion / META_FILE).write_text(json.dumps({**meta, "version": "intent-new"}), encoding="utf-8")
+    monkeypatch.setattr(real_kb, "data_dir", tmp_path)
+    try:
+        assert real_kb.reload_intent() == "intent-new" == real_kb.intent_version
+        (champion / WEIGHTS_FILE).write_bytes(b"not safetensors")
+        with pytest.raises(IntentModelError):
+            real_kb.reload_intent()
+        assert real_kb.intent_version == "intent-new"
+    finally:
+        monkeypatch.undo()
+        assert real_kb.reload_intent() == shipped_version

@@ -1,0 +1,155 @@
+"""`python -m knowledge train-intent`: train a candidate, gate it against the champion on the tune
+part's macro-F1, and say what happened — in words, or (with --progress-json, as the bot's /retrain
+runs it) as JSON progress lines and a final report line in the same protocol as the generators'
+trainer (`{"event": "report", "kind": "intent", "version", "promoted", ...}`).
+
+A run stopped at any point leaves the champion serving: the candidate and the champion are each
+replaced by renaming a complete folder into place. `--cleanup` removes what a stopped run left behind.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from knowledge.api import INTENT_MODEL as KIND
+from knowledge.intent import checkpoint_version
+from knowledge.intent_metrics import IntentScores
+from knowledge.intent_store import INTENT_FOLDER, champion_dir, serving_dir
+
+CANDIDATE = "candidate"
+
+
+@dataclass(frozen=True)
+class RetrainArgs:
+    """The command's options."""
+
+    out: Path | None = None
+    dry_run: bool = False
+    epochs: int | None = None
+    seed: int | None = None
+    max_steps: int | None = None
+    ship: bool = False
+    progress_json: bool = False
+
+
+def candidate_dir(data_dir: Path) -> Path:
+    """Where a run writes its candidate by default."""
+    return Path(data_dir) / INTENT_FOLDER / CANDIDATE
+
+
+def headline(scores: IntentScores) -> dict[str, float]:
+    """The figures a report shows: macro-F1, accuracy, and each class's recall."""
+    figures = {"macro_f1": round(scores.macro_f1, 4), "accuracy": round(scores.accuracy, 4)}
+    figures.update({f"recall_{name}": round(value, 4) for name, value in scores.recall.items()})
+    return figures
+
+
+def _champion_figures(metadata: dict[str, Any] | None) -> dict[str, Any] | None:
+    if metadata is None:
+        return None
+    tune = metadata.get("metrics", {}).get("tune", {})
+    metrics = {"macro_f1": tune["macro_f1"]} if isinstance(tune.get("macro_f1"), float) else {}
+    if isinstance(tune.get("accuracy"), float):
+        metrics["accuracy"] = tune["accuracy"]
+    return {"version": checkpoint_version(metadata), "metrics": metrics}
+
+
+def retrain(data_dir: Path, embedding_model: str, args: RetrainArgs) -> int:
+    """Train, gate, promote; print the outcome. Returns the exit status."""
+    import torch
+
+    from knowledge.intent_metrics import report
+    from knowledge.intent_store import query_encoder, sentence_encoder
+    from knowledge.intent_train import DRY_RUN, IntentRecipe, promote_if_better, train_and_save, with_options
+
+    started = time.perf_counter()
+    emit = _JsonLines(started) if args.progress_json else None
+    log = (lambda line: print(line, file=sys.stderr)) if emit else print
+    recipe = with_options(DRY_RUN if args.dry_run else IntentRecipe(), args.epochs, args.seed, args.max_steps)
+    candidate = args.out or candidate_dir(data_dir)
+    if emit:
+        emit.progress("encode", 0, 1, None)
+    trained = train_and_save(
+        query_encoder(embedding_model),
+        sentence_encoder(),
+        recipe,
+        candidate,
+        log,
+        emit.progress if emit else None,
+    )
+    log(f"epoch {trained.best_epoch}, threshold {trained.threshold}; tune part:\n{report(trained.scores)}")
+    # The bar is the model serving now: DATA_DIR's champion, else the shipped default.
+    promotion = promote_if_better(candidate, champion_dir(data_dir), serving_dir(data_dir))
+    log(f"candidate {trained.version} -> {candidate}: {promotion.reason}")
+    if args.ship:
+        from knowledge.intent import save_intent_model
+        from knowledge.intent_store import SHIPPED_INTENT
+
+        save_intent_model(SHIPPED_INTENT, trained.network, trained.threshold, trained.metadata, torch.float16)
+        log(f"shipped default -> {SHIPPED_INTENT}")
+    if emit:
+        emit.line(
+            {
+                "event": "report",
+                "kind": KIND,
+                "version": trained.version,
+                "path": str(candidate),
+                "promoted": promotion.promoted,
+                "reason": promotion.reason,
+                "candidate": headline(trained.scores),
+                "champion": _champion_figures(promotion.champion),
+                "train": {
+                    "best_epoch": trained.best_epoch,
+                    "threshold": trained.threshold,
+                    "seed": recipe.seed,
+                },
+                "device": "cpu",
+                "dry_run": args.dry_run,
+                "seconds": round(time.perf_counter() - started, 1),
+            }
+        )
+    return 0
+
+
+def cleanup(data_dir: Path) -> list[str]:
+    """Remove the half-written folders a stopped run may leave under DATA_DIR/intent (never a
+    complete candidate or the champion); returns their names."""
+    folder = Path(data_dir) / INTENT_FOLDER
+    removed = []
+    for path in sorted(folder.glob(".*")) if folder.is_dir() else []:
+        if path.is_dir() and any(mark in path.name for mark in (".tmp-", ".old-", ".new")):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path.name)
+    return removed
+
+
+class _JsonLines:
+    """The bot's progress protocol on stdout: one JSON object a line, flushed at once."""
+
+    def __init__(self, started: float) -> None:
+        self.started = started
+
+    def line(self, event: dict[str, Any]) -> None:
+        print(json.dumps(event, ensure_ascii=False), flush=True)
+
+    def progress(self, phase: str, step: int, total: int, loss: float | None) -> None:
+        elapsed = time.perf_counter() - self.started
+        eta = elapsed / step * (total - step) if step else 0.0
+        self.line(
+            {
+                "event": "progress",
+                "kind": KIND,
+                "phase": phase,
+                "step": step,
+                "total_steps": total,
+                "loss": None if loss is None else round(loss, 4),
+                "elapsed_s": round(elapsed, 1),
+                "eta_s": round(eta, 1),
+            }
+        )
