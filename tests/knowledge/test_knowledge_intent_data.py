@@ -70,7 +70,9 @@ def test_the_second_writers_messages_share_nothing_with_the_scored_sets() -> Non
 
 
 def test_corpus_terms_are_whole_terms_of_both_languages() -> None:
-    text = "我们用反向传播训练。反向传播很重要。" * 6 + "The GPU and PyTorch matter; GPU prices vary. PyTorch."
+    text = (
+        "我们用反向传播训练。反向传播很重要。" * 6 + "The GPU and PyTorch matter; GPU prices vary. PyTorch."
+    )
     terms = corpus_terms(text)
     assert ("GPU", "en") in terms and ("PyTorch", "en") in terms and ("反向传播", "zh") in terms
     assert ("向传播", "zh") not in terms and ("反向", "zh") not in terms  # pieces of the longer phrase
