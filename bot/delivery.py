@@ -67,6 +67,14 @@ async def call_telegram(
     return None
 
 
+def topic_of(message: Message | None) -> int | None:
+    """The forum topic a message was written in (its message_thread_id), None outside topics: in
+    private chats, plain groups, a forum's General topic, and for a reply thread of a plain group."""
+    if message is None or not message.is_topic_message:
+        return None
+    return message.message_thread_id
+
+
 def remember_migration(context: CustomContext, old_chat_id: int, new_chat_id: int) -> None:
     """Carry a group's data over to the supergroup it became (idempotent)."""
     if context.store.migrated_to(old_chat_id) == new_chat_id:
@@ -83,15 +91,16 @@ async def send_html(
     *,
     reply_to: Message | None = None,
     reply_markup: InlineKeyboardMarkup | None = None,
+    thread_id: int | None = None,
 ) -> list[Message]:
-    """Send `html` split under the message limit; quote `reply_to` on the first part, put the buttons on
-    the last. If Telegram rejects the markup, the same text goes out as plain text. Parts that cannot be
+    """Send `html` split under the message limit, into forum topic `thread_id` when given; quote
+    `reply_to` on the first part, put the buttons on the last. If Telegram rejects the markup, the same text goes out as plain text. Parts that cannot be
     delivered now (network errors or 5xx after retries, a long flood wait) go to the outbox and are
     returned as not sent."""
     parts = split_html(html, MESSAGE_LIMIT)
     reply_id = reply_to.message_id if reply_to is not None else None
     if context.store.has_queued(chat_id):
-        _queue_parts(context, chat_id, parts, reply_id, reply_markup, delay_s=0.0)
+        _queue_parts(context, chat_id, parts, reply_id, reply_markup, thread_id, delay_s=0.0)
         logger.info("chat %s has replies waiting; %d message(s) queued behind them", chat_id, len(parts))
         return []
     sent: list[Message] = []
@@ -102,14 +111,19 @@ async def send_html(
         async def send(target: int, part: str = part, quote=quote, markup=markup) -> Message:
             try:
                 return await context.bot.send_message(
-                    target, part, reply_parameters=quote, reply_markup=markup
+                    target, part, reply_parameters=quote, reply_markup=markup, message_thread_id=thread_id
                 )
             except BadRequest as exc:
                 if "can't parse entities" not in exc.message.lower():
                     raise
                 logger.warning("Telegram rejected our HTML (%s); sending plain text", exc.message)
                 return await context.bot.send_message(
-                    target, html_to_plain(part), parse_mode=None, reply_parameters=quote, reply_markup=markup
+                    target,
+                    html_to_plain(part),
+                    parse_mode=None,
+                    reply_parameters=quote,
+                    reply_markup=markup,
+                    message_thread_id=thread_id,
                 )
 
         try:
@@ -120,7 +134,13 @@ async def send_html(
             # Telegram is unreachable, failing or asks for a long wait: keep this part and the rest in
             # the outbox, which delivers them in order once it can.
             _queue_parts(
-                context, chat_id, parts[index:], reply_id if index == 0 else None, reply_markup, _delay(exc)
+                context,
+                chat_id,
+                parts[index:],
+                reply_id if index == 0 else None,
+                reply_markup,
+                thread_id,
+                _delay(exc),
             )
             logger.warning(
                 "could not reach chat %s (%s); %d message(s) queued for delivery",
@@ -144,14 +164,17 @@ async def send_photo(
     *,
     reply_to: Message | None = None,
     reply_markup: InlineKeyboardMarkup | None = None,
+    thread_id: int | None = None,
 ) -> Message | None:
-    """Send a PNG with an HTML `caption`, quoting `reply_to`. Like `send_html`: a photo that cannot be
+    """Send a PNG with an HTML `caption`, quoting `reply_to`, into forum topic `thread_id` when given. Like `send_html`: a photo that cannot be
     delivered now, or that must wait behind the chat's queued replies, goes to the outbox (None is
     returned); a bad request (Telegram will never take it) propagates; a blocked chat gives None."""
     reply_id = reply_to.message_id if reply_to is not None else None
     markup = reply_markup.to_dict() if reply_markup is not None else None
     if context.store.has_queued(chat_id):
-        context.store.queue_reply(chat_id, caption, reply_id, markup, photo=photo, parse_mode=ParseMode.HTML)
+        context.store.queue_reply(
+            chat_id, caption, reply_id, markup, photo=photo, parse_mode=ParseMode.HTML, thread_id=thread_id
+        )
         logger.info("chat %s has replies waiting; photo queued behind them", chat_id)
         return None
     quote = quote_of(reply_id)
@@ -164,6 +187,7 @@ async def send_photo(
             parse_mode=ParseMode.HTML,
             reply_parameters=quote,
             reply_markup=reply_markup,
+            message_thread_id=thread_id,
         )
 
     try:
@@ -172,7 +196,14 @@ async def send_photo(
         raise
     except (NetworkError, RetryAfter) as exc:
         context.store.queue_reply(
-            chat_id, caption, reply_id, markup, delay_s=_delay(exc), photo=photo, parse_mode=ParseMode.HTML
+            chat_id,
+            caption,
+            reply_id,
+            markup,
+            delay_s=_delay(exc),
+            photo=photo,
+            parse_mode=ParseMode.HTML,
+            thread_id=thread_id,
         )
         logger.warning("could not reach chat %s (%s); photo queued for delivery", chat_id, type(exc).__name__)
         return None
@@ -189,6 +220,7 @@ def _queue_parts(
     parts: list[str],
     reply_id: int | None,
     reply_markup: InlineKeyboardMarkup | None,
+    thread_id: int | None,
     delay_s: float,
 ) -> None:
     """Keep the parts of one HTML message in the outbox, in order: the quote on the first part, the
@@ -201,6 +233,7 @@ def _queue_parts(
             reply_id if index == 0 else None,
             markup.to_dict() if markup is not None else None,
             delay_s=delay_s,
+            thread_id=thread_id,
         )
 
 
@@ -208,8 +241,11 @@ _background: set[asyncio.Task] = set()  # keeps running action loops referenced 
 
 
 @asynccontextmanager
-async def chat_action(context: CustomContext, chat_id: int, action: str) -> AsyncIterator[None]:
-    """Show `action` ("typing", "upload_photo") until the block ends, renewing it before it fades.
+async def chat_action(
+    context: CustomContext, chat_id: int, action: str, thread_id: int | None = None
+) -> AsyncIterator[None]:
+    """Show `action` ("typing", "upload_photo"), in forum topic `thread_id` when given, until the block
+    ends, renewing it before it fades.
 
     The first action goes out only if the work outlasts a short grace period, so quick answers cost no
     extra request. The loop runs beside the work; at the end it is told to stop rather than cancelled,
@@ -221,7 +257,7 @@ async def chat_action(context: CustomContext, chat_id: int, action: str) -> Asyn
             await asyncio.wait_for(stop.wait(), CHAT_ACTION_GRACE_S)
         while not stop.is_set():
             try:
-                await context.bot.send_chat_action(chat_id, action)
+                await context.bot.send_chat_action(chat_id, action, message_thread_id=thread_id)
             except Forbidden:
                 return
             except TelegramError as exc:  # an action is cosmetic: never fail the request for it

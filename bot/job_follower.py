@@ -42,9 +42,12 @@ SAMPLE_MESSAGES = (
 class JobFollower:
     """Edits one job's progress message in place (at most once per interval) and sends its report."""
 
-    def __init__(self, context: CustomContext, chat_id: int, lang: Lang) -> None:
+    def __init__(
+        self, context: CustomContext, chat_id: int, lang: Lang, thread_id: int | None = None
+    ) -> None:
         self.context = context
         self.chat_id = chat_id
+        self.thread_id = thread_id  # the forum topic /retrain was sent in
         self.lang = lang
         self.interval_s = context.settings.retrain_progress_interval_s
         self.message: Message | None = None
@@ -211,7 +214,9 @@ class JobFollower:
             return
         caption = text("job_sample", self.lang, version=escape(version), seed=SAMPLE_SEED)
         if isinstance(sample, bytes):
-            await send_photo(self.context, self.chat_id, sample, fit_caption(caption))
+            await send_photo(
+                self.context, self.chat_id, sample, fit_caption(caption), thread_id=self.thread_id
+            )
         else:
             await self._send(f"<i>{caption}</i>\n{escape(sample)}")
 
@@ -228,7 +233,7 @@ class JobFollower:
         await self._send("\n".join(lines))
 
     async def _send(self, html: str) -> None:
-        await send_html(self.context, self.chat_id, html)
+        await send_html(self.context, self.chat_id, html, thread_id=self.thread_id)
 
 
 async def hot_swap(context: CustomContext, kind: str, version: str) -> str | None:

@@ -107,9 +107,9 @@ class Outbox:
         chat_id = item.chat_id
         try:
             try:
-                await self._send(item, chat_id, quote, markup)
-            except ChatMigrated as exc:
-                await self._send(item, exc.new_chat_id, None, markup)
+                await self._send(item, chat_id, quote, markup, item.thread_id)
+            except ChatMigrated as exc:  # a plain group became a supergroup: it had no topics
+                await self._send(item, exc.new_chat_id, None, markup, None)
             logger.info("delivered queued %s %s to chat %s", item.kind, item.id, chat_id)
             return None
         except (Forbidden, BadRequest) as exc:
@@ -129,6 +129,7 @@ class Outbox:
         chat_id: int,
         quote: ReplyParameters | None,
         markup: InlineKeyboardMarkup | None,
+        thread_id: int | None,
     ) -> Message:
         if item.kind == "photo":
             return await self.bot.send_photo(
@@ -138,7 +139,13 @@ class Outbox:
                 parse_mode=item.parse_mode,
                 reply_parameters=quote,
                 reply_markup=markup,
+                message_thread_id=thread_id,
             )
         return await self.bot.send_message(
-            chat_id, item.html, parse_mode=item.parse_mode, reply_parameters=quote, reply_markup=markup
+            chat_id,
+            item.html,
+            parse_mode=item.parse_mode,
+            reply_parameters=quote,
+            reply_markup=markup,
+            message_thread_id=thread_id,
         )

@@ -238,7 +238,7 @@ async def _start(
     update: Update, context: CustomContext, kind: str, options: RetrainOptions, lang: Lang
 ) -> str:
     request = Request.of(update, "")
-    follower = JobFollower(context, request.chat_id, lang)
+    follower = JobFollower(context, request.chat_id, lang, request.thread_id)
     try:
         # A fresh seed unless one was given: the shipped default was trained with the recipe's seed, so
         # retraining with it would only reproduce that model.

@@ -41,7 +41,7 @@ async def answer_question(update: Update, context: CustomContext, question: str)
     request = Request.of(update, question)
     if not await within_rate_limit(context, request, "question"):
         return
-    async with chat_action(context, request.chat_id, ChatAction.TYPING):
+    async with chat_action(context, request.chat_id, ChatAction.TYPING, request.thread_id):
         # Awaits only the knowledge base's batched encoder pass (no worker thread per question).
         answer = await context.knowledge.ask_async(question)
     await reply_with_answer(context, request, question, answer)

@@ -8,7 +8,7 @@ from telegram import InlineKeyboardMarkup, Message, Update
 from telegram.constants import ChatType, MessageEntityType
 
 from bot.context import CustomContext
-from bot.delivery import send_html
+from bot.delivery import send_html, topic_of
 from bot.ratelimit import Kind
 from bot.texts import Lang, text
 from knowledge.api import detect_lang
@@ -35,27 +35,37 @@ def command_argument(message: Message) -> str:
 
 @dataclass(frozen=True)
 class Request:
-    """Who wrote, where, in which language, and what a reply quotes: read once per update."""
+    """Who wrote, where (chat and forum topic), in which language, and what a reply quotes: read once
+    per update."""
 
     chat_id: int
     user_id: int | None
     lang: Lang
     quote: Message | None  # the asker's message outside private chats; None in private chats
+    thread_id: int | None = None  # the forum topic every reply goes to; None outside topics
 
     @classmethod
     def of(cls, update: Update, sample: str | None = None) -> Request:
         """The request of an update; `sample` is the text whose language the reply follows."""
         chat = update.effective_chat
         user = update.effective_user
-        quote = update.effective_message if chat.type != ChatType.PRIVATE else None
-        return cls(chat.id, user.id if user else None, message_lang(update, sample), quote)
+        message = update.effective_message
+        quote = message if chat.type != ChatType.PRIVATE else None
+        return cls(chat.id, user.id if user else None, message_lang(update, sample), quote, topic_of(message))
 
 
 async def reply(
     context: CustomContext, request: Request, html: str, reply_markup: InlineKeyboardMarkup | None = None
 ) -> list[Message]:
-    """Answer in the request's chat, quoting the asker outside private chats."""
-    return await send_html(context, request.chat_id, html, reply_to=request.quote, reply_markup=reply_markup)
+    """Answer in the request's chat and topic, quoting the asker outside private chats."""
+    return await send_html(
+        context,
+        request.chat_id,
+        html,
+        reply_to=request.quote,
+        reply_markup=reply_markup,
+        thread_id=request.thread_id,
+    )
 
 
 async def reply_html(

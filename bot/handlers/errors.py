@@ -10,7 +10,7 @@ from telegram import Update
 from telegram.error import Forbidden, NetworkError, TelegramError
 
 from bot.context import CustomContext
-from bot.delivery import remember_migration, send_html
+from bot.delivery import remember_migration, send_html, topic_of
 from bot.handlers.common import message_lang
 from bot.texts import text
 
@@ -35,7 +35,8 @@ async def on_error(update: object, context: CustomContext) -> None:
     if chat is None or isinstance(error, Forbidden):
         return
     try:
-        await send_html(context, chat.id, text("error", message_lang(update)))
+        thread_id = topic_of(update.effective_message)
+        await send_html(context, chat.id, text("error", message_lang(update)), thread_id=thread_id)
     except TelegramError as exc:
         logger.warning("could not tell chat %s about the error: %s", chat.id, type(exc).__name__)
 

@@ -9,7 +9,7 @@ from telegram.constants import ChatType
 from telegram.error import BadRequest
 
 from bot.context import CustomContext
-from bot.delivery import send_html
+from bot.delivery import send_html, topic_of
 from bot.formatting import SOURCES_SHOWN, render_passages
 from bot.keyboards import answer_buttons, more_sources_buttons, parse_press
 from bot.store import StoredAnswer
@@ -61,4 +61,6 @@ async def show_more_sources(
     passages = render_passages(page, first_number=offset + 1)
     message = query.message
     chat_id = message.chat.id if message else stored.chat_id
-    await send_html(context, chat_id, passages, reply_to=message, reply_markup=markup)
+    await send_html(
+        context, chat_id, passages, reply_to=message, reply_markup=markup, thread_id=topic_of(message)
+    )

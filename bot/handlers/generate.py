@@ -71,7 +71,9 @@ async def draw(context: CustomContext, request: Request, digit: int | None, coun
         text("image_caption", lang, what=what, model_version=result.model_version, seed=result.seed)
     )
     # One Telegram cannot take now is queued, not lost.
-    await send_photo(context, request.chat_id, result.png, caption, reply_to=request.quote)
+    await send_photo(
+        context, request.chat_id, result.png, caption, reply_to=request.quote, thread_id=request.thread_id
+    )
     record_usage(context, request, "image", "ok")
 
 
@@ -102,7 +104,7 @@ async def _generate(
     if not await _generators_ready(context, request, kind):
         return None
     try:
-        async with chat_action(context, request.chat_id, action):
+        async with chat_action(context, request.chat_id, action, request.thread_id):
             if isinstance(generation, ImageRequest):
                 return await context.generation.image(generation)
             return await context.generation.text(generation)

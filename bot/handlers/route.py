@@ -33,7 +33,7 @@ async def on_message(update: Update, context: CustomContext) -> None:
     request = Request.of(update, message)
     if not await within_rate_limit(context, request, "question"):
         return
-    async with chat_action(context, request.chat_id, ChatAction.TYPING):
+    async with chat_action(context, request.chat_id, ChatAction.TYPING, request.thread_id):
         understood = await context.knowledge.understand_async(message)
     if understood.intent == "question" and understood.answer is not None:
         await reply_with_answer(context, request, message, understood.answer)

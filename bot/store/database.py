@@ -21,7 +21,8 @@ from typing import ClassVar
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2  # 2: outbox rows may hold a photo (then `html` is its caption) and have a parse mode
+# 2: outbox rows may hold a photo (then `html` is its caption) and have a parse mode; 3: and a topic
+SCHEMA_VERSION = 3
 BUSY_TIMEOUT_S = 10.0  # how long a write waits for another writer before it fails (or is deferred)
 DEFER_RETRY_S = 2.0  # after a write found the file locked, later rows wait this long before trying
 

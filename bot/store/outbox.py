@@ -28,6 +28,7 @@ class OutboxItem:
     attempts: int
     photo: bytes | None = None
     parse_mode: str | None = "HTML"
+    thread_id: int | None = None  # the forum topic it goes to; None: the chat itself (or General)
 
     @property
     def kind(self) -> str:
@@ -50,13 +51,15 @@ class OutboxTable(Database):
             next_at REAL NOT NULL,
             attempts INTEGER NOT NULL DEFAULT 0,
             photo BLOB,                    -- the PNG of a photo; NULL for a text message
-            parse_mode TEXT DEFAULT 'HTML' -- how `html` is marked up; NULL for plain text
+            parse_mode TEXT DEFAULT 'HTML', -- how `html` is marked up; NULL for plain text
+            thread_id INTEGER              -- the forum topic (message_thread_id); NULL for none
         );
         CREATE INDEX IF NOT EXISTS outbox_chat ON outbox(chat_id, id);
         """
     )
     ADDED_COLUMNS: ClassVar[Mapping[str, Mapping[str, str]]] = {
-        "outbox": {"photo": "BLOB", "parse_mode": "TEXT DEFAULT 'HTML'"},  # in schema version 2
+        # photo and parse_mode came in schema version 2, thread_id in 3
+        "outbox": {"photo": "BLOB", "parse_mode": "TEXT DEFAULT 'HTML'", "thread_id": "INTEGER"},
     }
 
     def queue_reply(
@@ -69,14 +72,15 @@ class OutboxTable(Database):
         *,
         photo: bytes | None = None,
         parse_mode: str | None = "HTML",
+        thread_id: int | None = None,
     ) -> int:
         """Keep a reply to deliver later: a text message, or with `photo` (PNG bytes) a photo captioned
         `html`; returns its id."""
         now = time.time()
         with self._write() as db:
             cursor = db.execute(
-                "INSERT INTO outbox(chat_id, html, photo, parse_mode, reply_to, markup, created_at, next_at)"
-                " VALUES (?,?,?,?,?,?,?,?)",
+                "INSERT INTO outbox(chat_id, html, photo, parse_mode, reply_to, markup, created_at, next_at,"
+                " thread_id) VALUES (?,?,?,?,?,?,?,?,?)",
                 (
                     chat_id,
                     html,
@@ -86,6 +90,7 @@ class OutboxTable(Database):
                     json.dumps(markup) if markup else None,
                     now,
                     now + delay_s,
+                    thread_id,
                 ),
             )
             return int(cursor.lastrowid)
@@ -95,7 +100,7 @@ class OutboxTable(Database):
         not due yet, must precede (a chat gets its replies in the order they were made)."""
         now = time.time()
         rows = self._read(
-            "SELECT id, chat_id, html, reply_to, markup, created_at, attempts, photo, parse_mode"
+            "SELECT id, chat_id, html, reply_to, markup, created_at, attempts, photo, parse_mode, thread_id"
             " FROM outbox AS o WHERE next_at <= ? AND NOT EXISTS (SELECT 1 FROM outbox AS e"
             " WHERE e.chat_id = o.chat_id AND e.id < o.id AND e.next_at > ?) ORDER BY id LIMIT ?",
             (now, now, limit),
@@ -111,8 +116,9 @@ class OutboxTable(Database):
                 attempts,
                 bytes(photo) if photo is not None else None,
                 parse_mode,
+                thread_id,
             )
-            for id_, chat_id, html, reply_to, markup, created, attempts, photo, parse_mode in rows
+            for id_, chat_id, html, reply_to, markup, created, attempts, photo, parse_mode, thread_id in rows
         ]
 
     def has_queued(self, chat_id: int) -> bool:

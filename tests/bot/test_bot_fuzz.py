@@ -74,6 +74,7 @@ chats = st.sampled_from(
         {"id": 1001, "type": "private", "first_name": "Ada"},
         {"id": -5001, "type": "group", "title": "Founders"},
         {"id": -1005001, "type": "supergroup", "title": "Founders <b>"},
+        {"id": -1007001, "type": "supergroup", "title": "Forum", "is_forum": True},
     ]
 )
 
@@ -142,6 +143,8 @@ def messages(draw: st.DrawFn, chat: dict | None = None) -> dict:
             "is_video": False,
             "emoji": draw(st.sampled_from(["\U0001f600", "\u200d"])),
         }
+    if chat.get("is_forum") and draw(st.booleans()):  # a topic message (else General's)
+        message.update(message_thread_id=draw(st.sampled_from([1, 77, 2**31 - 1])), is_topic_message=True)
     if draw(st.booleans()):
         replied = {"message_id": 5, "date": 1_700_000_000, "chat": chat, "text": "earlier"}
         replied["from"] = BOT_USER if draw(st.booleans()) else user
@@ -312,6 +315,15 @@ def test_random_updates_never_fail_and_every_request_is_valid(harness: Harness, 
         # Telegram shows a spinner until a press is answered: every press gets exactly one answer.
         assert [r.method for r in requests].count("answerCallbackQuery") == 1, (update, requests)
     chat = (update.get(kind) or {}).get("chat") or {}
+    # Replies go to the topic the message was written in, and nowhere else.
+    topic = update[kind].get("message_thread_id") if update[kind].get("is_topic_message") else None
+    if kind == "message":
+        threads = {
+            str(r.params["message_thread_id"]) if r.params.get("message_thread_id") is not None else None
+            for r in requests
+            if r.method in {"sendMessage", "sendPhoto", "sendChatAction"}
+        }
+        assert threads <= {topic if topic is None else str(topic)}, (update, threads)
     if chat.get("type") == "private" and kind == "message" and "text" in update[kind]:
         # Any private text is a question or a command: it gets an answer, a usage line or a refusal.
         sent = [r for r in requests if r.method in {"sendMessage", "sendPhoto"}]

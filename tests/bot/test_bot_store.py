@@ -180,13 +180,17 @@ def test_a_version_1_file_is_upgraded_in_place_and_keeps_its_rows(tmp_path: Path
     assert store.job("job-1").detail == {"epochs": 1} and store.is_blocked(9)
     assert store.unfinished_updates(max_attempts=3) == ([(3, '{"update_id": 3}')], [])
     [reply] = store.due_replies()
-    assert (reply.kind, reply.html, reply.reply_to, reply.photo, reply.parse_mode) == (
+    assert (reply.kind, reply.html, reply.reply_to, reply.photo, reply.parse_mode, reply.thread_id) == (
         "text",
         "old",
         4,
         None,
         "HTML",
+        None,
     )
+    store.reply_delivered(reply.id)
+    store.queue_reply(5, "in a topic", thread_id=77)
+    assert [item.thread_id for item in store.due_replies()] == [77]
     store.close()
 
     open_store(path).close()  # opening again changes nothing

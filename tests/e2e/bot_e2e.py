@@ -95,6 +95,17 @@ def group_chat(fake: FakeTelegram, chat_id: int = -5001, kind: str = "group") ->
     return Chat(fake, {"id": chat_id, "type": kind, "title": "Founders"})
 
 
+def forum_chat(fake: FakeTelegram, topics: set[int], chat_id: int = -1007001) -> Chat:
+    """A forum supergroup with these topics (message_thread_id) besides General."""
+    fake.forums[chat_id] = set(topics)
+    return Chat(fake, {"id": chat_id, "type": "supergroup", "title": "Founders forum", "is_forum": True})
+
+
+def in_topic(thread_id: int) -> dict[str, Any]:
+    """The fields of a message written in a forum topic (General has none)."""
+    return {"message_thread_id": thread_id, "is_topic_message": True}
+
+
 def channel(fake: FakeTelegram, chat_id: int = -1009001) -> Chat:
     return Chat(fake, {"id": chat_id, "type": "channel", "title": "News"})
 

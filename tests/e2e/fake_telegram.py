@@ -59,6 +59,11 @@ class Call:
         return str(self.params.get("text") or self.params.get("caption") or "")
 
     @property
+    def thread_id(self) -> int | None:
+        value = self.params.get("message_thread_id")
+        return int(value) if value is not None else None
+
+    @property
     def reply_to(self) -> int | None:
         reply = self.params.get("reply_parameters")
         return int(reply["message_id"]) if reply else None
@@ -111,6 +116,8 @@ class FakeTelegram:
     commands: dict[tuple[str, str], list[dict]] = field(default_factory=dict)
     webhook: dict[str, Any] = field(default_factory=dict)
     chaos: Chaos | None = None
+    # Forum supergroups and their topics (message_thread_id); a chat not listed has no topics.
+    forums: dict[int, set[int]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._updates: list[dict] = []
@@ -363,7 +370,8 @@ class FakeTelegram:
         return 200, {"ok": True, "result": True}
 
     async def _api_sendChatAction(self, params: dict, files: dict) -> tuple[int, dict]:
-        error = self._chat_error(int(params["chat_id"]))
+        chat_id = int(params["chat_id"])
+        error = self._chat_error(chat_id) or self._check_thread(chat_id, params)
         return error or (200, {"ok": True, "result": True})
 
     async def _api_answerCallbackQuery(self, params: dict, files: dict) -> tuple[int, dict]:
@@ -372,7 +380,7 @@ class FakeTelegram:
     async def _api_sendMessage(self, params: dict, files: dict) -> tuple[int, dict]:
         chat_id = int(params["chat_id"])
         error = self._chat_error(chat_id) or self._check_text(params, "text", 4096, "message is too long")
-        error = error or self._check_reply(chat_id, params)
+        error = error or self._check_reply(chat_id, params) or self._check_thread(chat_id, params)
         if error:
             return error
         return 200, {"ok": True, "result": self._store_sent(chat_id, params, text=params["text"])}
@@ -380,6 +388,7 @@ class FakeTelegram:
     async def _api_sendPhoto(self, params: dict, files: dict) -> tuple[int, dict]:
         chat_id = int(params["chat_id"])
         error = self._chat_error(chat_id) or self._check_reply(chat_id, params)
+        error = error or self._check_thread(chat_id, params)
         if "caption" in params:
             error = error or self._check_text(params, "caption", 1024, "message caption is too long")
         if error:
@@ -454,6 +463,12 @@ class FakeTelegram:
             return None
         return 400, _error(400, "Bad Request: message to be replied not found")
 
+    def _check_thread(self, chat_id: int, params: dict) -> tuple[int, dict] | None:
+        thread = params.get("message_thread_id")
+        if thread is None or int(thread) in self.forums.get(chat_id, set()):
+            return None
+        return 400, _error(400, "Bad Request: message thread not found")
+
     def _store_sent(self, chat_id: int, params: dict, **content: Any) -> dict:
         chat_type = (
             "private" if chat_id > 0 else ("supergroup" if str(chat_id).startswith("-100") else "group")
@@ -467,6 +482,10 @@ class FakeTelegram:
         }
         if params.get("reply_markup"):
             message["reply_markup"] = params["reply_markup"]
+        if params.get("message_thread_id") is not None:
+            message.update(message_thread_id=int(params["message_thread_id"]), is_topic_message=True)
+        if chat_id in self.forums:
+            message["chat"]["is_forum"] = True
         self._messages[chat_id, message["message_id"]] = message
         return message
 
