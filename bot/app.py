@@ -31,11 +31,12 @@ from telegram.request import BaseRequest
 
 from bot.bootstrap import missing_generators, train_missing
 from bot.context import BotData, CustomContext, Services
-from bot.handlers import admin, ask, errors, feedback, gate, generate, route, start
+from bot.handlers import admin, ask, errors, feedback, gate, generate, privacy, route, start
 from bot.handlers.gate import AddressedToBot
 from bot.heap import settle_heap
 from bot.jobs import JobManager
 from bot.journal import JournalledApplication, JournalQueue
+from bot.keyboards import FORGET_PATTERN
 from bot.outbox import Outbox
 from bot.ratelimit import ChatFloodGuard, RateLimits
 from bot.settings import BotSettings
@@ -61,6 +62,8 @@ def handlers() -> list[tuple[int, BaseHandler]]:
         "ask": ask.ask_command,
         "image": generate.image_command,
         "text": generate.text_command,
+        "privacy": privacy.privacy_command,
+        "forget": privacy.forget_command,
     }
     return [
         (-1, TypeHandler(Update, gate.on_any_update, block=True)),
@@ -73,6 +76,7 @@ def handlers() -> list[tuple[int, BaseHandler]]:
             (0, CommandHandler(name, callback, filters=COMMAND_UPDATES))
             for name, callback in admin.ADMIN_HANDLERS.items()
         ),
+        (0, CallbackQueryHandler(privacy.on_forget_press, pattern=FORGET_PATTERN)),
         (0, CallbackQueryHandler(feedback.on_button)),
         (
             0,
@@ -165,6 +169,10 @@ async def start_services(application: Application) -> None:
     except Exception as exc:  # questions still work; /image and /text will say the generators are down
         logger.warning("generators unavailable at start: %s", exc)
     await register_commands(application, application.bot_data.settings.admin_ids)
+    if application.job_queue is not None:
+        application.job_queue.run_repeating(
+            privacy.prune_old_rows, privacy.PRUNE_INTERVAL_S, first=privacy.PRUNE_FIRST_S, name="retention"
+        )
     settle_heap(release_frozen=False)  # a fresh process: nothing frozen to release
     missing = missing_generators(services.generation)
     if missing and application.bot_data.settings.train_missing_models:

@@ -23,6 +23,8 @@ class BotSettings(BaseSettings):
     admin_ids: Annotated[frozenset[int], NoDecode] = frozenset()
     data_dir: Path = Path("var")
     log_level: str = "INFO"
+    # Users' questions, votes and usage rows older than this many days are deleted daily.
+    retention_days: int = Field(default=90, ge=1)
 
     webhook_url: str = ""
     webhook_secret: SecretStr | None = None

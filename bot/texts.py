@@ -23,8 +23,10 @@ TEXTS: dict[str, dict[Lang, str]] = {
             "/image [digit] [count] — draw digits, e.g. <code>/image 7 4</code>\n"
             "/text [prompt] — continue a text, e.g. <code>/text Our startup</code>\n"
             "/about — model versions and knowledge base size\n"
+            "/privacy — what I store and for how long; /forget — delete what I stored about you\n"
             "/help — this message\n\n"
-            "In a private chat any message is a question. In groups, mention me, reply to me or use /ask."
+            "In a private chat just write: a question, <i>draw me a 7</i>, <i>write a slogan about teamwork</i>. "
+            "In groups, mention me, reply to me or use /ask."
         ),
         "zh": (
             "<b>命令</b>\n"
@@ -32,8 +34,10 @@ TEXTS: dict[str, dict[Lang, str]] = {
             "/image [数字] [数量] — 画数字，例如 <code>/image 7 4</code>\n"
             "/text [开头] — 续写文字，例如 <code>/text Our startup</code>\n"
             "/about — 模型版本和知识库规模\n"
+            "/privacy — 我保存哪些数据、保存多久；/forget — 删除我保存的关于你的数据\n"
             "/help — 显示本帮助\n\n"
-            "私聊时任何消息都会被当作问题。群组中请 @我、回复我的消息或使用 /ask。"
+            "私聊时直接写：一个问题、<i>画一个7</i>、<i>写一段关于团队合作的话</i>。"
+            "群组中请 @我、回复我的消息或使用 /ask。"
         ),
     },
     "about": {
@@ -49,6 +53,47 @@ TEXTS: dict[str, dict[Lang, str]] = {
         ),
     },
     "no_model": {"en": "not loaded", "zh": "未加载"},
+    # Privacy ---------------------------------------------------------------------------------------
+    "privacy": {
+        "en": (
+            "<b>What I store, and why</b>\n"
+            "• Your questions, the sources I showed and your 👍/👎 votes: for “More sources”, and so the "
+            "team sees which questions the articles do not answer.\n"
+            "• One row per request (kind, outcome, language, your id): for usage statistics and rate limits.\n"
+            "• Incoming messages and replies not yet delivered: only until they are handled, so nothing is "
+            "lost if I restart.\n"
+            "Nothing is shared with anyone. Rows older than {days} days are deleted every day.\n"
+            "/forget deletes your questions and your id from all of it at once (counts stay, anonymous)."
+        ),
+        "zh": (
+            "<b>我保存什么、为什么</b>\n"
+            "• 你的问题、我给出的来源和你的 👍/👎 评价：用于“更多来源”，也让团队知道哪些问题文章没有覆盖。\n"
+            "• 每次请求一行记录（类型、结果、语言、你的 ID）：用于使用统计和频率限制。\n"
+            "• 收到的消息和尚未送达的回复：只保留到处理完毕，保证重启时不丢失。\n"
+            "数据不与任何人共享。超过 {days} 天的记录每天删除。\n"
+            "/forget 会一次删除你的问题和你在所有记录中的 ID（计数保留，但已匿名）。"
+        ),
+    },
+    "forget_confirm": {
+        "en": "Delete everything I stored about you (questions, votes, usage rows)? This cannot be undone.",
+        "zh": "删除我保存的关于你的所有数据（问题、评价、使用记录）？此操作无法撤销。",
+    },
+    "forget_yes": {"en": "Delete my data", "zh": "删除我的数据"},
+    "forget_no": {"en": "Cancel", "zh": "取消"},
+    "forget_done": {
+        "en": (
+            "Done. Deleted {questions} question(s), made {votes} vote(s) and {usage} usage row(s) anonymous, "
+            "removed {messages} journalled message(s) and {replies} queued reply(ies)."
+        ),
+        "zh": "已完成：删除 {questions} 个问题，{votes} 条评价和 {usage} 条使用记录已匿名化，"
+        "移除 {messages} 条日志消息和 {replies} 条待发回复。",
+    },
+    "forget_nothing": {"en": "I have nothing stored about you.", "zh": "我没有保存任何关于你的数据。"},
+    "forget_cancelled": {"en": "Cancelled: nothing was deleted.", "zh": "已取消，未删除任何数据。"},
+    "forget_not_yours": {
+        "en": "Only the person who sent /forget can press this.",
+        "zh": "只有发送 /forget 的人可以点击。",
+    },
     "smalltalk": {
         "en": "Hi! I answer questions about founding a company on large AI models, draw digits and write "
         "short texts. Try /help to see how.",
@@ -242,6 +287,8 @@ COMMANDS: dict[str, dict[Lang, str]] = {
     "image": {"en": "Draw digits: /image [digit] [count]", "zh": "画数字：/image [数字] [数量]"},
     "text": {"en": "Generate text: /text [prompt]", "zh": "生成文字：/text [开头]"},
     "about": {"en": "Model versions and knowledge base size", "zh": "模型版本和知识库规模"},
+    "privacy": {"en": "What I store and for how long", "zh": "我保存哪些数据、保存多久"},
+    "forget": {"en": "Delete what I stored about you", "zh": "删除我保存的关于你的数据"},
     "help": {"en": "Commands and examples", "zh": "命令和示例"},
     "start": {"en": "Welcome", "zh": "欢迎"},
 }

@@ -25,7 +25,7 @@ async def on_button(update: Update, context: CustomContext) -> None:
     if press is None:
         await query.answer()
         return
-    stored = context.store.answer(press.answer_id)
+    stored = context.store.answer(press.subject)
     if stored is None:
         await query.answer(text("answer_gone", "en"))
         return

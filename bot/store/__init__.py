@@ -2,7 +2,8 @@
 
 `database`: the connection, schema version, in-place upgrades and transactions. The table groups,
 each with its SQL: `usage`, `feedback` (answers and their votes), `audit`, `jobs`, `chats`, `journal`
-(the inbox of received updates) and `outbox` (replies not delivered yet). `store`: the `Store` callers
+(the inbox of received updates), `outbox` (replies not delivered yet) and `privacy` (forgetting a
+user, pruning old rows across the others). `store`: the `Store` callers
 hold, every group's methods on one object.
 """
 
@@ -10,6 +11,7 @@ from bot.store.database import SCHEMA_VERSION
 from bot.store.feedback import StoredAnswer
 from bot.store.jobs import JobRecord
 from bot.store.outbox import OutboxItem
+from bot.store.privacy import Forgotten
 from bot.store.store import Store
 
-__all__ = ["SCHEMA_VERSION", "JobRecord", "OutboxItem", "Store", "StoredAnswer"]
+__all__ = ["SCHEMA_VERSION", "Forgotten", "JobRecord", "OutboxItem", "Store", "StoredAnswer"]

@@ -123,6 +123,7 @@ class FeedbackTables(Database):
         since = time.time() - since_days * 86400
         rows = self._read(
             "SELECT lower(trim(question)) AS q, COUNT(*) AS n FROM answers WHERE answered = 0 AND ts >= ?"
+            " AND question != ''"  # forgotten
             " GROUP BY q ORDER BY n DESC, q LIMIT ?",
             (since, limit),
         )

@@ -12,6 +12,7 @@ from bot.store.feedback import FeedbackTables
 from bot.store.jobs import JobTable
 from bot.store.journal import InboxTable
 from bot.store.outbox import OutboxTable
+from bot.store.privacy import PrivacyTables
 from bot.store.usage import UsageTable
 
 # In the order a new file has always had its tables created in.
@@ -23,10 +24,13 @@ TABLE_GROUPS: tuple[type[Database], ...] = (
     ChatTable,
     InboxTable,
     OutboxTable,
+    PrivacyTables,  # no tables of its own: it changes the others'
 )
 
 
-class Store(UsageTable, FeedbackTables, AuditTable, JobTable, ChatTable, InboxTable, OutboxTable):
+class Store(
+    UsageTable, FeedbackTables, AuditTable, JobTable, ChatTable, InboxTable, OutboxTable, PrivacyTables
+):
     """One SQLite file holding every table group; safe to share between the event loop and worker
     threads."""
 

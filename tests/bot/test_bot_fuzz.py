@@ -31,7 +31,7 @@ pytestmark = pytest.mark.slow
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "1500"))
 ADMIN_ID = 4242
-USER_COMMANDS = ["start", "help", "about", "ask", "image", "text"]
+USER_COMMANDS = ["start", "help", "about", "ask", "image", "text", "privacy", "forget"]
 # /retrain from an admin would start a real trainer; non-admins may send it (and are refused).
 ADMIN_COMMANDS = ["stats", "models", "reindex", "rollback"]
 ODD = (
@@ -155,7 +155,7 @@ def messages(draw: st.DrawFn, chat: dict | None = None) -> dict:
 callback_data = st.one_of(
     st.builds(
         lambda action, answer, value: f"{action}:{answer}:{value}",
-        st.sampled_from(["fb", "more", "xx", ""]),
+        st.sampled_from(["fb", "more", "forget", "xx", ""]),
         st.one_of(st.integers(-3, 40), st.integers(-(10**30), 10**30)),
         st.one_of(st.integers(-5, 12), st.integers(-(10**30), 10**30)),
     ),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bot.formatting import SOURCES_SHOWN
-from bot.keyboards import ButtonPress, answer_buttons, more_sources_buttons, parse_press
+from bot.keyboards import ButtonPress, answer_buttons, forget_buttons, more_sources_buttons, parse_press
 
 
 def presses(markup) -> list[ButtonPress | None]:
@@ -23,6 +23,11 @@ def test_answer_buttons_parse_back_to_their_actions() -> None:
     assert all(len(b.callback_data.encode()) <= 64 for row in markup.inline_keyboard for b in row)
     assert presses(answer_buttons(7, "en", more=False, feedback=False)) == []
     assert presses(more_sources_buttons(7, 6, "en")) == [ButtonPress("more", 7, 6)]
+    user_id = 2**40  # Telegram user ids exceed 32 bits
+    assert presses(forget_buttons(user_id, "zh")) == [
+        ButtonPress("forget", user_id, 1),
+        ButtonPress("forget", user_id, 0),
+    ]
 
 
 @pytest.mark.parametrize("data", [None, "", "fb", "fb:1", "fb:x:1", "vote:1:1", "more:1:2:3", "fb:1:1:"])

@@ -3,6 +3,7 @@ made by an older version upgraded in place."""
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import sqlite3
 import threading
@@ -199,3 +200,62 @@ def test_a_version_1_file_is_upgraded_in_place_and_keeps_its_rows(tmp_path: Path
     open_store(new_path).close()
     assert upgraded == schema_of(new_path)  # the columns, defaults and indexes of a new file
     assert upgraded["version"] == SCHEMA_VERSION
+
+
+def test_forget_removes_one_users_data_and_keeps_the_counts_anonymous(tmp_path: Path) -> None:
+    store = open_store(tmp_path / "bot.sqlite3")
+    ada, bob, group = 1001, 1002, -5001
+    private = store.record_answer(
+        ada, ada, "en", False, "how do I fire my cofounder?", [Source("d", "", "", "", "", 1.0)]
+    )
+    in_group = store.record_answer(group, ada, "en", True, "pricing?", [])
+    bobs = store.record_answer(bob, bob, "en", False, "bob's secret question", [])
+    store.record_feedback(bobs, ada, helpful=True)
+    store.record_feedback(private, bob, helpful=False)
+    for user, chat in ((ada, ada), (ada, group), (bob, bob)):
+        store.record_usage("question", "declined", chat, user, "en")
+    store.journal_update(1, json.dumps({"update_id": 1, "message": {"from": {"id": ada}, "text": "hi"}}))
+    store.journal_update(2, json.dumps({"update_id": 2, "callback_query": {"from": {"id": ada}}}))
+    store.journal_update(3, json.dumps({"update_id": 3, "message": {"from": {"id": bob}, "text": "yo"}}))
+    store.queue_reply(ada, "a reply to Ada")
+    store.queue_reply(group, "a reply in the group")
+    usage_before, votes_before = store.usage_counts(), store.feedback_counts()
+
+    forgotten = store.forget_user(ada)
+
+    assert (forgotten.questions, forgotten.votes, forgotten.usage) == (2, 1, 2)
+    assert (forgotten.messages, forgotten.replies) == (2, 1) and forgotten.held_data
+    assert store.answer(private).question == "" and store.answer(private).sources == []
+    assert store.answer(private).chat_id == 0 and store.answer(in_group).chat_id == group
+    assert store.answer(bobs).question == "bob's secret question"
+    assert store.top_unanswered() == [("bob's secret question", 1)]
+    assert store.usage_counts() == usage_before and store.feedback_counts() == votes_before
+    with sqlite3.connect(tmp_path / "bot.sqlite3") as db:
+        assert db.execute(
+            "SELECT COUNT(*) FROM usage WHERE user_id = ? OR chat_id = ?", (ada, ada)
+        ).fetchone() == (0,)
+        assert db.execute("SELECT COUNT(*) FROM feedback WHERE user_id = ?", (ada,)).fetchone() == (0,)
+        assert [row[0] for row in db.execute("SELECT update_id FROM inbox")] == [3]
+    assert [item.chat_id for item in store.due_replies()] == [group]
+    again = store.forget_user(ada)
+    assert again.total == 0 and not again.held_data  # a second /forget changes nothing
+    store.close()
+
+
+def test_retention_prunes_only_rows_older_than_the_limit(tmp_path: Path) -> None:
+    path = tmp_path / "bot.sqlite3"
+    store = open_store(path)
+    old = store.record_answer(7, 7, "en", False, "old question", [])
+    new = store.record_answer(7, 7, "en", False, "new question", [])
+    store.record_feedback(old, 8, helpful=True)
+    store.record_feedback(new, 8, helpful=True)
+    store.record_usage("question", "declined", 7, 7, "en")
+    store.record_usage("question", "declined", 7, 7, "en")
+    with sqlite3.connect(path) as db:  # age one row of each table by 100 days
+        db.execute("UPDATE answers SET ts = ts - 100 * 86400 WHERE id = ?", (old,))
+        db.execute("UPDATE usage SET ts = ts - 100 * 86400 WHERE id = 1")
+    assert store.prune_older_than(90) == 3  # the old answer, the vote on it, the old usage row
+    assert store.answer(old) is None and store.answer(new).question == "new question"
+    assert store.feedback_counts() == (1, 0) and sum(store.usage_counts().values()) == 1
+    assert store.prune_older_than(90) == 0
+    store.close()
