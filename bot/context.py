@@ -99,3 +99,17 @@ class CustomContext(CallbackContext[ExtBot, dict, dict, BotData]):
     def is_admin(self, user_id: int | None) -> bool:
         """True for users listed in ADMIN_IDS."""
         return user_id is not None and user_id in self.settings.admin_ids
+
+    def refusal(self, user_id: int | None, chat_id: int | None) -> str | None:
+        """Why the bot ignores this user in this chat ("blocked", "not_allowed"), or None. Admins are
+        never ignored."""
+        if self.is_admin(user_id):
+            return None
+        if user_id is not None and self.store.is_user_blocked(user_id):
+            return "blocked"
+        settings = self.settings
+        if not (settings.allowed_users or settings.allowed_chats):
+            return None
+        if user_id in settings.allowed_users or chat_id in settings.allowed_chats:
+            return None
+        return "not_allowed"

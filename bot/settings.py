@@ -21,6 +21,10 @@ class BotSettings(BaseSettings):
     telegram_bot_token: SecretStr | None = None
     telegram_api_base_url: str = TELEGRAM_API_BASE_URL
     admin_ids: Annotated[frozenset[int], NoDecode] = frozenset()
+    # Optional allow-lists: when either is set, only its users (anywhere) and chats (anyone in them) are
+    # answered; admins always are. Empty: everyone.
+    allowed_users: Annotated[frozenset[int], NoDecode] = frozenset()
+    allowed_chats: Annotated[frozenset[int], NoDecode] = frozenset()
     data_dir: Path = Path("var")
     log_level: str = "INFO"
     # Users' questions, votes and usage rows older than this many days are deleted daily.
@@ -63,9 +67,9 @@ class BotSettings(BaseSettings):
     # (in-process generators only; a generation service trains its own).
     train_missing_models: bool = True
 
-    @field_validator("admin_ids", mode="before")
+    @field_validator("admin_ids", "allowed_users", "allowed_chats", mode="before")
     @classmethod
-    def _parse_admin_ids(cls, value: object) -> object:
+    def _parse_ids(cls, value: object) -> object:
         """Accept "1, 2,3" as well as a list; an empty string means no admins."""
         if isinstance(value, str):
             parts = [part.strip() for part in value.split(",") if part.strip()]

@@ -280,6 +280,26 @@ TEXTS: dict[str, dict[Lang, str]] = {
         "zh": "<b>每日</b>（已答/未答 · 图片/文本 · 👍/👎）",
     },
     "stats_unanswered": {"en": "<b>Top unanswered</b>", "zh": "<b>未能回答的热门问题</b>"},
+    "stats_ignored": {
+        "en": "Ignored: {blocked} from blocked users, {not_allowed} from outside the allow-lists",
+        "zh": "已忽略：被封禁用户 {blocked} 次，不在允许名单中 {not_allowed} 次",
+    },
+    "block_usage": {
+        "en": "Usage: /block &lt;user id&gt;, or reply /block to their message (/unblock the same way).",
+        "zh": "用法：/block &lt;用户 ID&gt;，或回复对方的消息发送 /block（/unblock 同理）。",
+    },
+    "block_admin": {"en": "Admins cannot be blocked.", "zh": "不能封禁管理员。"},
+    "block_unknown": {
+        "en": "I have never seen user {user_id}; nothing was blocked.",
+        "zh": "我从未见过用户 {user_id}，未封禁任何人。",
+    },
+    "blocked_user": {
+        "en": "Blocked user {user_id}: they get no replies and cost no model work.",
+        "zh": "已封禁用户 {user_id}：不再回复，也不会占用模型。",
+    },
+    "block_already": {"en": "User {user_id} was already blocked.", "zh": "用户 {user_id} 已被封禁。"},
+    "unblocked_user": {"en": "Unblocked user {user_id}.", "zh": "已解除封禁用户 {user_id}。"},
+    "unblock_not_blocked": {"en": "User {user_id} is not blocked.", "zh": "用户 {user_id} 未被封禁。"},
 }
 
 COMMANDS: dict[str, dict[Lang, str]] = {
@@ -301,6 +321,8 @@ ADMIN_COMMANDS: dict[str, dict[Lang, str]] = {
         "en": "Retrain a model: /retrain gan|lstm|intent|all",
         "zh": "重新训练模型：/retrain gan|lstm|intent|all",
     },
+    "block": {"en": "Ignore a user: /block ID (or reply)", "zh": "封禁用户：/block ID（或回复）"},
+    "unblock": {"en": "Stop ignoring a user: /unblock ID", "zh": "解除封禁：/unblock ID"},
     "rollback": {
         "en": "Restore an earlier model: /rollback gan|lstm [version]",
         "zh": "恢复旧版模型：/rollback gan|lstm [版本]",

@@ -1,4 +1,5 @@
-"""Admin commands (/stats, /models, /reindex, /retrain, /rollback): ADMIN_IDS only, every call audited.
+"""Admin commands (/stats, /models, /reindex, /retrain, /rollback, /block, /unblock): ADMIN_IDS only,
+every call audited.
 
 /retrain starts the companion trainer as a background job (bot.jobs) that bot.job_follower follows.
 """
@@ -101,6 +102,12 @@ async def stats_command(update: Update, context: CustomContext) -> str:
             f"{day[5:]}: {row.get('answered', 0)}/{row.get('declined', 0)} · "
             f"{row.get('images', 0)}/{row.get('texts', 0)} · {row.get('helpful', 0)}/{row.get('unhelpful', 0)}"
         )
+    ignored = {
+        outcome: sum(n for (_, kind, out), n in counts.items() if kind == "ignored" and out == outcome)
+        for outcome in ("blocked", "not_allowed")
+    }
+    if any(ignored.values()):
+        lines.append(text("stats_ignored", lang, **ignored))
     unanswered = store.top_unanswered(limit=5)
     if unanswered:
         lines.append(text("stats_unanswered", lang))
@@ -307,10 +314,63 @@ async def rollback_command(update: Update, context: CustomContext) -> str:
     return f"ok: {kind} champion {champion.version}"
 
 
+# /block, /unblock -------------------------------------------------------------------------------
+
+
+def _block_target(update: Update) -> int | None:
+    """The user id after the command, or the author of the message the command replies to."""
+    message = update.effective_message
+    argument = command_argument(message)
+    if argument:
+        return int(argument) if argument.isdigit() and 0 < int(argument) < 2**53 else None
+    replied = message.reply_to_message
+    author = replied.from_user if replied is not None else None
+    return author.id if author is not None and not author.is_bot else None
+
+
+@admin_only("block")
+async def block_command(update: Update, context: CustomContext) -> str:
+    """Ignore a user from now on: no replies, no model work (by id, or by replying to them)."""
+    lang = _lang(update)
+    user_id = _block_target(update)
+    if user_id is None:
+        await reply_html(update, context, text("block_usage", lang))
+        return "usage"
+    if context.is_admin(user_id):
+        await reply_html(update, context, text("block_admin", lang))
+        return f"refused: {user_id} is an admin"
+    if not context.store.is_user_blocked(user_id) and not context.store.has_seen_user(user_id):
+        await reply_html(update, context, text("block_unknown", lang, user_id=user_id))
+        return f"refused: {user_id} never seen"
+    admin = update.effective_user.id if update.effective_user else None
+    if not context.store.block_user(user_id, admin):
+        await reply_html(update, context, text("block_already", lang, user_id=user_id))
+        return f"already blocked: {user_id}"
+    await reply_html(update, context, text("blocked_user", lang, user_id=user_id))
+    return f"blocked {user_id}"
+
+
+@admin_only("unblock")
+async def unblock_command(update: Update, context: CustomContext) -> str:
+    """Stop ignoring a user (by id, or by replying to them)."""
+    lang = _lang(update)
+    user_id = _block_target(update)
+    if user_id is None:
+        await reply_html(update, context, text("block_usage", lang))
+        return "usage"
+    if not context.store.unblock_user(user_id):
+        await reply_html(update, context, text("unblock_not_blocked", lang, user_id=user_id))
+        return f"not blocked: {user_id}"
+    await reply_html(update, context, text("unblocked_user", lang, user_id=user_id))
+    return f"unblocked {user_id}"
+
+
 ADMIN_HANDLERS = {
     "stats": stats_command,
     "models": models_command,
     "reindex": reindex_command,
     "retrain": retrain_command,
     "rollback": rollback_command,
+    "block": block_command,
+    "unblock": unblock_command,
 }

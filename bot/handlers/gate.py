@@ -1,4 +1,5 @@
-"""The gate every update passes first: a chat that writes has not blocked us, and a chat over its
+"""The gate every update passes first: a chat that writes has not blocked us; a user an admin blocked,
+or one outside the allow-lists, is ignored (counted, never answered, no model work); a chat over its
 rate gets one notice and no more answers this window."""
 
 from __future__ import annotations
@@ -14,11 +15,19 @@ from bot.texts import text
 
 
 async def on_any_update(update: Update, context: CustomContext) -> None:
-    """A chat that writes to us has (again) not blocked us; a chat over its rate gets no more answers
-    this window (and one notice)."""
+    """A chat that writes to us has (again) not blocked us; blocked and not-allowed users are ignored;
+    a chat over its rate gets no more answers this window (and one notice)."""
     chat = update.effective_chat
     if chat is not None and context.store.is_blocked(chat.id):
         context.store.set_blocked(chat.id, False)
+    user = update.effective_user
+    refusal = context.refusal(user.id if user else None, chat.id if chat else None)
+    if refusal is not None:
+        if chat is not None and addressed_to_bot(update):
+            record_usage(context, Request.of(update), "ignored", refusal)
+        if update.callback_query is not None:
+            await update.callback_query.answer()  # stops the button's spinner; says nothing
+        raise ApplicationHandlerStop
     guard: ChatFloodGuard | None = getattr(context.bot_data, "flood_guard", None)
     if chat is None or guard is None or not addressed_to_bot(update):
         return

@@ -3,7 +3,7 @@
 `database`: the connection, schema version, in-place upgrades and transactions. The table groups,
 each with its SQL: `usage`, `feedback` (answers and their votes), `audit`, `jobs`, `chats`, `journal`
 (the inbox of received updates), `outbox` (replies not delivered yet) and `privacy` (forgetting a
-user, pruning old rows across the others). `store`: the `Store` callers
+user, pruning old rows across the others), `users` (users an admin blocked). `store`: the `Store` callers
 hold, every group's methods on one object.
 """
 

@@ -14,6 +14,7 @@ from bot.store.journal import InboxTable
 from bot.store.outbox import OutboxTable
 from bot.store.privacy import PrivacyTables
 from bot.store.usage import UsageTable
+from bot.store.users import BlockedUserTable
 
 # In the order a new file has always had its tables created in.
 TABLE_GROUPS: tuple[type[Database], ...] = (
@@ -25,11 +26,20 @@ TABLE_GROUPS: tuple[type[Database], ...] = (
     InboxTable,
     OutboxTable,
     PrivacyTables,  # no tables of its own: it changes the others'
+    BlockedUserTable,
 )
 
 
 class Store(
-    UsageTable, FeedbackTables, AuditTable, JobTable, ChatTable, InboxTable, OutboxTable, PrivacyTables
+    UsageTable,
+    FeedbackTables,
+    AuditTable,
+    JobTable,
+    ChatTable,
+    InboxTable,
+    OutboxTable,
+    PrivacyTables,
+    BlockedUserTable,
 ):
     """One SQLite file holding every table group; safe to share between the event loop and worker
     threads."""
