@@ -17,7 +17,7 @@ from telegram import Update
 
 from bot.context import CustomContext
 from bot.formatting import escape, metrics_text
-from bot.handlers.common import Request, command_argument, message_lang, reply, reply_html
+from bot.handlers.common import Request, command_argument, interface_lang, reply, reply_html
 from bot.heap import settle_heap
 from bot.job_follower import JobFollower
 from bot.jobs import JOB_KINDS, MAX_SEED, JobAlreadyRunning, RetrainOptions, UnknownJob
@@ -42,7 +42,7 @@ def admin_only(command: str) -> Callable[[AdminHandler], Callable[[Update, Custo
     def wrap(handler: AdminHandler) -> Callable[[Update, CustomContext], Awaitable[None]]:
         @functools.wraps(handler)
         async def guarded(update: Update, context: CustomContext) -> None:
-            request = Request.of(update, "")
+            request = Request.of(update, lang=interface_lang(update, context))
             args = command_argument(update.effective_message)
             if not context.is_admin(request.user_id):
                 context.store.audit(request.user_id, request.chat_id, command, args, "refused: not an admin")
@@ -62,8 +62,8 @@ def admin_only(command: str) -> Callable[[AdminHandler], Callable[[Update, Custo
     return wrap
 
 
-def _lang(update: Update) -> Lang:
-    return message_lang(update, "")  # admin replies follow the admin's client language
+def _lang(update: Update, context: CustomContext) -> Lang:
+    return interface_lang(update, context)
 
 
 # /stats ----------------------------------------------------------------------------------------------
@@ -72,7 +72,7 @@ def _lang(update: Update) -> Lang:
 @admin_only("stats")
 async def stats_command(update: Update, context: CustomContext) -> str:
     """Questions answered/declined, feedback, generations and top unanswered questions, per day."""
-    lang = _lang(update)
+    lang = _lang(update, context)
     store = context.store
     counts = store.usage_counts(since_days=7)
     feedback = store.feedback_by_day(since_days=7)
@@ -123,7 +123,7 @@ async def stats_command(update: Update, context: CustomContext) -> str:
 async def models_command(update: Update, context: CustomContext) -> str:
     """Each generator's serving champion and its recent versions, with metrics and dates, and the
     intent classifier's version."""
-    lang = _lang(update)
+    lang = _lang(update, context)
     serving = {model.kind: model for model in await context.generation.models()}
     lines = [text("models_title", lang)]
     intent = context.knowledge.intent_version
@@ -158,7 +158,7 @@ async def models_command(update: Update, context: CustomContext) -> str:
 @admin_only("reindex")
 async def reindex_command(update: Update, context: CustomContext) -> str:
     """Rebuild the knowledge index off the event loop; a failure leaves the old index serving."""
-    lang = _lang(update)
+    lang = _lang(update, context)
     started = time.perf_counter()
     try:
         report = await asyncio.to_thread(context.knowledge.rebuild)
@@ -219,7 +219,7 @@ def _running(context: CustomContext, lang: Lang) -> str:
 @admin_only("retrain")
 async def retrain_command(update: Update, context: CustomContext) -> str:
     """Start retraining a model (or all of them) in the background, or cancel a running job."""
-    lang = _lang(update)
+    lang = _lang(update, context)
     args = command_argument(update.effective_message).split()
     if len(args) == 2 and args[0].lower() == "cancel":
         return await _cancel(update, context, args[1], lang)
@@ -244,7 +244,7 @@ async def retrain_command(update: Update, context: CustomContext) -> str:
 async def _start(
     update: Update, context: CustomContext, kind: str, options: RetrainOptions, lang: Lang
 ) -> str:
-    request = Request.of(update, "")
+    request = Request.of(update, lang=interface_lang(update, context))
     follower = JobFollower(context, request.chat_id, lang, request.thread_id)
     try:
         # A fresh seed unless one was given: the shipped default was trained with the recipe's seed, so
@@ -296,7 +296,7 @@ async def _cancel(update: Update, context: CustomContext, job_id: str, lang: Lan
 @admin_only("rollback")
 async def rollback_command(update: Update, context: CustomContext) -> str:
     """Make an earlier version champion again (the previous one by default) and hot-swap it."""
-    lang = _lang(update)
+    lang = _lang(update, context)
     args = command_argument(update.effective_message).split()
     if not 1 <= len(args) <= 2 or args[0].lower() not in KINDS:
         await reply_html(update, context, text("rollback_usage", lang))
@@ -331,7 +331,7 @@ def _block_target(update: Update) -> int | None:
 @admin_only("block")
 async def block_command(update: Update, context: CustomContext) -> str:
     """Ignore a user from now on: no replies, no model work (by id, or by replying to them)."""
-    lang = _lang(update)
+    lang = _lang(update, context)
     user_id = _block_target(update)
     if user_id is None:
         await reply_html(update, context, text("block_usage", lang))
@@ -353,7 +353,7 @@ async def block_command(update: Update, context: CustomContext) -> str:
 @admin_only("unblock")
 async def unblock_command(update: Update, context: CustomContext) -> str:
     """Stop ignoring a user (by id, or by replying to them)."""
-    lang = _lang(update)
+    lang = _lang(update, context)
     user_id = _block_target(update)
     if user_id is None:
         await reply_html(update, context, text("block_usage", lang))

@@ -14,8 +14,9 @@ from bot.formatting import SOURCES_SHOWN, render_answer
 from bot.handlers.common import (
     Request,
     command_argument,
-    message_lang,
+    interface_lang,
     record_usage,
+    remember_written_lang,
     reply,
     reply_html,
     within_rate_limit,
@@ -31,7 +32,7 @@ async def ask_command(update: Update, context: CustomContext) -> None:
     """Answer the question after /ask, or show how to ask one."""
     question = command_argument(update.effective_message)
     if not question:
-        await reply_html(update, context, text("ask_usage", message_lang(update, "")))
+        await reply_html(update, context, text("ask_usage", interface_lang(update, context)))
         return
     await answer_question(update, context, question)
 
@@ -39,6 +40,7 @@ async def ask_command(update: Update, context: CustomContext) -> None:
 async def answer_question(update: Update, context: CustomContext, question: str) -> None:
     """Look the question up, reply in its language with sources and buttons, and record it."""
     request = Request.of(update, question)
+    remember_written_lang(context, request.lang)
     if not await within_rate_limit(context, request, "question"):
         return
     async with chat_action(context, request.chat_id, ChatAction.TYPING, request.thread_id):

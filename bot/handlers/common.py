@@ -24,6 +24,23 @@ def message_lang(update: Update, sample: str | None = None) -> Lang:
     return detect_lang(content, user.language_code if user else None)
 
 
+WRITTEN_LANG = "lang"  # user_data key: the language of what the user last wrote to the bot
+
+
+def interface_lang(update: Update, context: CustomContext) -> Lang:
+    """The language of command replies, usage lines and buttons: that of what the user last wrote to
+    the bot (a question, a request), else their Telegram client's language code."""
+    user_data = context.user_data
+    written = user_data.get(WRITTEN_LANG) if user_data is not None else None
+    return written if written in ("en", "zh") else message_lang(update, "")
+
+
+def remember_written_lang(context: CustomContext, lang: Lang) -> None:
+    """The user wrote in `lang`: the interface follows it from now on."""
+    if context.user_data is not None:
+        context.user_data[WRITTEN_LANG] = lang
+
+
 def command_argument(message: Message) -> str:
     """The text after `/command` (or `/command@Bot`), as typed, without leading/trailing spaces."""
     content = message.text or ""
@@ -45,13 +62,15 @@ class Request:
     thread_id: int | None = None  # the forum topic every reply goes to; None outside topics
 
     @classmethod
-    def of(cls, update: Update, sample: str | None = None) -> Request:
-        """The request of an update; `sample` is the text whose language the reply follows."""
+    def of(cls, update: Update, sample: str | None = None, lang: Lang | None = None) -> Request:
+        """The request of an update; the reply follows the language of `sample` (the message when None),
+        or `lang` when given (a command's reply: the interface's)."""
         chat = update.effective_chat
         user = update.effective_user
         message = update.effective_message
         quote = message if chat.type != ChatType.PRIVATE else None
-        return cls(chat.id, user.id if user else None, message_lang(update, sample), quote, topic_of(message))
+        lang = lang or message_lang(update, sample)
+        return cls(chat.id, user.id if user else None, lang, quote, topic_of(message))
 
 
 async def reply(

@@ -8,10 +8,11 @@ from pathlib import Path
 
 from telegram import Update
 from telegram.error import Forbidden, NetworkError, TelegramError
+from telegram.ext import filters
 
 from bot.context import CustomContext
 from bot.delivery import remember_migration, send_html, topic_of
-from bot.handlers.common import message_lang
+from bot.handlers.common import interface_lang, message_lang
 from bot.texts import text
 
 logger = logging.getLogger(__name__)
@@ -35,8 +36,13 @@ async def on_error(update: object, context: CustomContext) -> None:
     if chat is None or isinstance(error, Forbidden):
         return
     try:
-        thread_id = topic_of(update.effective_message)
-        await send_html(context, chat.id, text("error", message_lang(update)), thread_id=thread_id)
+        message = update.effective_message
+        # Free text: its own language; a command or a button press: the interface's.
+        free_text = (
+            update.callback_query is None and message is not None and not filters.COMMAND.check_update(update)
+        )
+        lang = message_lang(update) if free_text else interface_lang(update, context)
+        await send_html(context, chat.id, text("error", lang), thread_id=topic_of(message))
     except TelegramError as exc:
         logger.warning("could not tell chat %s about the error: %s", chat.id, type(exc).__name__)
 

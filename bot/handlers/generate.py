@@ -10,7 +10,14 @@ from telegram.constants import ChatAction
 from bot.context import CustomContext
 from bot.delivery import chat_action, send_photo
 from bot.formatting import escape, fit_caption
-from bot.handlers.common import Request, command_argument, record_usage, reply, within_rate_limit
+from bot.handlers.common import (
+    Request,
+    command_argument,
+    interface_lang,
+    record_usage,
+    reply,
+    within_rate_limit,
+)
 from bot.texts import text
 from generation.api import (
     MAX_IMAGES,
@@ -46,7 +53,7 @@ def parse_image_args(args: list[str]) -> tuple[int | None, int] | None:
 
 async def image_command(update: Update, context: CustomContext) -> None:
     """Draw digits with the GAN and send them as one photo with a caption."""
-    request = Request.of(update, "")
+    request = Request.of(update, lang=interface_lang(update, context))
     parsed = parse_image_args(command_argument(update.effective_message).split())
     if parsed is None:
         await reply(context, request, escape(text("image_usage", request.lang, max_images=MAX_IMAGES)))
@@ -80,7 +87,7 @@ async def draw(context: CustomContext, request: Request, digit: int | None, coun
 async def text_command(update: Update, context: CustomContext) -> None:
     """Continue the prompt with the LSTM and send the text."""
     prompt = command_argument(update.effective_message)
-    request = Request.of(update, prompt)
+    request = Request.of(update, prompt, None if prompt.strip() else interface_lang(update, context))
     if len(prompt) > MAX_PROMPT_CHARS:
         await reply(context, request, escape(text("text_usage", request.lang, max_chars=MAX_PROMPT_CHARS)))
         return

@@ -9,7 +9,7 @@ from telegram import Update
 from telegram.error import BadRequest
 
 from bot.context import CustomContext
-from bot.handlers.common import Request, message_lang, reply, reply_html
+from bot.handlers.common import Request, interface_lang, reply, reply_html
 from bot.keyboards import forget_buttons, parse_press
 from bot.texts import text
 
@@ -22,12 +22,12 @@ PRUNE_FIRST_S = 30.0  # and shortly after each start
 async def privacy_command(update: Update, context: CustomContext) -> None:
     """Say what is stored, why, and for how long."""
     days = context.settings.retention_days
-    await reply_html(update, context, text("privacy", message_lang(update, ""), days=days))
+    await reply_html(update, context, text("privacy", interface_lang(update, context), days=days))
 
 
 async def forget_command(update: Update, context: CustomContext) -> None:
     """Ask the sender to confirm deleting what is stored about them."""
-    request = Request.of(update, "")
+    request = Request.of(update, lang=interface_lang(update, context))
     if request.user_id is None:  # a channel post: there is no one to forget
         return
     lang = request.lang
@@ -40,7 +40,7 @@ async def on_forget_press(update: Update, context: CustomContext) -> None:
     """Delete the presser's data (or cancel) when the button is theirs; say what was deleted."""
     query = update.callback_query
     press = parse_press(query.data)
-    lang = message_lang(update, "")
+    lang = interface_lang(update, context)
     if press is None or press.action != "forget":
         await query.answer()
         return
@@ -52,6 +52,8 @@ async def on_forget_press(update: Update, context: CustomContext) -> None:
         outcome = text("forget_cancelled", lang)
     else:
         forgotten = await asyncio.to_thread(context.store.forget_user, press.subject)
+        if context.user_data is not None:
+            context.user_data.clear()  # the language they wrote in, too
         logger.info("a user's data was forgotten: %d rows", forgotten.total)
         outcome = (
             text(

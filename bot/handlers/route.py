@@ -12,8 +12,9 @@ from bot.delivery import chat_action
 from bot.handlers.ask import reply_with_answer
 from bot.handlers.common import (
     Request,
-    message_lang,
+    interface_lang,
     record_usage,
+    remember_written_lang,
     reply,
     reply_html,
     strip_mention,
@@ -28,9 +29,10 @@ async def on_message(update: Update, context: CustomContext) -> None:
     """Read the message, then answer it, draw, write, or reply in a line."""
     message = strip_mention(update.effective_message.text or "", context.bot.username)
     if not message:
-        await reply_html(update, context, text("ask_usage", message_lang(update, "")))
+        await reply_html(update, context, text("ask_usage", interface_lang(update, context)))
         return
     request = Request.of(update, message)
+    remember_written_lang(context, request.lang)
     if not await within_rate_limit(context, request, "question"):
         return
     async with chat_action(context, request.chat_id, ChatAction.TYPING, request.thread_id):

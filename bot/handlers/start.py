@@ -9,7 +9,7 @@ from telegram import Update
 
 from bot.context import CustomContext
 from bot.formatting import escape
-from bot.handlers.common import message_lang, reply_html
+from bot.handlers.common import interface_lang, reply_html
 from bot.texts import text
 
 logger = logging.getLogger(__name__)
@@ -17,7 +17,7 @@ logger = logging.getLogger(__name__)
 
 async def start(update: Update, context: CustomContext) -> None:
     """Greet the user and say what the bot does."""
-    lang = message_lang(update, "")
+    lang = interface_lang(update, context)
     user = update.effective_user
     name = escape(user.first_name) if user else ""
     await reply_html(update, context, text("start", lang, name=name))
@@ -25,12 +25,12 @@ async def start(update: Update, context: CustomContext) -> None:
 
 async def help_command(update: Update, context: CustomContext) -> None:
     """List the commands with examples."""
-    await reply_html(update, context, text("help", message_lang(update, "")))
+    await reply_html(update, context, text("help", interface_lang(update, context)))
 
 
 async def about(update: Update, context: CustomContext) -> None:
     """Show model versions and the knowledge base's size."""
-    lang = message_lang(update, "")
+    lang = interface_lang(update, context)
     missing = text("no_model", lang)
     stats = await asyncio.to_thread(context.knowledge.stats)
     versions = {"gan": missing, "lstm": missing}
@@ -50,4 +50,4 @@ async def about(update: Update, context: CustomContext) -> None:
 
 async def unknown_command(update: Update, context: CustomContext) -> None:
     """Point a private-chat user who mistyped a command to /help."""
-    await reply_html(update, context, text("unknown_command", message_lang(update, "")))
+    await reply_html(update, context, text("unknown_command", interface_lang(update, context)))

@@ -234,3 +234,22 @@ async def test_free_text_is_routed_by_what_it_asks_for(fake: FakeTelegram, data_
     assert "/help" in visible(hello)
     assert "don't have an answer" in visible(declined) and "/image" in visible(declined)
     assert "Sources" not in visible(declined)
+
+
+async def test_the_interface_follows_the_client_language_until_the_user_writes(
+    fake: FakeTelegram, data_dir: Path
+) -> None:
+    async with run_bot(fake, data_dir):
+        lin = private_chat(fake, OTHER_USER)  # a Chinese Telegram client
+        lin.message("/help", user=OTHER_USER)
+        [help_before] = await fake.wait_for_reply(lin.id)
+        lin.message("how should I think about pricing?", user=OTHER_USER)  # but writes English
+        *_, answer = await fake.wait_for_reply(lin.id, count=2)
+        lin.message("/help", user=OTHER_USER)
+        *_, help_after = await fake.wait_for_reply(lin.id, count=3)
+        lin.message("/image x", user=OTHER_USER)  # the usage line, in the language Lin writes
+        *_, usage = await fake.wait_for_reply(lin.id, count=4)
+    assert parse_telegram_html(help_before.text)[1].startswith("命令")
+    assert "Price on value" in answer.text and answer.buttons[-1]["text"] == "👎 Not helpful"
+    assert parse_telegram_html(help_after.text)[1].startswith("Commands")
+    assert parse_telegram_html(usage.text)[1].startswith("Usage: /image")
