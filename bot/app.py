@@ -23,6 +23,7 @@ from telegram.ext import (
     CommandHandler,
     ContextTypes,
     Defaults,
+    InlineQueryHandler,
     MessageHandler,
     TypeHandler,
     filters,
@@ -31,7 +32,7 @@ from telegram.request import BaseRequest
 
 from bot.bootstrap import missing_generators, train_missing
 from bot.context import BotData, CustomContext, Services
-from bot.handlers import admin, ask, errors, feedback, gate, generate, privacy, route, start
+from bot.handlers import admin, ask, errors, feedback, gate, generate, inline, privacy, route, start
 from bot.handlers.gate import AddressedToBot
 from bot.heap import settle_heap
 from bot.jobs import JobManager
@@ -47,7 +48,7 @@ from knowledge.api import INTENT_MODEL
 
 logger = logging.getLogger(__name__)
 
-ALLOWED_UPDATES = [Update.MESSAGE, Update.CHANNEL_POST, Update.CALLBACK_QUERY]
+ALLOWED_UPDATES = [Update.MESSAGE, Update.CHANNEL_POST, Update.CALLBACK_QUERY, Update.INLINE_QUERY]
 # Commands count in messages and channel posts, not in edits of either.
 COMMAND_UPDATES = filters.UpdateType.MESSAGE | filters.UpdateType.CHANNEL_POST
 COMMAND_LANGUAGES = (("en", None), ("zh", "zh"))
@@ -76,6 +77,7 @@ def handlers() -> list[tuple[int, BaseHandler]]:
             (0, CommandHandler(name, callback, filters=COMMAND_UPDATES))
             for name, callback in admin.ADMIN_HANDLERS.items()
         ),
+        (0, InlineQueryHandler(inline.on_inline_query)),
         (0, CallbackQueryHandler(privacy.on_forget_press, pattern=FORGET_PATTERN)),
         (0, CallbackQueryHandler(feedback.on_button)),
         (

@@ -115,6 +115,9 @@ class ConsoleRequest(LocalBotApi):
         rows = markup.get("inline_keyboard", []) if isinstance(markup, dict) else []
         labels = []
         for button in itertools.chain.from_iterable(rows):
+            if "url" in button:  # a link, not a press: shown, not numbered
+                labels.append(f"[{button['text']}: {button['url']}]")
+                continue
             self.buttons.append((button["text"], button.get("callback_data", ""), message))
             labels.append(f"[#{len(self.buttons)} {button['text']}]")
         if labels:

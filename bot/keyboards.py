@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Literal
+from urllib.parse import quote, urlencode
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.formatting import SOURCES_SHOWN
 from bot.texts import Lang, text
+from knowledge.api import Source
 
 Action = Literal["fb", "more", "forget"]
 ACTIONS: tuple[Action, ...] = ("fb", "more", "forget")
@@ -43,11 +45,38 @@ def _more_button(answer_id: int, offset: int, lang: Lang) -> InlineKeyboardButto
     return InlineKeyboardButton(text("more_sources", lang), callback_data=f"more:{answer_id}:{offset}")
 
 
-def answer_buttons(answer_id: int, lang: Lang, *, more: bool, feedback: bool = True) -> InlineKeyboardMarkup:
-    """'More sources' (when there are more) and helpful / not helpful."""
+def deep_link(bot_username: str, payload: str) -> str:
+    """The t.me link that opens the bot with `/start <payload>`."""
+    return f"https://t.me/{bot_username}?start={quote(payload)}"
+
+
+def share_url(bot_username: str, payload: str, question: str) -> str:
+    """Telegram's share dialog for an answer's deep link, with the question as the message."""
+    return "https://t.me/share/url?" + urlencode(
+        {"url": deep_link(bot_username, payload), "text": question[:200]}
+    )
+
+
+def answer_share_url(
+    bot_username: str | None, answered: bool, sources: list[Source], question: str
+) -> str | None:
+    """The share dialog for an answer's best source (its deep link); None for a declined answer, a
+    source with no link, or a bot without a username."""
+    link = sources[0].link if answered and sources else ""
+    return share_url(bot_username, link, question) if link and bot_username else None
+
+
+def answer_buttons(
+    answer_id: int, lang: Lang, *, more: bool, feedback: bool = True, share: str | None = None
+) -> InlineKeyboardMarkup:
+    """'More sources' (when there are more), 'Share' (to a share dialog, when given) and helpful / not
+    helpful."""
     rows = []
-    if more:
-        rows.append([_more_button(answer_id, SOURCES_SHOWN, lang)])
+    top = [_more_button(answer_id, SOURCES_SHOWN, lang)] if more else []
+    if share:
+        top.append(InlineKeyboardButton(text("share", lang), url=share))
+    if top:
+        rows.append(top)
     if feedback:
         rows.append(
             [

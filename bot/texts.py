@@ -53,6 +53,18 @@ TEXTS: dict[str, dict[Lang, str]] = {
         ),
     },
     "no_model": {"en": "not loaded", "zh": "未加载"},
+    "share": {"en": "↗️ Share", "zh": "↗️ 分享"},
+    "open_in_bot": {"en": "Open in the bot", "zh": "在机器人中查看"},
+    "inline_declined": {"en": "Not in my knowledge base", "zh": "知识库里没有这个问题的答案"},
+    "inline_answer": {"en": "Answer", "zh": "回答"},
+    "inline_rate_limited": {
+        "en": "Too many questions: try again in {seconds} s",
+        "zh": "提问太频繁，请 {seconds} 秒后再试",
+    },
+    "link_invalid": {
+        "en": "That link does not lead to anything I know (any more). Ask me instead!",
+        "zh": "这个链接没有对应的内容（可能已失效）。直接问我吧！",
+    },
     # Privacy ---------------------------------------------------------------------------------------
     "privacy": {
         "en": (

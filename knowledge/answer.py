@@ -85,7 +85,25 @@ def _source(index: KnowledgeIndex, hit: Hit, lang: str) -> Source:
         lang=section.lang,
         text=excerpt(index, section, hit.ranked or (hit.unit,)),
         score=round(hit.score, 4),
+        link=index.link_of(section),
     )
+
+
+def entry_answer(index: KnowledgeIndex, section: Section) -> Answer:
+    """A section or FAQ entry shown by itself (a deep link's answer): its text, citing itself."""
+    question = section.question or section.heading
+    source = Source(
+        doc=section.doc,
+        title=section.title,
+        section=section.heading,
+        lang=section.lang,
+        text=excerpt(index, section, ()),
+        score=1.0,
+        link=index.link_of(section),
+    )
+    text = opening(section.text, ANSWER_CHARS[section.lang])
+    lang = "zh" if section.lang == "zh" else "en"
+    return Answer(question, lang, True, text, 1.0, [source], [])
 
 
 def excerpt(index: KnowledgeIndex, section: Section, ranked: tuple[int, ...]) -> str:
@@ -142,13 +160,33 @@ def _suggestions(index: KnowledgeIndex, hits: list[Hit], lang: str) -> list[str]
     return topics
 
 
-def trim(text: str, analysis: QueryAnalysis, limit: int) -> str:
-    """A readable answer: from the block (sentence, or list with its lead-in) that best matches the
-    question, the blocks that follow, within limit."""
+def _prose_blocks(text: str) -> list[str]:
+    """The text's readable blocks: code, formulas and emphasis marks left out."""
     prose = CODE_FENCE.sub(" ", text)
     prose = re.sub(r"\*\*|__|`", "", prose)
     prose = re.sub(r"\$\$.*?\$\$", " ", prose, flags=re.DOTALL)
-    blocks = _blocks(prose)
+    return _blocks(prose)
+
+
+def opening(text: str, limit: int) -> str:
+    """The text's first blocks within limit (at least the first, shortened if it must be)."""
+    blocks = _prose_blocks(text)
+    if not blocks:
+        return text[:limit].strip()
+    chosen: list[str] = []
+    used = 0
+    for block in blocks:
+        if used and used + len(block) > limit:
+            break
+        chosen.append(block if len(block) <= limit else _shorten(block, limit))
+        used += len(block)
+    return _join(chosen)
+
+
+def trim(text: str, analysis: QueryAnalysis, limit: int) -> str:
+    """A readable answer: from the block (sentence, or list with its lead-in) that best matches the
+    question, the blocks that follow, within limit."""
+    blocks = _prose_blocks(text)
     if not blocks:
         return text[:limit].strip()
     if sum(len(b) for b in blocks) <= limit:

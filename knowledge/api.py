@@ -39,9 +39,12 @@ class Source:
     lang: str
     text: str
     score: float
+    link: str = ""  # the section's deep-link payload (t.me/<bot>?start=<link>); "" when unknown
 
-    def to_json(self) -> dict:
-        return {
+    def to_json(self, with_link: bool = False) -> dict:
+        """The `knowledge ask --json` source object; `with_link` adds the deep-link payload (as the
+        bot stores sources)."""
+        data = {
             "doc": self.doc,
             "title": self.title,
             "section": self.section,
@@ -49,6 +52,7 @@ class Source:
             "text": self.text,
             "score": round(self.score, 4),
         }
+        return {**data, "link": self.link} if with_link else data
 
     @classmethod
     def from_json(cls, data: dict) -> Source:
@@ -60,6 +64,7 @@ class Source:
             str(data.get("lang", "")),
             str(data.get("text", "")),
             float(data.get("score", 0.0)),
+            str(data.get("link", "")),
         )
 
 

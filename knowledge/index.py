@@ -25,6 +25,7 @@ import faiss
 import numpy as np
 
 from knowledge.ingest import Section, corpus_files
+from knowledge.links import entry_payloads
 from knowledge.text import CODE_FENCE, lexical_tokens
 
 log = logging.getLogger(__name__)
@@ -213,6 +214,8 @@ class KnowledgeIndex:
 
     def __post_init__(self) -> None:
         self._positions = {section.id: n for n, section in enumerate(self.sections)}
+        self.links = entry_payloads(self.sections)  # each section's deep-link payload
+        self._by_link = {link: n for n, link in enumerate(self.links)}
         self._section_units: dict[int, list[int]] = {}
         for n, unit in enumerate(self.units):
             self._section_units.setdefault(unit.section, []).append(n)
@@ -224,6 +227,13 @@ class KnowledgeIndex:
     def section_by_id(self, section_id: str) -> Section | None:
         n = self._positions.get(section_id)
         return self.sections[n] if n is not None else None
+
+    def section_by_link(self, payload: str) -> Section | None:
+        n = self._by_link.get(payload)
+        return self.sections[n] if n is not None else None
+
+    def link_of(self, section: Section) -> str:
+        return self.links[self._positions[section.id]]
 
     def units_in(self, section: Section) -> list[int]:
         """The units a section was split into, in document order."""

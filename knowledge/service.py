@@ -147,6 +147,27 @@ class KnowledgeBase:
         log.info("intent classifier %s from %s", classifier.version, folder)
         return classifier, QueryBatcher(classifier.read_batch)
 
+    def entry(self, payload: str) -> Answer | None:
+        """The section or FAQ entry a deep-link payload names, as an answer citing it; None for a
+        payload no entry has (forged, garbled, or from a corpus since changed)."""
+        from knowledge.answer import entry_answer
+        from knowledge.links import PAYLOAD
+
+        if not PAYLOAD.match(payload or ""):
+            return None
+        index = self.retriever().index
+        section = index.section_by_link(payload)
+        return entry_answer(index, section) if section is not None else None
+
+    def faq(self, lang: str, limit: int = 5) -> list[Answer]:
+        """The first FAQ entries in `lang`, as answers citing themselves (what inline mode offers
+        before anything is typed)."""
+        from knowledge.answer import entry_answer
+
+        index = self.retriever().index
+        entries = [section for section in index.sections if section.kind == "faq" and section.lang == lang]
+        return [entry_answer(index, section) for section in entries[:limit]]
+
     @staticmethod
     def _answer(question: str, retriever: Retriever, retrieval: Retrieval, k: int) -> Answer:
         verdict, confidence = decide(retrieval, retriever.policy)

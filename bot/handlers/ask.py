@@ -21,7 +21,7 @@ from bot.handlers.common import (
     reply_html,
     within_rate_limit,
 )
-from bot.keyboards import answer_buttons
+from bot.keyboards import answer_buttons, answer_share_url
 from bot.texts import text
 from knowledge.api import Answer
 
@@ -57,6 +57,8 @@ async def reply_with_answer(context: CustomContext, request: Request, question: 
     answer_id = context.store.record_answer(
         request.chat_id, request.user_id, request.lang, answer.answered, question, sources
     )
-    markup = answer_buttons(answer_id, request.lang, more=answer.answered and len(sources) > SOURCES_SHOWN)
+    more = answer.answered and len(sources) > SOURCES_SHOWN
+    share = answer_share_url(context.bot.username, answer.answered, sources, question)
+    markup = answer_buttons(answer_id, request.lang, more=more, share=share)
     await reply(context, request, render_answer(answer, request.lang), reply_markup=markup)
     record_usage(context, request, "question", "answered" if answer.answered else "declined")

@@ -11,7 +11,7 @@ from telegram.error import BadRequest
 from bot.context import CustomContext
 from bot.delivery import send_html, topic_of
 from bot.formatting import SOURCES_SHOWN, render_passages
-from bot.keyboards import answer_buttons, more_sources_buttons, parse_press
+from bot.keyboards import answer_buttons, answer_share_url, more_sources_buttons, parse_press
 from bot.store import StoredAnswer
 from bot.texts import Lang, text
 
@@ -38,7 +38,15 @@ async def on_button(update: Update, context: CustomContext) -> None:
             more = stored.answered and len(stored.sources) > SOURCES_SHOWN
             try:
                 await query.edit_message_reply_markup(
-                    answer_buttons(stored.id, lang, more=more, feedback=False)
+                    answer_buttons(
+                        stored.id,
+                        lang,
+                        more=more,
+                        feedback=False,
+                        share=answer_share_url(
+                            context.bot.username, stored.answered, stored.sources, stored.question
+                        ),
+                    )
                 )
             except BadRequest as exc:  # e.g. "message is not modified" after a double tap
                 logger.debug("could not edit buttons: %s", exc.message)

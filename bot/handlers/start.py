@@ -9,15 +9,25 @@ from telegram import Update
 
 from bot.context import CustomContext
 from bot.formatting import escape
-from bot.handlers.common import interface_lang, reply_html
+from bot.handlers.ask import reply_with_answer
+from bot.handlers.common import Request, interface_lang, reply_html
 from bot.texts import text
 
 logger = logging.getLogger(__name__)
 
 
 async def start(update: Update, context: CustomContext) -> None:
-    """Greet the user and say what the bot does."""
+    """Greet the user, or answer the entry a deep link names (`/start <payload>`)."""
+    payload = context.args[0] if context.args else ""
     lang = interface_lang(update, context)
+    if payload:
+        answer = context.knowledge.entry(payload)
+        if answer is None:  # forged, garbled, or from a corpus since changed
+            await reply_html(update, context, text("link_invalid", lang))
+            return
+        request = Request.of(update, lang=answer.lang)
+        await reply_with_answer(context, request, answer.question, answer)
+        return
     user = update.effective_user
     name = escape(user.first_name) if user else ""
     await reply_html(update, context, text("start", lang, name=name))

@@ -72,7 +72,7 @@ class FeedbackTables(Database):
                     lang,
                     int(answered),
                     question,
-                    json.dumps([s.to_json() for s in sources]),
+                    json.dumps([s.to_json(with_link=True) for s in sources]),
                 ),
             )
             return int(cursor.lastrowid)

@@ -14,7 +14,7 @@ import time
 import zlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +83,7 @@ class FakeKnowledgeBase:
                 lang,
                 f"Passage {i} about pricing & value.",
                 0.9 - i / 10,
+                f"s-doc{i}",
             )
             for i in range(5)
         ]
@@ -112,6 +113,18 @@ class FakeKnowledgeBase:
         if first in ("recipe", "菜谱"):
             return Understanding("offtopic", 0.9)
         return Understanding("question", 0.9, await self.ask_async(message, k))
+
+    def entry(self, payload: str) -> Answer | None:
+        """The "pricing" answer's sources are entries s-doc0 .. s-doc4; no other payload is."""
+        if payload not in {f"s-doc{i}" for i in range(5)}:
+            return None
+        source = self.ask("pricing?").sources[int(payload[-1])]
+        return Answer(source.section, "en", True, source.text, 1.0, [source])
+
+    def faq(self, lang: str, limit: int = 5) -> list[Answer]:
+        """Three FAQ entries in either language."""
+        entries = [self.entry(f"s-doc{i}") for i in range(3)]
+        return [replace(entry, lang=lang) for entry in entries if entry is not None][:limit]
 
     def reload_intent(self) -> str | None:
         self.intent_version = self.intent_on_disk

@@ -63,6 +63,8 @@ def problems(method: str, params: dict[str, Any]) -> list[str]:
     elif method == "answerCallbackQuery":
         if len(str(params.get("text") or "")) > CALLBACK_ANSWER_LIMIT:
             found.append("answerCallbackQuery: text longer than 200 characters")
+    elif method == "answerInlineQuery":
+        found += _inline_problems(params)
     markup = params.get("reply_markup")
     if isinstance(markup, str):
         markup = json.loads(markup)
@@ -73,6 +75,27 @@ def problems(method: str, params: dict[str, Any]) -> list[str]:
             data = button.get("callback_data")
             if data is not None and not 1 <= len(str(data).encode()) <= CALLBACK_DATA_BYTES:
                 found.append(f"{method}: callback_data {data!r} is not 1-64 bytes")
+    return found
+
+
+def _inline_problems(params: dict[str, Any]) -> list[str]:
+    results = params.get("results") or []
+    if isinstance(results, str):
+        results = json.loads(results)
+    found = []
+    ids = [str(result.get("id", "")) for result in results]
+    if len(results) > 50 or len(set(ids)) != len(ids) or not all(1 <= len(i.encode()) <= 64 for i in ids):
+        found.append(f"answerInlineQuery: bad result ids {ids}")
+    for result in results:
+        if not str(result.get("title", "")).strip():
+            found.append("answerInlineQuery: a result without a title")
+        content = result.get("input_message_content") or {}
+        found += [
+            problem.replace("sendMessage", "answerInlineQuery")
+            for problem in problems(
+                "sendMessage", {"text": content.get("message_text"), "parse_mode": content.get("parse_mode")}
+            )
+        ]
     return found
 
 

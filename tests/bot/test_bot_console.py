@@ -33,7 +33,8 @@ async def converse(lines: list[str], data_dir: Path) -> tuple[str, Services]:
 async def test_console_answers_questions_and_presses_buttons(data_dir: Path) -> None:
     text, services = await converse(["How should I approach pricing & <margins>?", "#1", "#2"], data_dir)
     assert "bot> Price on value, not cost. (You asked: How should I approach pricing & <margins>?)" in text
-    assert "[#1 More sources] [#2 👍 Helpful] [#3 👎 Not helpful]" in text
+    assert "[#1 More sources] [↗️ Share: https://t.me/share/url?url=" in text
+    assert "[#2 👍 Helpful] [#3 👎 Not helpful]" in text
     assert "4. Article 3 <&> — Section 3" in text  # "More sources" shown as plain text
     assert "     (Thanks for the feedback!)" in text  # the notice a client shows after the tap
     services.store.open()

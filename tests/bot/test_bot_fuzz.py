@@ -205,6 +205,7 @@ def updates(draw: st.DrawFn) -> dict:
                 "edited_channel_post",
                 "callback_query",
                 "callback_query",
+                "inline_query",
                 "unknown",
             ]
         )
@@ -212,6 +213,16 @@ def updates(draw: st.DrawFn) -> dict:
     update: dict[str, Any] = {"update_id": draw(st.integers(1, 2**31))}
     if kind == "callback_query":
         update[kind] = draw(callback_queries())
+    elif kind == "inline_query":
+        query = draw(
+            st.one_of(texts, st.just(""), st.text(alphabet=TEXT_ALPHABET, min_size=256, max_size=256))
+        )
+        update[kind] = {
+            "id": str(draw(st.integers(1, 10**9))),
+            "from": draw(users),
+            "query": query[:256],  # Telegram sends at most 256 characters
+            "offset": draw(st.sampled_from(["", "5", "junk"])),
+        }
     elif kind in {"channel_post", "edited_channel_post"}:
         update[kind] = draw(messages({"id": -1009001, "type": "channel", "title": "News"}))
     elif kind == "unknown":
@@ -314,6 +325,8 @@ def test_random_updates_never_fail_and_every_request_is_valid(harness: Harness, 
     if kind == "callback_query":
         # Telegram shows a spinner until a press is answered: every press gets exactly one answer.
         assert [r.method for r in requests].count("answerCallbackQuery") == 1, (update, requests)
+    if kind == "inline_query":
+        assert [r.method for r in requests].count("answerInlineQuery") == 1, (update, requests)
     chat = (update.get(kind) or {}).get("chat") or {}
     # Replies go to the topic the message was written in, and nowhere else.
     topic = update[kind].get("message_thread_id") if update[kind].get("is_topic_message") else None
@@ -339,4 +352,4 @@ def test_the_fuzzer_reaches_the_handlers(harness: Harness) -> None:
     assert {"question", "image", "text"} <= kinds, counts
     assert harness.request.requests, "no request was made"
     methods = {request.method for request in harness.request.requests}
-    assert {"sendMessage", "sendPhoto", "answerCallbackQuery"} <= methods, methods
+    assert {"sendMessage", "sendPhoto", "answerCallbackQuery", "answerInlineQuery"} <= methods, methods

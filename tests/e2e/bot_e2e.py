@@ -95,6 +95,18 @@ def group_chat(fake: FakeTelegram, chat_id: int = -5001, kind: str = "group") ->
     return Chat(fake, {"id": chat_id, "type": kind, "title": "Founders"})
 
 
+_inline_ids = itertools.count(1)
+
+
+def inline_query(fake: FakeTelegram, query: str, user: dict = USER) -> str:
+    """Inject "@ThisBot <query>" typed in some chat; returns the inline query's id."""
+    query_id = f"iq{next(_inline_ids)}"
+    fake.inject(
+        "inline_query", {"id": query_id, "from": user, "query": query, "offset": "", "chat_type": "group"}
+    )
+    return query_id
+
+
 def forum_chat(fake: FakeTelegram, topics: set[int], chat_id: int = -1007001) -> Chat:
     """A forum supergroup with these topics (message_thread_id) besides General."""
     fake.forums[chat_id] = set(topics)

@@ -163,7 +163,7 @@ class FakeTelegram:
             "username": self.username,
             "can_join_groups": True,
             "can_read_all_group_messages": False,
-            "supports_inline_queries": False,
+            "supports_inline_queries": True,
         }
 
     # What tests call ------------------------------------------------------------------------------
@@ -375,6 +375,25 @@ class FakeTelegram:
         return error or (200, {"ok": True, "result": True})
 
     async def _api_answerCallbackQuery(self, params: dict, files: dict) -> tuple[int, dict]:
+        return 200, {"ok": True, "result": True}
+
+    async def _api_answerInlineQuery(self, params: dict, files: dict) -> tuple[int, dict]:
+        results = params.get("results") or []
+        ids = [str(result.get("id", "")) for result in results]
+        if len(results) > 50 or len(set(ids)) != len(ids) or not all(1 <= len(i.encode()) <= 64 for i in ids):
+            return 400, _error(400, "Bad Request: RESULT_ID_INVALID")
+        for result in results:
+            content = result.get("input_message_content") or {}
+            if result.get("type") != "article" or not str(result.get("title", "")).strip():
+                return 400, _error(400, "Bad Request: RESULT_TITLE_EMPTY")
+            error = self._check_text(
+                {"text": content.get("message_text", ""), "parse_mode": content.get("parse_mode")},
+                "text",
+                4096,
+                "MESSAGE_TOO_LONG",
+            )
+            if error:
+                return error
         return 200, {"ok": True, "result": True}
 
     async def _api_sendMessage(self, params: dict, files: dict) -> tuple[int, dict]:

@@ -32,7 +32,7 @@ async def test_question_gets_cited_answer_with_buttons_and_typing(
     assert "Sources" in text and "Article 0 <&>" in text
     assert reply.reply_to is None  # private chats are not quoted
     labels = [button["text"] for button in reply.buttons]
-    assert labels == ["More sources", "👍 Helpful", "👎 Not helpful"]
+    assert labels == ["More sources", "↗️ Share", "👍 Helpful", "👎 Not helpful"]
     # Slow work shows "typing", renewed until the reply, and not after it.
     actions = fake.calls_of("sendChatAction", chat.id)
     assert len(actions) >= 3 and {action.params["action"] for action in actions} == {"typing"}
@@ -97,7 +97,7 @@ async def test_more_sources_and_feedback_buttons(fake: FakeTelegram, data_dir: P
         chat.message("pricing?")
         [answer] = await fake.wait_for_reply(chat.id)
         message = answer.response["result"]
-        more, helpful, _ = (button["callback_data"] for button in answer.buttons)
+        more, helpful, _ = (button["callback_data"] for button in answer.buttons if "callback_data" in button)
         chat.press(message, more)
         [_, passages] = await fake.wait_for_reply(chat.id, count=2)
         chat.press(message, helpful)
@@ -111,7 +111,8 @@ async def test_more_sources_and_feedback_buttons(fake: FakeTelegram, data_dir: P
     assert len(fake.calls_of("answerCallbackQuery")) == 2
     [edit] = fake.calls_of("editMessageReplyMarkup")
     assert [button["text"] for row in edit.params["reply_markup"]["inline_keyboard"] for button in row] == [
-        "More sources"
+        "More sources",
+        "↗️ Share",
     ]
     # The vote survives a restart of the bot.
     reopened = Store(data_dir / "bot.sqlite3")

@@ -217,3 +217,25 @@ def test_reload_intent_serves_a_new_champion_and_keeps_it_over_a_broken_one(
     finally:
         monkeypatch.undo()
         assert real_kb.reload_intent() == shipped_version
+
+
+def test_every_section_has_a_stable_valid_deep_link_that_opens_it(real_kb) -> None:
+    from knowledge.ingest import ingest_folder
+    from knowledge.links import PAYLOAD, entry_payloads
+
+    index = real_kb.retriever().index
+    assert len(set(index.links)) == len(index.sections)
+    assert all(PAYLOAD.match(link) for link in index.links)
+    again = entry_payloads(ingest_folder(real_kb.corpus_dir).sections)  # a rebuild of the same corpus
+    assert again == index.links
+    answer = real_kb.ask("How do I price an AI product?")
+    for source in answer.sources:
+        entry = real_kb.entry(source.link)
+        assert entry is not None and entry.answered
+        assert (entry.sources[0].section, entry.sources[0].link) == (source.section, source.link)
+    for payload in ("", "s-000000000000", "../etc/passwd", "x" * 65, None):
+        assert real_kb.entry(payload) is None
+    faq = real_kb.faq("zh", 3)
+    assert len(faq) == 3 and all(
+        entry.lang == "zh" and entry.sources[0].link.startswith("f-") for entry in faq
+    )
