@@ -14,6 +14,7 @@ import time
 from telegram import Message
 from telegram.error import BadRequest, RetryAfter, TelegramError
 
+from bot.charts import loss_chart
 from bot.context import CustomContext
 from bot.delivery import send_html, send_photo
 from bot.formatting import escape, fit_caption, metrics_text
@@ -145,6 +146,7 @@ class JobFollower:
             )
         elif report is not None:
             await self._send(self._report_html(job, report, swap_error))
+            await self._send_loss_curve(job)
             served = promoted and swap_error is None
             if job.kind == INTENT_MODEL:
                 if served:
@@ -219,6 +221,18 @@ class JobFollower:
             )
         else:
             await self._send(f"<i>{caption}</i>\n{escape(sample)}")
+
+    async def _send_loss_curve(self, job: Job) -> None:
+        """The losses the trainer reported, as a chart (nothing when it reported fewer than two)."""
+        if len(job.losses) < 2:
+            return
+        try:
+            chart = await asyncio.to_thread(loss_chart, job.losses, f"{job.kind} {job.id}")
+        except Exception:  # a picture of the report: never lose the report for it
+            logger.exception("job %s: the loss chart could not be drawn", job.id)
+            return
+        caption = text("job_loss", self.lang, job_id=escape(job.id))
+        await send_photo(self.context, self.chat_id, chart, caption, thread_id=self.thread_id)
 
     async def _send_routing(self, version: str) -> None:
         """How the classifier now serving reads SAMPLE_MESSAGES."""

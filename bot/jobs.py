@@ -133,6 +133,7 @@ class Job:
     started: float = field(default_factory=time.monotonic)
     status: str = "running"  # running | succeeded | failed | cancelled
     progress: Progress | None = None
+    losses: list[tuple[str, int, float]] = field(default_factory=list)  # (phase, step, loss) as reported
     report: TrainReport | None = None
     error: str = ""
     pid: int | None = None
@@ -307,7 +308,9 @@ class JobManager:
             if not isinstance(event, dict):
                 continue
             if event.get("event") == "progress":
-                job.progress = Progress.from_json(event)
+                job.progress = progress = Progress.from_json(event)
+                if progress.loss is not None and progress.phase not in ("evaluate", "done"):
+                    job.losses.append((progress.phase, progress.step, progress.loss))
             elif event.get("event") == REPORT_EVENT:
                 try:
                     job.report = TrainReport.from_json(event)

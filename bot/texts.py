@@ -277,6 +277,11 @@ TEXTS: dict[str, dict[Lang, str]] = {
         "zh": "{version} 现在这样理解几条消息：",
     },
     "stats_title": {"en": "<b>Last 7 days</b>", "zh": "<b>最近 7 天</b>"},
+    "stats_chart": {
+        "en": "Requests per day and the share of helpful votes",
+        "zh": "每日请求数与“有帮助”评价占比",
+    },
+    "job_loss": {"en": "Loss curve of job {job_id}", "zh": "任务 {job_id} 的损失曲线"},
     "stats_totals": {
         "en": (
             "Questions answered: {answered}\nQuestions declined: {declined}\n"

@@ -15,7 +15,9 @@ from datetime import UTC, datetime, timedelta
 
 from telegram import Update
 
+from bot.charts import usage_chart
 from bot.context import CustomContext
+from bot.delivery import send_photo
 from bot.formatting import escape, metrics_text
 from bot.handlers.common import Request, command_argument, interface_lang, reply, reply_html
 from bot.heap import settle_heap
@@ -113,6 +115,20 @@ async def stats_command(update: Update, context: CustomContext) -> str:
         lines.append(text("stats_unanswered", lang))
         lines.extend(f"{count}× {escape(question)}" for question, count in unanswered)
     await reply_html(update, context, "\n".join(lines))
+    request = Request.of(update, lang=lang)
+    try:
+        chart = await asyncio.to_thread(usage_chart, days, per_day)
+    except Exception:  # a chart is a picture of the figures above: never fail /stats for it
+        logger.exception("the /stats chart could not be drawn")
+        return "ok"
+    await send_photo(
+        context,
+        request.chat_id,
+        chart,
+        text("stats_chart", lang),
+        reply_to=request.quote,
+        thread_id=request.thread_id,
+    )
     return "ok"
 
 

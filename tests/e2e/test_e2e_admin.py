@@ -48,13 +48,15 @@ async def test_admin_stats_reindex_and_models(fake: FakeTelegram, data_dir: Path
         user_chat.message("Is the moon made of cheese?")
         await fake.wait_for_reply(user_chat.id, count=2)
         admin_chat = private_chat(fake, ADMIN)
-        for index, command in enumerate(("/stats", "/reindex", "/models", "/retrain")):
-            admin_chat.message(command, user=ADMIN)
-            await fake.wait_for_reply(admin_chat.id, count=index + 1)
+        for count, command in zip((2, 3, 4, 5), ("/stats", "/reindex", "/models", "/retrain"), strict=True):
+            admin_chat.message(command, user=ADMIN)  # /stats: its figures, then their chart
+            await fake.wait_for_reply(admin_chat.id, count=count)
     audit = reopened_audit(data_dir)
     stats, reindex, models, retrain = (
         visible(call) for call in fake.calls_of("sendMessage", ADMIN["id"], ok=True)
     )
+    [chart] = fake.calls_of("sendPhoto", ADMIN["id"], ok=True)
+    assert chart.files["photo"].startswith(b"\x89PNG") and visible(chart).startswith("Requests per day")
     today = datetime.now(UTC).strftime("%m-%d")
     assert "Questions answered: 1" in stats and "Questions declined: 1" in stats
     assert f"\n{today}: 1/1 · 0/0 · 0/0" in stats  # per day: answered/declined · images/texts · votes

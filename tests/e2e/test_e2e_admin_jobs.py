@@ -56,7 +56,7 @@ async def test_retrain_shows_throttled_progress_then_the_report_and_hot_swaps(
         user = private_chat(fake)
         user.message("/text meanwhile")  # the bot keeps serving while the trainer runs
         [served] = await fake.wait_for_reply(user.id)
-        *_, report, sample = await fake.wait_for_reply(admin.id, count=4, timeout=30)
+        *_, report, curve, sample = await fake.wait_for_reply(admin.id, count=5, timeout=30)
         audit = audit_of(application)
     job_id = JOB_ID.search(visible(started)).group(1)
     texts = [visible(call) for _, call in edits]
@@ -74,6 +74,7 @@ async def test_retrain_shows_throttled_progress_then_the_report_and_hot_swaps(
         "✅ Promoted (candidate beats the champion); now serving lstm-v2.",
     ]
     assert visible(sample).startswith("Sample from lstm-v2 (seed 1234)\nThe startup")
+    assert curve.method == "sendPhoto" and visible(curve) == f"Loss curve of job {job_id}"
     assert generation.reloads == 1 and generation.serving["lstm"] == "lstm-v2"
     argv = json.loads((data_dir / "argv-lstm.json").read_text())
     assert argv[:4] == ["--progress-json", "--epochs", "2", "--seed"] and len(argv) == 5
@@ -93,7 +94,7 @@ async def test_retrain_intent_hot_swaps_the_classifier_and_shows_how_it_reads_me
     async with admin_bot(fake, data_dir, knowledge=knowledge, generation=generation) as application:
         admin = private_chat(fake, ADMIN)
         admin.message("/retrain intent", user=ADMIN)
-        started, _, report, routing = await fake.wait_for_reply(admin.id, count=4, timeout=30)
+        started, _, report, curve, routing = await fake.wait_for_reply(admin.id, count=5, timeout=30)
         audit = audit_of(application)
     job_id = JOB_ID.search(visible(started)).group(1)
     assert visible(report).splitlines() == [
@@ -102,6 +103,7 @@ async def test_retrain_intent_hot_swaps_the_classifier_and_shows_how_it_reads_me
         "Champion intent-v1: bpc=3",
         "✅ Promoted (candidate beats the champion); now serving intent-v2.",
     ]
+    assert curve.method == "sendPhoto" and visible(curve) == f"Loss curve of job {job_id}"
     lines = visible(routing).splitlines()
     assert lines[0] == "How intent-v2 now reads a few messages:"
     assert len(lines) == 6 and "• write a tagline for an AI legal assistant → text (0.90)" in lines

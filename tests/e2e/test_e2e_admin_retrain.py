@@ -120,20 +120,20 @@ async def test_retrain_promotes_hot_swaps_without_dropping_requests_and_rollback
 
         async def keep_asking() -> None:  # users keep drawing while the job runs and the model swaps
             nonlocal sent
-            while not fake.calls_of("sendPhoto", admin.id, ok=True):
+            while len(fake.calls_of("sendPhoto", admin.id, ok=True)) < 2:  # the loss curve, the sample
                 user.message("/image 5 2")
                 sent += 1
                 await asyncio.sleep(0.4)
 
         await asyncio.wait_for(keep_asking(), 120)
-        *_, report, sample = await fake.wait_for_reply(admin.id, count=4, timeout=30)
+        *_, report, curve, sample = await fake.wait_for_reply(admin.id, count=5, timeout=30)
         photos = await fake.wait_for_reply(user.id, count=sent, timeout=60)
         after = await image_digest(generation)
         admin.message("/rollback gan", user=ADMIN)
-        [*_, rolled_back] = await fake.wait_for_reply(admin.id, count=5, timeout=60)
+        [*_, rolled_back] = await fake.wait_for_reply(admin.id, count=6, timeout=60)
         restored = await image_digest(generation)
         admin.message("/models", user=ADMIN)
-        [*_, models] = await fake.wait_for_reply(admin.id, count=6)
+        [*_, models] = await fake.wait_for_reply(admin.id, count=7)
     new_version = after[0]
     progress = [visible(call) for call in fake.calls_of("editMessageText", admin.id, ok=True)]
     step = re.compile(rf"⏳ Job {job_id} \(gan\): (train|evaluate|done) step \d+/\d+")
@@ -145,6 +145,7 @@ async def test_retrain_promotes_hot_swaps_without_dropping_requests_and_rollback
     assert lines[2].startswith(f"Champion {first_champion}: accuracy=")
     assert lines[3] == f"✅ Promoted (candidate beats the champion); now serving {after[0]}."
     assert sample.method == "sendPhoto" and sample.files["photo"].startswith(b"\x89PNG")
+    assert curve.method == "sendPhoto" and visible(curve) == f"Loss curve of job {job_id}"
     assert visible(sample) == f"Sample from {after[0]} (seed 1234)"
     # Every /image sent while the trainer ran and the model swapped got its photo.
     assert sent >= 2 and all(call.method == "sendPhoto" for call in photos)
@@ -331,7 +332,7 @@ async def test_retrain_intent_promotes_over_a_weaker_champion_and_the_bot_routes
         ):
             admin = private_chat(fake, ADMIN)
             admin.message("/retrain intent", user=ADMIN)
-            started, _, report, routing = await fake.wait_for_reply(admin.id, count=4, timeout=300)
+            started, _, report, curve, routing = await fake.wait_for_reply(admin.id, count=5, timeout=300)
             user = private_chat(fake)
             user.message("How should we price an AI product?")
             [reply] = await fake.wait_for_reply(user.id, timeout=60)
@@ -346,6 +347,7 @@ async def test_retrain_intent_promotes_over_a_weaker_champion_and_the_bot_routes
     promoted = r"✅ Promoted \(tune macro-F1 0\.\d{3} beats the champion's 0\.\d{3}\); now serving "
     assert re.fullmatch(promoted + re.escape(f"{new_version}."), lines[3]), lines[3]
     assert new_version != weak_version and new_version.startswith("intent-")
+    assert curve.method == "sendPhoto" and curve.files["photo"].startswith(b"\x89PNG")
     routed = visible(routing).splitlines()
     assert routed[0] == f"How {new_version} now reads a few messages:" and len(routed) == 6
     assert all(

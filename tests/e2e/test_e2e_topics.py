@@ -66,6 +66,7 @@ async def test_admin_retrain_progress_and_report_go_to_the_topic(fake: FakeTeleg
     async with run_bot(fake, data_dir, retrain_progress_interval_s=0.2) as app:
         app.bot_data.jobs.trainer = fake_trainer
         forum.message("/retrain lstm", user=ADMIN, **in_topic(PRICING_TOPIC))
-        started, progress, report = await fake.wait_for_reply(forum.id, count=3, timeout=30)
-    assert [call.thread_id for call in (started, progress, report)] == [PRICING_TOPIC] * 3
+        started, progress, report, curve = await fake.wait_for_reply(forum.id, count=4, timeout=30)
+    assert [call.thread_id for call in (started, progress, report, curve)] == [PRICING_TOPIC] * 4
+    assert curve.method == "sendPhoto"
     assert visible(report).startswith("Job lstm-") and "Candidate lstm-v2" in visible(report)
