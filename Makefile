@@ -8,7 +8,7 @@ export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: run test lint bench soak models clean
+.PHONY: run test lint bench soak models gpu-check clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,11 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m benchmarks
+
+# The prepared GPU check (about 8 minutes): both default recipes trained on the GPU and timed on 2 CPU
+# threads, and the generation speed benchmark on both; run it on a machine with a CUDA device.
+gpu-check: $(STAMP)
+	$(PY) -m benchmarks.gpu_check
 
 # Retrain the default champions shipped in generation/pretrained/ and knowledge/pretrained/intent/
 # (default recipes, fixed seeds).

@@ -1,0 +1,26 @@
+"""The prepared GPU check's plumbing, on the CPU with tiny recipes (the real run needs a CUDA device)."""
+
+from __future__ import annotations
+
+import re
+
+from benchmarks.gpu_check import default_recipe_overrides, main
+
+
+def test_a_cuda_run_is_set_back_to_the_default_recipe() -> None:
+    from generation.train.gan import GanRecipe
+    from generation.train.lstm import LstmRecipe
+
+    assert default_recipe_overrides("gan") == [
+        f"--set=epochs={GanRecipe().epochs}",
+        f"--set=batch_size={GanRecipe().batch_size}",
+    ]
+    assert f"--set=hidden_size={LstmRecipe().hidden_size}" in default_recipe_overrides("lstm")
+
+
+def test_dry_run_trains_both_recipes_on_each_side_and_prints_the_comparison(capsys) -> None:
+    assert main(["--device", "cpu", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    rows = re.findall(r"^(gan|lstm) +(\d+) +[\d.]+ +[\d.]+ +[\d.]+x  >= 5x info$", out, re.M)
+    assert [kind for kind, _ in rows] == ["gan", "lstm"] and all(int(steps) > 0 for _, steps in rows)
+    assert "targets met" in out
