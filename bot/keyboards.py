@@ -45,6 +45,9 @@ def _more_button(answer_id: int, offset: int, lang: Lang) -> InlineKeyboardButto
     return InlineKeyboardButton(text("more_sources", lang), callback_data=f"more:{answer_id}:{offset}")
 
 
+HELP_PAYLOAD = "help"  # `/start help`: where the inline mode's rate-limit button leads
+
+
 def deep_link(bot_username: str, payload: str) -> str:
     """The t.me link that opens the bot with `/start <payload>`."""
     return f"https://t.me/{bot_username}?start={quote(payload)}"

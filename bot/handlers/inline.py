@@ -19,7 +19,7 @@ from telegram.error import BadRequest
 
 from bot.context import CustomContext
 from bot.formatting import MESSAGE_LIMIT, render_answer, split_html, truncate_plain
-from bot.keyboards import deep_link
+from bot.keyboards import HELP_PAYLOAD, deep_link
 from bot.texts import Lang, text
 from knowledge.api import Answer, Source, detect_lang
 
@@ -50,7 +50,7 @@ async def on_inline_query(update: Update, context: CustomContext) -> None:
         if wait:
             context.store.record_usage("inline", "rate_limited", user.id, user.id, lang)
             button = InlineQueryResultsButton(
-                text("inline_rate_limited", lang, seconds=wait), start_parameter="help"
+                text("inline_rate_limited", lang, seconds=wait), start_parameter=HELP_PAYLOAD
             )
             await query.answer([], cache_time=0, is_personal=True, button=button)
             return

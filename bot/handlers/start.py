@@ -11,6 +11,7 @@ from bot.context import CustomContext
 from bot.formatting import escape
 from bot.handlers.ask import reply_with_answer
 from bot.handlers.common import Request, interface_lang, reply_html
+from bot.keyboards import HELP_PAYLOAD
 from bot.texts import text
 
 logger = logging.getLogger(__name__)
@@ -20,6 +21,9 @@ async def start(update: Update, context: CustomContext) -> None:
     """Greet the user, or answer the entry a deep link names (`/start <payload>`)."""
     payload = context.args[0] if context.args else ""
     lang = interface_lang(update, context)
+    if payload == HELP_PAYLOAD:
+        await help_command(update, context)
+        return
     if payload:
         answer = context.knowledge.entry(payload)
         if answer is None:  # forged, garbled, or from a corpus since changed

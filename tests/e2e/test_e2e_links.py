@@ -45,6 +45,14 @@ async def test_answers_share_their_deep_link_which_opens_the_entry(
     assert not any("url" in button for button in declined.buttons)  # nothing to share
 
 
+async def test_the_help_payload_shows_the_help(fake: FakeTelegram, data_dir: Path) -> None:
+    async with run_bot(fake, data_dir):
+        chat = private_chat(fake)
+        chat.message("/start help")  # where inline mode's "too many questions" button leads
+        [reply] = await fake.wait_for_reply(chat.id)
+    assert visible(reply).startswith("Commands")
+
+
 async def test_forged_payloads_get_a_friendly_line(fake: FakeTelegram, data_dir: Path) -> None:
     forged = ["s-unknown", "../../etc/passwd", "x" * 65, "s-doc0'; DROP TABLE answers;--", "%00"]
     async with run_bot(fake, data_dir) as application:
