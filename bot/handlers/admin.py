@@ -82,9 +82,12 @@ async def stats_command(update: Update, context: CustomContext) -> str:
     days = [(today - timedelta(days=offset)).isoformat() for offset in range(6, -1, -1)]
     per_day: dict[str, dict[str, int]] = {day: {} for day in days}
     for (day, kind, outcome), count in counts.items():
-        key = {("question", "answered"): "answered", ("question", "declined"): "declined"}.get(
-            (kind, outcome), {"image": "images", "text": "texts"}.get(kind) if outcome == "ok" else None
-        )
+        key = {
+            ("question", "answered"): "answered",
+            ("question", "declined"): "declined",
+            ("inline", "answered"): "answered",  # inline mode answers questions too
+            ("inline", "declined"): "declined",
+        }.get((kind, outcome), {"image": "images", "text": "texts"}.get(kind) if outcome == "ok" else None)
         if key and day in per_day:
             per_day[day][key] = per_day[day].get(key, 0) + count
     for day, (helpful, unhelpful) in feedback.items():

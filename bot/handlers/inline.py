@@ -55,10 +55,10 @@ async def on_inline_query(update: Update, context: CustomContext) -> None:
             await query.answer([], cache_time=0, is_personal=True, button=button)
             return
         answer = await context.knowledge.ask_async(question)
-        await query.answer(_results(answer, context), cache_time=CACHE_S)
         context.store.record_usage(
             "inline", "answered" if answer.answered else "declined", user.id, user.id, lang
         )
+        await query.answer(_results(answer, context), cache_time=CACHE_S)
     except BadRequest as exc:  # e.g. the query expired while we were answering (or on a replay)
         logger.info("inline query not answered: %s", exc.message)
 

@@ -18,7 +18,7 @@ def answered(fake: FakeTelegram, query_id: str):
 
 
 async def test_inline_queries_get_articles_in_the_askers_language(fake: FakeTelegram, data_dir: Path) -> None:
-    async with run_bot(fake, data_dir):
+    async with run_bot(fake, data_dir) as application:
         ids = [
             inline_query(fake, "pricing?"),
             inline_query(fake, "定价怎么做？", user=OTHER_USER),
@@ -28,6 +28,7 @@ async def test_inline_queries_get_articles_in_the_askers_language(fake: FakeTele
             inline_query(fake, "a long answer please"),  # cut to one message
         ]
         await fake.wait_for(lambda call: call.method == "answerInlineQuery", count=len(ids))
+        usage = application.bot_data.services.store.usage_counts()
     english, chinese, declined, empty, longest, long_answer = (answered(fake, query_id) for query_id in ids)
     results = english.params["results"]
     assert [r["title"] for r in results] == ["Section 0", "Section 1", "Section 2"]
@@ -41,6 +42,8 @@ async def test_inline_queries_get_articles_in_the_askers_language(fake: FakeTele
     assert decline["title"] == "Not in my knowledge base"
     assert [r["title"] for r in empty.params["results"]] == ["Section 0", "Section 1", "Section 2"]
     assert longest.params["results"][0]["title"] == "Section 0"
+    inline_rows = {outcome: n for (_, kind, outcome), n in usage.items() if kind == "inline"}
+    assert inline_rows == {"answered": 4, "declined": 1}  # counted for /stats (an empty query is not)
     first = long_answer.params["results"][0]["input_message_content"]["message_text"]
     assert first.startswith("Paragraph 0") and len(parse_telegram_html(first)[1]) <= 4096
 
