@@ -13,13 +13,12 @@ from bot.delivery import chat_action
 from bot.formatting import SOURCES_SHOWN, render_answer
 from bot.handlers.common import (
     Request,
+    admit_question,
     command_argument,
     interface_lang,
     record_usage,
-    remember_written_lang,
     reply,
     reply_html,
-    within_rate_limit,
 )
 from bot.keyboards import answer_buttons, answer_share_url
 from bot.texts import text
@@ -39,9 +38,8 @@ async def ask_command(update: Update, context: CustomContext) -> None:
 
 async def answer_question(update: Update, context: CustomContext, question: str) -> None:
     """Look the question up, reply in its language with sources and buttons, and record it."""
-    request = Request.of(update, question)
-    remember_written_lang(context, request.lang)
-    if not await within_rate_limit(context, request, "question"):
+    request = await admit_question(update, context, question)
+    if request is None:
         return
     async with chat_action(context, request.chat_id, ChatAction.TYPING, request.thread_id):
         # Awaits only the knowledge base's batched encoder pass (no worker thread per question).

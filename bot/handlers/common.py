@@ -109,6 +109,14 @@ async def within_rate_limit(context: CustomContext, request: Request, kind: Kind
     return False
 
 
+async def admit_question(update: Update, context: CustomContext, content: str) -> Request | None:
+    """The request of something the user wrote to be read as a question (its language becomes the
+    interface's); None when they are over their question rate (they were told when to retry)."""
+    request = Request.of(update, content)
+    remember_written_lang(context, request.lang)
+    return request if await within_rate_limit(context, request, "question") else None
+
+
 def strip_mention(content: str, username: str) -> str:
     """The question without the @BotName that addressed it."""
     mention = f"@{username}"

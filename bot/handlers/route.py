@@ -11,14 +11,12 @@ from bot.context import CustomContext
 from bot.delivery import chat_action
 from bot.handlers.ask import reply_with_answer
 from bot.handlers.common import (
-    Request,
+    admit_question,
     interface_lang,
     record_usage,
-    remember_written_lang,
     reply,
     reply_html,
     strip_mention,
-    within_rate_limit,
 )
 from bot.handlers.generate import draw, write
 from bot.texts import text
@@ -31,9 +29,8 @@ async def on_message(update: Update, context: CustomContext) -> None:
     if not message:
         await reply_html(update, context, text("ask_usage", interface_lang(update, context)))
         return
-    request = Request.of(update, message)
-    remember_written_lang(context, request.lang)
-    if not await within_rate_limit(context, request, "question"):
+    request = await admit_question(update, context, message)
+    if request is None:
         return
     async with chat_action(context, request.chat_id, ChatAction.TYPING, request.thread_id):
         understood = await context.knowledge.understand_async(message)
