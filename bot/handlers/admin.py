@@ -347,13 +347,20 @@ def _block_target(update: Update) -> int | None:
     return author.id if author is not None and not author.is_bot else None
 
 
+async def _block_target_or_usage(update: Update, context: CustomContext, lang: Lang) -> int | None:
+    """The user /block or /unblock names; None (and the usage line sent) when it names none."""
+    user_id = _block_target(update)
+    if user_id is None:
+        await reply_html(update, context, text("block_usage", lang))
+    return user_id
+
+
 @admin_only("block")
 async def block_command(update: Update, context: CustomContext) -> str:
     """Ignore a user from now on: no replies, no model work (by id, or by replying to them)."""
     lang = _lang(update, context)
-    user_id = _block_target(update)
+    user_id = await _block_target_or_usage(update, context, lang)
     if user_id is None:
-        await reply_html(update, context, text("block_usage", lang))
         return "usage"
     if context.is_admin(user_id):
         await reply_html(update, context, text("block_admin", lang))
@@ -373,9 +380,8 @@ async def block_command(update: Update, context: CustomContext) -> str:
 async def unblock_command(update: Update, context: CustomContext) -> str:
     """Stop ignoring a user (by id, or by replying to them)."""
     lang = _lang(update, context)
-    user_id = _block_target(update)
+    user_id = await _block_target_or_usage(update, context, lang)
     if user_id is None:
-        await reply_html(update, context, text("block_usage", lang))
         return "usage"
     if not context.store.unblock_user(user_id):
         await reply_html(update, context, text("unblock_not_blocked", lang, user_id=user_id))
