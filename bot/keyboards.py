@@ -60,6 +60,16 @@ def share_url(bot_username: str, payload: str, question: str) -> str:
     )
 
 
+def open_in_bot_buttons(bot_username: str | None, payload: str, lang: Lang) -> InlineKeyboardMarkup | None:
+    """A button that opens entry `payload` in a chat with the bot (under an inline result's message);
+    None without a payload or a bot username."""
+    if not payload or not bot_username:
+        return None
+    return InlineKeyboardMarkup(
+        [[InlineKeyboardButton(text("open_in_bot", lang), url=deep_link(bot_username, payload))]]
+    )
+
+
 def answer_share_url(
     bot_username: str | None, answered: bool, sources: list[Source], question: str
 ) -> str | None:

@@ -7,8 +7,6 @@ import logging
 from dataclasses import replace
 
 from telegram import (
-    InlineKeyboardButton,
-    InlineKeyboardMarkup,
     InlineQueryResultArticle,
     InlineQueryResultsButton,
     InputTextMessageContent,
@@ -19,9 +17,9 @@ from telegram.error import BadRequest
 
 from bot.context import CustomContext
 from bot.formatting import MESSAGE_LIMIT, render_answer, split_html, truncate_plain
-from bot.keyboards import HELP_PAYLOAD, deep_link
+from bot.keyboards import HELP_PAYLOAD, open_in_bot_buttons
 from bot.texts import Lang, text
-from knowledge.api import Answer, Source, detect_lang
+from knowledge.api import Answer, detect_lang
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +63,7 @@ async def on_inline_query(update: Update, context: CustomContext) -> None:
 
 def _results(answer: Answer, context: CustomContext) -> list[InlineQueryResultArticle]:
     """The answer first, then its next sources each on its own; a decline as one result."""
-    lang: Lang = "zh" if answer.lang == "zh" else "en"
+    lang = answer.lang
     if not answer.answered or not answer.sources:
         return [_article("declined", answer, context, title=text("inline_declined", lang))]
     results = [_article("0", answer, context, title=answer.sources[0].section or answer.sources[0].title)]
@@ -77,7 +75,8 @@ def _results(answer: Answer, context: CustomContext) -> list[InlineQueryResultAr
 
 
 def _article(result_id: str, answer: Answer, context: CustomContext, title: str) -> InlineQueryResultArticle:
-    lang: Lang = "zh" if answer.lang == "zh" else "en"
+    lang = answer.lang
+    source = answer.sources[0] if answer.sources else None
     return InlineQueryResultArticle(
         id=result_id,
         title=truncate_plain(title, 120) or text("inline_answer", lang),
@@ -86,15 +85,5 @@ def _article(result_id: str, answer: Answer, context: CustomContext, title: str)
         input_message_content=InputTextMessageContent(
             split_html(render_answer(answer, lang), MESSAGE_LIMIT)[0], parse_mode=ParseMode.HTML
         ),
-        reply_markup=_open_in_bot(answer.sources[0] if answer.sources else None, context, lang),
-    )
-
-
-def _open_in_bot(source: Source | None, context: CustomContext, lang: Lang) -> InlineKeyboardMarkup | None:
-    """A button under the sent message that opens the cited entry in a chat with the bot."""
-    username = context.bot.username
-    if source is None or not source.link or not username:
-        return None
-    return InlineKeyboardMarkup(
-        [[InlineKeyboardButton(text("open_in_bot", lang), url=deep_link(username, source.link))]]
+        reply_markup=open_in_bot_buttons(context.bot.username, source.link if source else "", lang),
     )
