@@ -78,13 +78,18 @@ def localised(index: KnowledgeIndex, unit_number: int, lang: str) -> tuple[Secti
 
 def _source(index: KnowledgeIndex, hit: Hit, lang: str) -> Source:
     section, _ = localised(index, hit.unit, lang)
+    return section_source(index, section, hit.ranked or (hit.unit,), round(hit.score, 4))
+
+
+def section_source(index: KnowledgeIndex, section: Section, ranked: tuple[int, ...], score: float) -> Source:
+    """A section cited: its article, heading, language, best passages (see `excerpt`) and link."""
     return Source(
         doc=section.doc,
         title=section.title,
         section=section.heading,
         lang=section.lang,
-        text=excerpt(index, section, hit.ranked or (hit.unit,)),
-        score=round(hit.score, 4),
+        text=excerpt(index, section, ranked),
+        score=score,
         link=index.link_of(section),
     )
 
@@ -92,15 +97,7 @@ def _source(index: KnowledgeIndex, hit: Hit, lang: str) -> Source:
 def entry_answer(index: KnowledgeIndex, section: Section) -> Answer:
     """A section or FAQ entry shown by itself (a deep link's answer): its text, citing itself."""
     question = section.question or section.heading
-    source = Source(
-        doc=section.doc,
-        title=section.title,
-        section=section.heading,
-        lang=section.lang,
-        text=excerpt(index, section, ()),
-        score=1.0,
-        link=index.link_of(section),
-    )
+    source = section_source(index, section, (), 1.0)
     text = opening(section.text, ANSWER_CHARS[section.lang])
     lang = "zh" if section.lang == "zh" else "en"
     return Answer(question, lang, True, text, 1.0, [source], [])
@@ -168,11 +165,8 @@ def _prose_blocks(text: str) -> list[str]:
     return _blocks(prose)
 
 
-def opening(text: str, limit: int) -> str:
-    """The text's first blocks within limit (at least the first, shortened if it must be)."""
-    blocks = _prose_blocks(text)
-    if not blocks:
-        return text[:limit].strip()
+def _fill(blocks: list[str], limit: int) -> list[str]:
+    """The leading blocks that fit within limit (the first always, shortened if it must be)."""
     chosen: list[str] = []
     used = 0
     for block in blocks:
@@ -180,7 +174,13 @@ def opening(text: str, limit: int) -> str:
             break
         chosen.append(block if len(block) <= limit else _shorten(block, limit))
         used += len(block)
-    return _join(chosen)
+    return chosen
+
+
+def opening(text: str, limit: int) -> str:
+    """The text's first blocks within limit (at least the first, shortened if it must be)."""
+    blocks = _prose_blocks(text)
+    return _join(_fill(blocks, limit)) if blocks else text[:limit].strip()
 
 
 def trim(text: str, analysis: QueryAnalysis, limit: int) -> str:
@@ -198,15 +198,7 @@ def trim(text: str, analysis: QueryAnalysis, limit: int) -> str:
         for block in blocks
     ]
     start = max(range(len(blocks)), key=lambda i: (scores[i], -i))
-    chosen: list[str] = []
-    used = 0
-    for block in blocks[start:]:
-        if _bare_lead_in(block):
-            continue
-        if used and used + len(block) > limit:
-            break
-        chosen.append(block if len(block) <= limit else _shorten(block, limit))
-        used += len(block)
+    chosen = _fill([block for block in blocks[start:] if not _bare_lead_in(block)], limit)
     return _join(chosen) if chosen else _shorten(_join(blocks), limit)
 
 
