@@ -122,9 +122,8 @@ class KnowledgeBase:
         """Serve the intent champion now on disk (DATA_DIR's, else the shipped one); messages being read
         finish on the old one. Returns the version now serving (None: none). Raises IntentModelError
         (a ValueError) when the champion cannot be loaded, and keeps serving the old one."""
-        reader = self._intent_reader(self._get_encoder())
-        self._reader = reader
-        return reader[0].version if reader is not None else None
+        self._reader = self._intent_reader(self._get_encoder())
+        return self.intent_version
 
     @property
     def intent_version(self) -> str | None:
