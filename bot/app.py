@@ -9,6 +9,7 @@ import secrets
 import signal
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from functools import partial
 from urllib.parse import urlparse
 
 from telegram import BotCommand, BotCommandScopeChat, BotCommandScopeDefault, Update
@@ -35,6 +36,7 @@ from bot.context import BotData, CustomContext, Services
 from bot.handlers import admin, ask, errors, feedback, gate, generate, inline, privacy, route, start
 from bot.handlers.gate import AddressedToBot
 from bot.heap import settle_heap
+from bot.job_follower import JobFollower
 from bot.jobs import JobManager
 from bot.journal import JournalledApplication, JournalQueue
 from bot.keyboards import FORGET_PATTERN
@@ -144,6 +146,7 @@ def build_application(
             INTENT_MODEL: settings.intent_retrain_argv,
         },
         cancel_grace_s=settings.retrain_cancel_grace_s,
+        remote=services.generation.jobs,
     )
     for group, handler in handlers():
         application.add_handler(handler, group=group)
@@ -164,7 +167,7 @@ async def start_services(application: Application) -> None:
     outbox.start()
     # Jobs cannot outlive the process that ran them: fail them, stop orphaned trainers, remove their
     # partial files (the champion is untouched).
-    await application.bot_data.jobs.recover()
+    await application.bot_data.jobs.recover(resume=partial(JobFollower.resume, application))
     await asyncio.to_thread(services.knowledge.initialize)
     try:
         await services.generation.initialize()

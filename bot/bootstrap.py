@@ -11,7 +11,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from bot.heap import settle_heap
-from bot.jobs import Job, JobAlreadyRunning, JobManager, RetrainOptions
+from bot.jobs import Job, JobAlreadyRunning, JobManager, JobNotStarted, RetrainOptions
 from generation.api import MODEL_KINDS as KINDS
 
 if TYPE_CHECKING:
@@ -49,7 +49,7 @@ async def train_missing(
             job = await jobs.start(kind, RetrainOptions(), chat_id=None, user_id=None, on_finish=swap_in)
         except JobAlreadyRunning:
             continue
-        except OSError:
+        except JobNotStarted:
             logger.exception("could not start first-start training of %s", kind)
             queue.clear()
             return

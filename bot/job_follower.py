@@ -11,15 +11,15 @@ import asyncio
 import logging
 import time
 
-from telegram import Message
 from telegram.error import BadRequest, RetryAfter, TelegramError
+from telegram.ext import Application
 
 from bot.charts import loss_chart
 from bot.context import CustomContext
 from bot.delivery import send_html, send_photo
 from bot.formatting import escape, fit_caption, metrics_text
 from bot.heap import settle_heap
-from bot.jobs import Job
+from bot.jobs import FinishHook, Job
 from bot.texts import Lang, text
 from generation.api import GenerationError, ImageRequest, TextRequest, TrainReport
 from knowledge.api import INTENT_MODEL
@@ -51,18 +51,35 @@ class JobFollower:
         self.thread_id = thread_id  # the forum topic /retrain was sent in
         self.lang = lang
         self.interval_s = context.settings.retrain_progress_interval_s
-        self.message: Message | None = None
+        self.message_id: int | None = None
         self._shown = ""
         self._last_edit = 0.0
 
-    def follow(self, job: Job, message: Message | None, shown: str) -> None:
-        """Start editing `message` (which says `shown`) as the job progresses, in a task the JobManager
-        stops with the bot."""
-        self.message = message
+    def follow(self, job: Job, message_id: int | None, shown: str) -> None:
+        """Start editing the progress message (which says `shown`) as the job progresses, in a task the
+        JobManager stops with the bot; the job remembers where it is, for a restart."""
+        self.message_id = message_id
         self._shown = shown
         self._last_edit = time.monotonic()
-        if message is not None:
+        self.context.jobs.place(
+            job, chat_id=self.chat_id, thread_id=self.thread_id, message_id=message_id, lang=self.lang
+        )
+        if message_id is not None:
             self.context.jobs.track(self._tick(job))
+
+    @classmethod
+    def resume(cls, application: Application, job: Job) -> FinishHook | None:
+        """After a restart: go on editing a re-attached job's progress message; the hook that reports
+        its end (None for a job nobody asked for in a chat)."""
+        place = job.place
+        chat_id = place.get("chat_id", job.chat_id)
+        if not isinstance(chat_id, int):
+            return None
+        lang: Lang = "zh" if place.get("lang") == "zh" else "en"
+        context = CustomContext(application, chat_id=chat_id, user_id=job.user_id)
+        follower = cls(context, chat_id, lang, place.get("thread_id"))
+        follower.follow(job, place.get("message_id"), "")
+        return follower.finish
 
     async def _tick(self, job: Job) -> None:
         while not job.done.is_set() and self.context.application.running:  # not once the bot stops
@@ -90,8 +107,7 @@ class JobFollower:
 
     async def _edit(self, html: str, *, final: bool = False) -> None:
         """Edit the progress message unless it already says this; never more often than the interval."""
-        message = self.message
-        if message is None or html == self._shown:
+        if self.message_id is None or html == self._shown:
             return
         wait = self._last_edit + self.interval_s - time.monotonic()
         if wait > 0:
@@ -100,9 +116,7 @@ class JobFollower:
             await asyncio.sleep(wait)
         self._last_edit = time.monotonic()
         try:
-            await self.context.bot.edit_message_text(
-                html, chat_id=message.chat_id, message_id=message.message_id
-            )
+            await self.context.bot.edit_message_text(html, chat_id=self.chat_id, message_id=self.message_id)
             self._shown = html
         except RetryAfter as exc:  # Telegram asks us to slow down: skip this edit
             logger.info("progress edit throttled by Telegram for %s s", exc.retry_after)
@@ -201,16 +215,15 @@ class JobFollower:
             elif served:
                 request = TextRequest(prompt=SAMPLE_PROMPT, length=SAMPLE_TEXT_LENGTH, seed=SAMPLE_SEED)
                 sample = (await self.context.generation.text(request)).text
-            elif report.path:
+            else:
                 sample = await self.context.jobs.sample(
-                    job.kind,
-                    report.path,
+                    job,
                     seed=SAMPLE_SEED,
                     images=SAMPLE_IMAGES,
                     prompt=SAMPLE_PROMPT,
                     length=SAMPLE_TEXT_LENGTH,
                 )
-        except (GenerationError, OSError, RuntimeError) as exc:
+        except (GenerationError, OSError, RuntimeError, TimeoutError) as exc:
             logger.warning("job %s: no sample: %s", job.id, exc)
         if sample is None:
             return

@@ -1,90 +1,52 @@
-"""Background training jobs: the companion trainer (`python -m generation.train gan|lstm`) or the
-intent classifier's (`python -m knowledge train-intent`) as a subprocess.
+"""Background training jobs as the bot records and follows them.
 
-The bot never imports a trainer: it runs it with DATA_DIR from its own settings, reads the JSON
-progress lines the trainer prints with --progress-json and its final JSON report line, and records
-every job in the store. At most one job per model kind runs at a time. Cancelling sends SIGTERM to
-the trainer's process group and SIGKILL after a grace period; the trainer's partial files are then
-removed with the trainer's `--cleanup`. Champions only ever change by an atomic swap, so a trainer
-stopped or killed at any point leaves the champion serving.
+A job trains one kind: a generator (`python -m generation.train gan|lstm`) or the intent classifier
+(`python -m knowledge train-intent`). Generators train where they are served: on the generation service
+when GENERATION_URL is set (`GenerationClient.jobs`, over /v1/train), else by this process's runner
+(`generation.client.local_jobs`), which always trains the intent classifier. Both offer the same methods,
+so the bot does the same for either: it records the job in the store, follows its progress events to its
+end, cancels it, and asks for a sample of its candidate. At most one job per kind runs at a time.
 
-Jobs outlive neither the bot nor the machine: on start, records still marked running are failed,
-a trainer the dead bot left behind is stopped, and its partial files are removed (`recover`).
+Restarts. A job this process runs cannot outlive it: at start its record is failed, a trainer the dead
+bot left behind is stopped, and its partial files are removed. A job on the service outlives the bot:
+the bot re-attaches to it and keeps following it (or, if it ended meanwhile, reports how it ended).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
 import logging
-import os
 import secrets
-import shlex
-import signal
 import sys
-import tempfile
-import time
-from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from bot.store import JobRecord, Store
-from generation.api import MODEL_KINDS, REPORT_EVENT, TrainReport
+from generation.api import (
+    MODEL_KINDS,
+    GenerationError,
+    GeneratorUnavailable,
+    JobConflict,
+    JobInfo,
+    JobProgress,
+    RecipeValue,
+    TrainReport,
+)
+from generation.api import UnknownJob as UnknownRemoteJob
+from generation.client import HttpJobs, Trainer, TrainingJobs, local_jobs
 from knowledge.api import INTENT_MODEL
 
 logger = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True)
-class Trainer:
-    """How to run one kind's trainer: its command before the options, and an argument of that command
-    which tells its process from others (a restart stops only a trainer it left behind)."""
-
-    command: tuple[str, ...]
-    mark: str
-
-
+# The bot's own trainer; the generators' come with generation.client.local_jobs.
+INTENT_TRAINER = Trainer((sys.executable, "-m", "knowledge", "train-intent"), "train-intent")
 # What /retrain can train, in the order `/retrain all` starts them.
-TRAINERS: dict[str, Trainer] = {
-    **{
-        kind: Trainer((sys.executable, "-m", "generation.train", kind), "generation.train")
-        for kind in MODEL_KINDS
-    },
-    INTENT_MODEL: Trainer((sys.executable, "-m", "knowledge", "train-intent"), "train-intent"),
-}
-JOB_KINDS: tuple[str, ...] = tuple(TRAINERS)
-SAMPLE_MODULE = "generation.sample"
-SAMPLE_TIMEOUT_S = 120.0
-STDERR_LINES = 20  # the tail kept to say why a trainer failed
-CLEANUP_TIMEOUT_S = 60.0
+JOB_KINDS: tuple[str, ...] = (*MODEL_KINDS, INTENT_MODEL)
 MAX_SEED = 2**31  # seeds the trainer takes: 0 <= seed < MAX_SEED
-
-
-@dataclass(frozen=True)
-class Progress:
-    """One progress line of the trainer: phase is "train", "evaluate" or "done"."""
-
-    phase: str
-    step: int
-    total_steps: int
-    loss: float | None
-    elapsed_s: float
-    eta_s: float
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Progress:
-        loss = data.get("loss")
-        return cls(
-            phase=str(data.get("phase", "train")),
-            step=int(data.get("step", 0)),
-            total_steps=int(data.get("total_steps", 0)),
-            loss=float(loss) if loss is not None else None,
-            elapsed_s=float(data.get("elapsed_s", 0.0)),
-            eta_s=float(data.get("eta_s", 0.0)),
-        )
+FOLLOW_RETRY_S = (1.0, 30.0)  # first and longest pause before following a service's job again
+STOP_WAIT_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -100,50 +62,47 @@ class RetrainOptions:
         """These options with a fresh seed unless one was given."""
         return self if self.seed is not None else replace(self, seed=secrets.randbelow(MAX_SEED))
 
-    def trainer_args(self) -> list[str]:
-        args: list[str] = []
-        if self.epochs is not None:
-            args += ["--epochs", str(self.epochs)]
-        if self.max_steps is not None:
-            args += ["--max-steps", str(self.max_steps)]
-        if self.seed is not None:
-            args += ["--seed", str(self.seed)]
-        return args
+    def recipe(self) -> dict[str, RecipeValue]:
+        """The options set, as a trainer recipe."""
+        options = {"epochs": self.epochs, "max_steps": self.max_steps, "seed": self.seed}
+        return {key: value for key, value in options.items() if value is not None}
+
+    @classmethod
+    def from_recipe(cls, recipe: Mapping[str, Any]) -> RetrainOptions:
+        return cls(**{key: int(recipe[key]) for key in ("epochs", "max_steps", "seed") if key in recipe})
 
     def describe(self) -> str:
-        parts = []
-        if self.epochs is not None:
-            parts.append(f"epochs={self.epochs}")
-        if self.max_steps is not None:
-            parts.append(f"steps={self.max_steps}")
-        if self.seed is not None:
-            parts.append(f"seed={self.seed}")
-        return " ".join(parts)
+        names = {"max_steps": "steps"}
+        return " ".join(f"{names.get(key, key)}={value}" for key, value in self.recipe().items())
 
 
 @dataclass
 class Job:
-    """A running (or just finished) training job."""
+    """A training job the bot started (or re-attached to after a restart)."""
 
     id: str
     kind: str
     chat_id: int | None
     user_id: int | None
     options: RetrainOptions
-    started: float = field(default_factory=time.monotonic)
+    remote: bool = False  # trained by the generation service
+    runner_id: str = ""  # the id its runner (this process's or the service's) gave it
     status: str = "running"  # running | succeeded | failed | cancelled
-    progress: Progress | None = None
+    progress: JobProgress | None = None
     losses: list[tuple[str, int, float]] = field(default_factory=list)  # (phase, step, loss) as reported
     report: TrainReport | None = None
     error: str = ""
-    pid: int | None = None
+    pid: int | None = None  # of its trainer, on the host that runs it
+    seconds: float = 0.0
     cancel_requested: bool = False
+    # Where its progress message is (chat, thread, message id, language): what a restart needs to
+    # go on editing it.
+    place: dict[str, Any] = field(default_factory=dict)
     done: asyncio.Event = field(default_factory=asyncio.Event)
-    process: asyncio.subprocess.Process | None = field(default=None, repr=False)
 
     @property
     def elapsed_s(self) -> float:
-        return time.monotonic() - self.started
+        return self.seconds
 
 
 class JobAlreadyRunning(Exception):
@@ -154,15 +113,20 @@ class JobAlreadyRunning(Exception):
         self.job = job
 
 
+class JobNotStarted(Exception):
+    """The trainer could not be started; the message says why."""
+
+
 class UnknownJob(KeyError):
     """No running job has this id."""
 
 
 FinishHook = Callable[[Job], Awaitable[None]]
+Runner = TrainingJobs | HttpJobs
 
 
 class JobManager:
-    """Starts, watches, cancels and records training jobs; one per model kind at a time."""
+    """Starts, follows, cancels and records training jobs; one per model kind at a time."""
 
     def __init__(
         self,
@@ -172,21 +136,32 @@ class JobManager:
         extra_args: Mapping[str, Sequence[str]] | None = None,
         cancel_grace_s: float = 10.0,
         trainer: Sequence[str] | None = None,
+        remote: HttpJobs | None = None,
     ) -> None:
-        """`extra_args`: options added to every run of a kind's trainer. `trainer`: one command for
-        every kind, which takes the kind as its first argument (a test's stand-in)."""
+        """`extra_args`: options added to every run of a kind's trainer. `trainer`: one command for every
+        kind, which takes the kind as its first argument (a test's stand-in). `remote`: the generation
+        service's jobs, which then train the generators."""
         self.store = store
-        self.data_dir = Path(data_dir)
         self.extra_args = {kind: list(args) for kind, args in (extra_args or {}).items()}
-        self.cancel_grace_s = cancel_grace_s
-        self.trainer = list(trainer) if trainer else None
+        self.local = local_jobs(Path(data_dir), {INTENT_MODEL: INTENT_TRAINER}, cancel_grace_s=cancel_grace_s)
+        if trainer:
+            self.use_trainer(trainer)
+        self.remote = remote
         self._jobs: dict[str, Job] = {}
-        self._tasks: set[asyncio.Task] = set()
+        self._tasks: dict[asyncio.Task, Job | None] = {}
         self._stopping = False  # set by shutdown: Telegram is gone, outcomes are only recorded
 
+    def use_trainer(self, command: Sequence[str]) -> None:
+        """Run `command KIND` for every kind on this host instead of its trainer (a test's stand-in)."""
+        marks = {kind: self.local.trainers[kind].mark for kind in JOB_KINDS}
+        self.local.trainers = {kind: Trainer((*command, kind), marks[kind]) for kind in JOB_KINDS}
+
     def command(self, kind: str) -> list[str]:
-        """The command that trains `kind`, before its options."""
-        return [*self.trainer, kind] if self.trainer else list(TRAINERS[kind].command)
+        """The command that trains `kind` on this host, before its options."""
+        return list(self.local.trainers[kind].command)
+
+    def runner(self, job: Job) -> Runner:
+        return self.remote if job.remote and self.remote is not None else self.local
 
     # Queries ---------------------------------------------------------------------------------------
 
@@ -197,11 +172,7 @@ class JobManager:
     def running_for(self, kind: str) -> Job | None:
         return next((job for job in self.running() if job.kind == kind), None)
 
-    # Starting and watching -------------------------------------------------------------------------
-
-    def _env(self) -> dict[str, str]:
-        # The trainer reads the same DATA_DIR as the bot; absolute, whatever its working directory.
-        return {**os.environ, "DATA_DIR": str(self.data_dir.resolve()), "PYTHONUNBUFFERED": "1"}
+    # Starting and following ------------------------------------------------------------------------
 
     async def start(
         self,
@@ -211,40 +182,34 @@ class JobManager:
         user_id: int | None,
         on_finish: FinishHook | None = None,
     ) -> Job:
-        """Start a trainer for `kind`; raises JobAlreadyRunning when one is running for it."""
+        """Start training `kind`; JobAlreadyRunning when a job runs for it, JobNotStarted when its
+        trainer (or the service) could not start one."""
         if kind not in JOB_KINDS:
             raise ValueError(f"unknown model kind {kind!r}")
         current = self.running_for(kind)
         if current is not None:
             raise JobAlreadyRunning(current)
-        job = Job(self._new_id(kind), kind, chat_id, user_id, options)
-        argv = [
-            *self.command(kind),
-            "--progress-json",
-            *self.extra_args.get(kind, ()),
-            *options.trainer_args(),
-        ]
+        remote = self.remote is not None and kind in MODEL_KINDS
+        job = Job(self._new_id(kind), kind, chat_id, user_id, options, remote=remote)
         self._jobs[job.id] = job  # before any await: a second /retrain sees it at once
         self.store.create_job(job.id, f"retrain-{kind}", user_id, chat_id, self._detail(job))
         try:
-            job.process = await asyncio.create_subprocess_exec(
-                *argv,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-                env=self._env(),
-                start_new_session=True,  # its own process group: we stop it (and its children) ourselves
-            )
-        except OSError as exc:
-            job.status, job.error = "failed", f"could not start the trainer: {exc}"
+            info = await self.runner(job).start(kind, options.recipe(), False, self.extra_args.get(kind, ()))
+        except (OSError, ValueError, GenerationError) as exc:
+            job.status, job.error = "failed", _start_error(exc)
             self._record(job)
             job.done.set()
-            raise
-        job.pid = job.process.pid
+            raise JobNotStarted(job.error) from exc
+        job.runner_id, job.pid = info.id, info.pid
         self._record(job)
-        logger.info("job %s: trainer pid %s: %s", job.id, job.pid, shlex.join(argv))
-        self._spawn(self._watch(job, on_finish))
+        logger.info("job %s: %s job %s", job.id, "service" if remote else "local", info.id)
+        self._spawn(self._follow(job, on_finish), job)
         return job
+
+    def place(self, job: Job, **where: Any) -> None:
+        """Remember where the job's progress message is (see Job.place)."""
+        job.place = where
+        self._record(job)
 
     def _new_id(self, kind: str) -> str:
         taken = {record.id for record in self.store.jobs()} | set(self._jobs)
@@ -255,193 +220,136 @@ class JobManager:
 
     def track(self, coroutine: Awaitable[None]) -> None:
         """Run `coroutine` as a task that shutdown() waits for or cancels (e.g. a progress follower)."""
-        self._spawn(coroutine)
+        self._spawn(coroutine, None)
 
-    def _spawn(self, coroutine: Awaitable[None]) -> None:
+    def _spawn(self, coroutine: Awaitable[None], job: Job | None) -> None:
         task = asyncio.ensure_future(coroutine)
-        self._tasks.add(task)
+        self._tasks[task] = job
         task.add_done_callback(self._forget)
 
     def _forget(self, task: asyncio.Task) -> None:
-        self._tasks.discard(task)
+        self._tasks.pop(task, None)
         if not task.cancelled() and task.exception() is not None:
             logger.error("a background job task failed", exc_info=task.exception())
 
-    async def _watch(self, job: Job, on_finish: FinishHook | None) -> None:
-        """Read the trainer's output until it exits; record the outcome; clean up; call the hook."""
-        process = job.process
-        assert process is not None and process.stdout is not None and process.stderr is not None
-        stderr_tail: deque[str] = deque(maxlen=STDERR_LINES)
+    async def _follow(self, job: Job, on_finish: FinishHook | None) -> None:
+        """Follow the job's progress to its end; record the outcome; call the hook."""
         try:
-            await asyncio.gather(self._read_stdout(job, process.stdout), _tail(process.stderr, stderr_tail))
-            returncode = await process.wait()
-            self._conclude(job, returncode, stderr_tail)
+            self._take(job, await self._until_end(job))
         except asyncio.CancelledError:
-            await self._stop_process(job)
-            job.status, job.error = "cancelled", job.error or "the bot stopped"
-            self._record(job)
-            job.done.set()
-            raise
+            raise  # the bot stops: a service's job runs on, and its record says so
         except Exception as exc:  # our own bug: never leave a job marked running
-            logger.exception("job %s: watching the trainer failed", job.id)
-            await self._stop_process(job)
+            logger.exception("job %s: following it failed", job.id)
             job.status, job.error = "failed", f"internal error: {type(exc).__name__}"
         self._record(job)
-        try:
-            if job.status != "succeeded":
-                await self.cleanup(job.kind)
-        finally:
-            job.done.set()
+        job.done.set()
         if on_finish is not None and not self._stopping:
             try:
                 await on_finish(job)
             except Exception:
                 logger.exception("job %s: reporting the outcome failed", job.id)
 
-    async def _read_stdout(self, job: Job, stream: asyncio.StreamReader) -> None:
-        while line := await stream.readline():
+    async def _until_end(self, job: Job) -> JobInfo:
+        """The job's progress events, as they come, until it ends; a broken stream from the service is
+        resumed where it broke off."""
+        runner, seen, pause = self.runner(job), 0, FOLLOW_RETRY_S[0]
+        while True:
             try:
-                event = json.loads(line)
-            except ValueError:
-                logger.debug("job %s: %s", job.id, line.decode(errors="replace").rstrip())
-                continue
-            if not isinstance(event, dict):
-                continue
-            if event.get("event") == "progress":
-                job.progress = progress = Progress.from_json(event)
-                if progress.loss is not None and progress.phase not in ("evaluate", "done"):
-                    job.losses.append((progress.phase, progress.step, progress.loss))
-            elif event.get("event") == REPORT_EVENT:
-                try:
-                    job.report = TrainReport.from_json(event)
-                except ValueError as exc:  # the job then fails as one that ended without a report
-                    logger.warning("job %s: unreadable report: %s", job.id, exc)
-
-    def _conclude(self, job: Job, returncode: int, stderr_tail: deque[str]) -> None:
-        if returncode == 0 and job.report is not None:  # done, even if a cancel came too late
-            job.status = "succeeded"
-        elif job.cancel_requested:
-            job.status, job.error = "cancelled", job.error or "cancelled by an admin"
-        else:
-            job.status = "failed"
-            if returncode < 0:  # killed from outside: its last words are not the reason
-                job.error = f"the trainer was stopped by {_signal_name(-returncode)}"
-            else:
-                cause = (
-                    "the trainer ended without a report"
-                    if returncode == 0
-                    else f"the trainer exited with code {returncode}"
+                async for event in runner.events(job.runner_id, seen):
+                    if isinstance(event, JobInfo):
+                        return event
+                    if isinstance(event, JobProgress):
+                        seen += 1
+                        _progress(job, event)
+            except UnknownRemoteJob:
+                return JobInfo(
+                    id=job.runner_id,
+                    kind=job.kind,
+                    state="failed",
+                    error="the generation service lost the job",
                 )
-                last = next((line for line in reversed(stderr_tail) if line.strip()), "")
-                job.error = f"{cause}: {last}" if last else cause
-        logger.info("job %s %s %s", job.id, job.status, job.error)
+            except GeneratorUnavailable as exc:
+                logger.warning("job %s: following it on the service: %s; again in %.0f s", job.id, exc, pause)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, FOLLOW_RETRY_S[1])
 
-    # Cancelling ------------------------------------------------------------------------------------
+    def _take(self, job: Job, info: JobInfo) -> None:
+        job.status = info.state if info.finished else "failed"
+        job.report, job.error, job.losses = info.report, info.error, list(info.losses)
+        job.progress, job.pid, job.seconds = info.progress or job.progress, info.pid or job.pid, info.seconds
+        if job.status == "succeeded" and job.report is None:  # a runner's bug, not a success
+            job.status, job.error = "failed", "the trainer ended without a report"
+
+    # Cancelling and samples ------------------------------------------------------------------------
 
     async def cancel(self, job_id: str) -> Job:
-        """Stop a running job (SIGTERM, SIGKILL after the grace period); returns it once it is over
-        (with status "succeeded" if it finished before the signal landed)."""
+        """Stop a running job; returns it once it is over (with status "succeeded" if it finished before
+        the stop landed). GenerationError when the service cannot be asked."""
         job = self._jobs.get(job_id)
         if job is None or job.status != "running":
             raise UnknownJob(job_id)
         job.cancel_requested = True
-        await self._stop_process(job)
+        await self.runner(job).cancel(job.runner_id)
         await job.done.wait()
         return job
 
-    async def _stop_process(self, job: Job) -> None:
-        process = job.process
-        if process is None or process.returncode is not None:
-            return
-        _signal_group(process.pid, signal.SIGTERM)
-        try:
-            await asyncio.wait_for(asyncio.shield(process.wait()), self.cancel_grace_s)
-        except TimeoutError:
-            logger.warning(
-                "job %s: trainer ignored SIGTERM for %.0f s; killing it", job.id, self.cancel_grace_s
-            )
-            _signal_group(process.pid, signal.SIGKILL)
-            await process.wait()
-
-    async def cleanup(self, kind: str) -> bool:
-        """Remove partial files a stopped trainer left behind (the registry skips live runs' folders)."""
-        try:
-            returncode, out, err = await self._run_to_end(
-                [*self.command(kind), "--cleanup"], CLEANUP_TIMEOUT_S
-            )
-        except (OSError, TimeoutError) as exc:
-            logger.warning("could not clean up partial %s files: %s", kind, exc)
-            return False
-        if returncode != 0:
-            logger.warning(
-                "cleanup of partial %s files failed: %s", kind, err.decode(errors="replace")[-300:]
-            )
-            return False
-        logger.info("cleaned up partial %s files: %s", kind, out.decode(errors="replace").strip()[-300:])
-        return True
-
-    async def _run_to_end(self, argv: list[str], timeout_s: float) -> tuple[int, bytes, bytes]:
-        """Run a short helper command with the trainer's environment; (returncode, stdout, stderr).
-        On timeout the process is killed, not left running, and TimeoutError is raised."""
-        process = await asyncio.create_subprocess_exec(
-            *argv,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env=self._env(),
+    async def sample(self, job: Job, *, seed: int, images: int, prompt: str, length: int) -> bytes | str:
+        """A sample of the job's candidate, served or not, drawn where it was trained: PNG bytes for an
+        image model, the text for a text model."""
+        return await self.runner(job).sample(
+            job.runner_id, seed=seed, images=images, prompt=prompt, length=length
         )
-        try:
-            out, err = await asyncio.wait_for(process.communicate(), timeout_s)
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                process.kill()
-            await process.wait()
-            raise
-        return process.returncode or 0, out, err
-
-    async def sample(
-        self, kind: str, checkpoint: str, *, seed: int, images: int, prompt: str, length: int
-    ) -> bytes | str:
-        """A sample from a checkpoint that is not serving (a candidate that was not promoted), drawn by
-        `python -m generation.sample` in a subprocess: PNG bytes for gan, the text for lstm."""
-        base = [sys.executable, "-m", SAMPLE_MODULE, "--checkpoint", checkpoint]
-        with tempfile.TemporaryDirectory(prefix="sample-") as folder:
-            out = Path(folder) / "sample.png"
-            if kind == "gan":
-                argv = [*base, "image", "--n", str(images), "--seed", str(seed), "--out", str(out)]
-            else:
-                argv = [*base, "text", prompt, "--length", str(length), "--seed", str(seed)]
-            returncode, stdout, stderr = await self._run_to_end(argv, SAMPLE_TIMEOUT_S)
-            if returncode != 0:
-                raise RuntimeError(f"sampling failed: {stderr.decode(errors='replace').strip()[-300:]}")
-            return out.read_bytes() if kind == "gan" else stdout.decode(errors="replace").strip()
 
     # Start and stop of the bot ---------------------------------------------------------------------
 
-    async def recover(self) -> list[JobRecord]:
-        """At start: fail jobs a previous process left running, stop trainers it left behind, and
-        remove their partial files. The champion is never touched."""
-        interrupted = self.store.fail_interrupted_jobs()
+    async def recover(self, resume: Callable[[Job], FinishHook | None] | None = None) -> list[JobRecord]:
+        """At start: fail the jobs a previous process ran here, stop trainers it left behind and remove
+        their partial files (the champion is never touched); follow again the jobs it left on the
+        generation service, with the hook `resume` gives each. Returns the failed records."""
+        interrupted = self.store.fail_interrupted_jobs(runs_on=self._on_service)
         for record in interrupted:
             logger.warning("job %s (%s) was interrupted by a restart; marked failed", record.id, record.kind)
-            pid = record.detail.get("pid")
-            kind = record.detail.get("kind")
-            if isinstance(pid, int) and kind in TRAINERS and _is_trainer(pid, kind):
-                logger.warning("job %s: stopping its orphaned trainer (pid %s)", record.id, pid)
-                await _stop_orphan(pid, kind, self.cancel_grace_s)
+            pid, kind = record.detail.get("pid"), record.detail.get("kind")
+            if isinstance(pid, int) and kind in self.local.trainers:
+                await self.local.stop_orphan(pid, kind)
         for kind in sorted({record.detail.get("kind") for record in interrupted} & set(JOB_KINDS)):
-            await self.cleanup(kind)
+            await self.local.cleanup(kind)
+        for record in self.store.jobs("running"):
+            job = self._reattach(record)
+            logger.info("job %s: following it again on the generation service (%s)", job.id, job.runner_id)
+            self._spawn(self._follow(job, resume(job) if resume else None), job)
         return interrupted
 
+    def _on_service(self, record: JobRecord) -> bool:
+        detail = record.detail
+        return bool(self.remote is not None and detail.get("remote") and detail.get("runner_id"))
+
+    def _reattach(self, record: JobRecord) -> Job:
+        detail = record.detail
+        job = Job(
+            record.id,
+            str(detail["kind"]),
+            record.chat_id,
+            record.requested_by,
+            RetrainOptions.from_recipe(detail.get("recipe") or {}),
+            remote=True,
+            runner_id=str(detail["runner_id"]),
+            pid=detail.get("pid"),
+            place=dict(detail.get("place") or {}),
+        )
+        self._jobs[job.id] = job
+        return job
+
     async def shutdown(self) -> None:
-        """Stop running trainers (they cannot outlive the bot) and record them as cancelled."""
+        """Stop the trainers this process runs (they cannot outlive the bot) and record them as
+        cancelled; stop following the service's jobs, which run on."""
         self._stopping = True
-        for job in self.running():
-            job.cancel_requested = True
-            job.error = "the bot stopped"
-            await self._stop_process(job)
+        await self.local.shutdown("the bot stopped")
+        for task, job in list(self._tasks.items()):
+            if job is not None and job.remote:
+                task.cancel()
         if self._tasks:
-            await asyncio.wait(set(self._tasks), timeout=CLEANUP_TIMEOUT_S)
+            await asyncio.wait(set(self._tasks), timeout=STOP_WAIT_S)
         for task in set(self._tasks):
             task.cancel()
 
@@ -451,11 +359,15 @@ class JobManager:
         return {
             "kind": job.kind,
             "options": job.options.describe(),
+            "recipe": job.options.recipe(),
+            "remote": job.remote,
+            "runner_id": job.runner_id,
             "pid": job.pid,
-            "progress": asdict(job.progress) if job.progress else None,
+            "place": job.place,
+            "progress": job.progress.model_dump() if job.progress else None,
             "report": job.report.to_json() if job.report is not None else None,
             "error": job.error,
-            "seconds": round(job.elapsed_s, 1),
+            "seconds": round(job.seconds, 1),
         }
 
     def _record(self, job: Job) -> None:
@@ -465,40 +377,15 @@ class JobManager:
             logger.exception("job %s: could not record status %s", job.id, job.status)
 
 
-async def _tail(stream: asyncio.StreamReader, lines: deque[str]) -> None:
-    while line := await stream.readline():
-        lines.append(line.decode(errors="replace").rstrip())
+def _progress(job: Job, progress: JobProgress) -> None:
+    job.progress, job.seconds = progress, progress.elapsed_s
+    if progress.loss is not None and progress.phase not in ("evaluate", "done"):
+        job.losses.append((progress.phase, progress.step, progress.loss))
 
 
-def _signal_group(pid: int, signum: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signum)
-
-
-def _signal_name(signum: int) -> str:
-    try:
-        return signal.Signals(signum).name
-    except ValueError:
-        return f"signal {signum}"
-
-
-def _is_trainer(pid: int, kind: str) -> bool:
-    """Whether `pid` is (still) `kind`'s trainer, not an unrelated process that reused the id."""
-    try:
-        command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return False
-    return TRAINERS[kind].mark.encode() in command
-
-
-async def _stop_orphan(pid: int, kind: str, grace_s: float) -> None:
-    _signal_group(pid, signal.SIGTERM)
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace_s
-    while _is_trainer(pid, kind) and time.monotonic() < deadline:
-        await asyncio.sleep(0.1)
-    if _is_trainer(pid, kind):
-        _signal_group(pid, signal.SIGKILL)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(pid, signal.SIGKILL)
+def _start_error(exc: Exception) -> str:
+    if isinstance(exc, JobConflict):
+        return f"the generation service is already training {exc.kind} (its job {exc.job_id})"
+    if isinstance(exc, OSError):
+        return f"could not start the trainer: {exc}"
+    return str(exc)

@@ -242,6 +242,10 @@ TEXTS: dict[str, dict[Lang, str]] = {
         "en": "Job <code>{job_id}</code> finished before it could be cancelled; its report follows.",
         "zh": "任务 <code>{job_id}</code> 在取消前已完成；报告随后发送。",
     },
+    "job_cancel_failed": {
+        "en": "Could not cancel <code>{job_id}</code>: {error}. It may still be running; try again.",
+        "zh": "无法取消 <code>{job_id}</code>：{error}。它可能仍在运行，请重试。",
+    },
     "job_unknown": {
         "en": "No running job <code>{job_id}</code>. Running: {running}",
         "zh": "没有运行中的任务 <code>{job_id}</code>。运行中：{running}",

@@ -7,9 +7,11 @@ This module must stay light: no torch import, so the bot can use it without load
 from __future__ import annotations
 
 import base64
+import re
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 MAX_IMAGES = 16
 MAX_PROMPT_CHARS = 500
@@ -26,8 +28,21 @@ PNG = "image/png"  # an image request with `Accept: image/png` gets the raw PNG,
 MODEL_VERSION_HEADER = "X-Model-Version"
 SEED_HEADER = "X-Seed"
 DIGITS_HEADER = "X-Digits"  # the digits drawn, as a JSON list (null where unconditional)
+JOB_ID_HEADER = "X-Job-Id"  # a 409 to POST /v1/train names the running job and its kind
+JOB_KIND_HEADER = "X-Job-Kind"
 
-REPORT_EVENT = "report"  # the `event` of the trainer's report line (progress lines say "progress")
+REPORT_EVENT = "report"  # the `event` of the trainer's report line
+PROGRESS_EVENT = "progress"  # the `event` of the trainer's progress lines
+
+# Training jobs (the service's /v1/train, and the bot's in-process jobs).
+JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+FINISHED_STATES: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
+# Recipe keys the trainers take as options of their own (`--max-steps 40`); any other recipe key is a
+# setting of the recipe (`--set lr=0.001`).
+TRAINER_OPTIONS = ("epochs", "max_steps", "seed", "time_limit", "data", "device", "threads")
+MAX_RECIPE_KEYS = 16
+RECIPE_KEY = r"^[a-z][a-z0-9_]{0,39}$"
+RecipeValue = bool | int | float | str
 
 
 class GenerationError(Exception):
@@ -48,6 +63,25 @@ class DeadlineExceeded(GeneratorUnavailable):
 
 class Overloaded(GeneratorUnavailable):
     """Too many requests are queued; trying again shortly may work."""
+
+
+class JobConflict(GenerationError):
+    """A training job for this kind is running already."""
+
+    def __init__(self, kind: str, job_id: str) -> None:
+        super().__init__(f"{kind} is already being trained by job {job_id}")
+        self.kind, self.job_id = kind, job_id
+
+
+class UnknownJob(GenerationError, KeyError):
+    """No training job has this id."""
+
+    def __str__(self) -> str:
+        return f"there is no job {self.args[0]!r}" if self.args else "there is no such job"
+
+
+class NoSample(GenerationError):
+    """The job has no checkpoint to draw a sample from (it did not succeed, or its kind draws none)."""
 
 
 class ImageRequest(BaseModel):
@@ -162,6 +196,94 @@ class TrainReport(BaseModel):
     def from_json(cls, data: dict[str, Any]) -> TrainReport:
         """Inverse of to_json; raises pydantic's ValidationError (a ValueError) on a malformed report."""
         return cls.model_validate({key: value for key, value in data.items() if key != "event"})
+
+
+class JobProgress(BaseModel):
+    """One progress line of a trainer: `phase` is "train", "evaluate" or "done"."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    phase: str = "train"
+    step: int = 0
+    total_steps: int = 0
+    loss: float | None = None
+    elapsed_s: float = 0.0
+    eta_s: float = 0.0
+
+
+class TrainRequest(BaseModel):
+    """POST /v1/train: train `kind` with the default recipe, changed by `recipe` (e.g. {"epochs": 2,
+    "lr": 0.001}); `dry_run` trains a tiny model on tiny data in seconds."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: ModelKind
+    recipe: dict[str, RecipeValue] = Field(default_factory=dict, max_length=MAX_RECIPE_KEYS)
+    dry_run: bool = False
+
+    @field_validator("recipe")
+    @classmethod
+    def _plain_settings(cls, recipe: dict[str, RecipeValue]) -> dict[str, RecipeValue]:
+        for key, value in recipe.items():
+            if not re.match(RECIPE_KEY, key):
+                raise ValueError(f"recipe key {key!r} is not a setting name")
+            if isinstance(value, str) and (len(value) > 200 or not value.isprintable()):
+                raise ValueError(f"recipe value of {key} must be at most 200 printable characters")
+        return recipe
+
+
+class JobInfo(BaseModel):
+    """A training job as the service (or the bot's in-process runner) reports it."""
+
+    id: str
+    kind: str
+    state: JobState
+    progress: JobProgress | None = None
+    losses: list[tuple[str, int, float]] = Field(default_factory=list)  # (phase, step, loss) as reported
+    report: TrainReport | None = None
+    error: str = ""
+    pid: int | None = None
+    created_at: str = ""
+    seconds: float = 0.0
+
+    @property
+    def finished(self) -> bool:
+        return self.state in FINISHED_STATES
+
+
+def trainer_args(recipe: Mapping[str, RecipeValue], dry_run: bool = False) -> list[str]:
+    """The trainer's command-line options for a recipe: `--dry-run`, its own options, then `--set`s."""
+    args = ["--dry-run"] if dry_run else []
+    for key, value in recipe.items():
+        shown = str(value).lower() if isinstance(value, bool) else str(value)
+        if key in TRAINER_OPTIONS:
+            args += [f"--{key.replace('_', '-')}", shown]
+        else:
+            args += ["--set", f"{key}={shown}"]
+    return args
+
+
+def recipe_from_args(args: Sequence[str]) -> tuple[dict[str, RecipeValue], bool]:
+    """Inverse of trainer_args: (recipe, dry_run) from trainer options such as RETRAIN_ARGS; ValueError
+    on an option a recipe cannot say."""
+    recipe: dict[str, RecipeValue] = {}
+    dry_run = False
+    rest = list(args)
+    while rest:
+        option = rest.pop(0)
+        if option == "--dry-run":
+            dry_run = True
+            continue
+        key = option.removeprefix("--").replace("-", "_")
+        if not option.startswith("--") or not rest or (key not in TRAINER_OPTIONS and key != "set"):
+            raise ValueError(f"trainer option {option!r} cannot be sent as a recipe")
+        value = rest.pop(0)
+        if key == "set":
+            key, sep, value = value.partition("=")
+            if not sep:
+                raise ValueError(f"--set wants KEY=VALUE, got {key!r}")
+        recipe[key.strip()] = value.strip()
+    return recipe, dry_run
 
 
 class RollbackRequest(BaseModel):

@@ -16,14 +16,18 @@ import json
 import logging
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import quote, urlencode
 
 import aiohttp
 from pydantic import BaseModel, ValidationError
 
 from generation.api import (
     DIGITS_HEADER,
+    JOB_ID_HEADER,
+    JOB_KIND_HEADER,
     MODEL_KINDS,
     MODEL_VERSION_HEADER,
     PNG,
@@ -35,21 +39,33 @@ from generation.api import (
     ImageRequest,
     ImageResult,
     InvalidRequest,
+    JobConflict,
+    JobInfo,
+    JobProgress,
     ModelInfo,
     ModelKind,
     ModelVersion,
+    NoSample,
     Overloaded,
+    RecipeValue,
     RollbackRequest,
     TextRequest,
     TextResult,
+    TrainRequest,
+    UnknownJob,
     explain_validation_error,
+    recipe_from_args,
 )
 from generation.service.engine import GenerationEngine
+from generation.service.jobs import Trainer, TrainingJobs, generation_trainers
 from generation.settings import GenerationSettings
 
 logger = logging.getLogger(__name__)
 
 JSON = "application/json"
+EVENT_STREAM = "text/event-stream"
+JOB_CALL_TIMEOUT_S = 180.0  # cancel waits for the trainer to stop and clean up; a sample loads a model
+EVENTS_READ_TIMEOUT_S = 60.0  # the service sends a keep-alive far more often than this
 _MODEL_INFO_TTL_S = 30.0  # how long "the service has no model" is believed without asking again
 RequestT = TypeVar("RequestT", bound=BaseModel)
 
@@ -239,35 +255,57 @@ class HttpBackend:
         return since is not None and time.monotonic() - since < _MODEL_INFO_TTL_S
 
     async def _call(
-        self, method: str, path: str, body: dict | None = None, kind: str | None = None, accept: str = JSON
+        self,
+        method: str,
+        path: str,
+        body: dict | None = None,
+        kind: str | None = None,
+        accept: str = JSON,
+        *,
+        timeout_s: float | None = None,
+        retries: int | None = None,
     ) -> Any:
-        """One logical call: retries inside one budget; the breaker sees only the final outcome."""
+        """One logical call: retries inside one budget; the breaker sees only the final outcome.
+        `timeout_s` and `retries` override the client's (a call with side effects is never retried)."""
         if self._session is None:
             raise GeneratorUnavailable("the generation client is not initialized")
         self.breaker.before_call()
         try:
-            return await self._call_with_retries(method, path, body, kind, accept)
+            return await self._call_with_retries(
+                method,
+                path,
+                body,
+                kind,
+                accept,
+                self.timeout_s if timeout_s is None else timeout_s,
+                self.retries if retries is None else retries,
+            )
         except asyncio.CancelledError:
             self.breaker.abandon_call()
             raise
 
     async def _call_with_retries(
-        self, method: str, path: str, body: dict | None, kind: str | None, accept: str
+        self,
+        method: str,
+        path: str,
+        body: dict | None,
+        kind: str | None,
+        accept: str,
+        budget_s: float,
+        retries: int,
     ) -> Any:
-        deadline = time.monotonic() + self.timeout_s
+        deadline = time.monotonic() + budget_s
         attempt = 0
         while True:
             remaining = deadline - time.monotonic()
             try:
                 if remaining <= 0:
-                    raise DeadlineExceeded(
-                        f"the generation service did not answer within {self.timeout_s:.0f} s"
-                    )
+                    raise DeadlineExceeded(f"the generation service did not answer within {budget_s:.0f} s")
                 data = await self._attempt(method, path, body, remaining, accept)
             except _Retryable as exc:
                 attempt += 1
                 pause = self._backoff(attempt, exc.retry_after)
-                if attempt > self.retries or time.monotonic() + pause >= deadline:
+                if attempt > retries or time.monotonic() + pause >= deadline:
                     self.breaker.record_failure()
                     raise exc.error from None
                 logger.info(
@@ -314,7 +352,7 @@ class HttpBackend:
             raise _Retryable(GeneratorUnavailable("the generation service is not reachable"), exc) from None
         except TimeoutError:  # the budget ran out while waiting for the answer
             raise DeadlineExceeded(
-                f"the generation service did not answer within {self.timeout_s:.0f} s"
+                f"the generation service did not answer within {timeout.total:.0f} s"
             ) from None
         except aiohttp.ClientError as exc:  # refused, reset, dropped keep-alive connection, cut short
             raise _Retryable(GeneratorUnavailable("the generation service is not reachable"), exc) from None
@@ -381,6 +419,12 @@ def _error_for_response(status: int, content: bytes, headers: Mapping[str, str])
         return InvalidRequest(detail or "the request breaks a limit")
     if status in (401, 403):
         return GeneratorUnavailable("the generation service refused our token (check GENERATION_TOKEN)")
+    if code == "job_running":
+        return JobConflict(headers.get(JOB_KIND_HEADER, "?"), headers.get(JOB_ID_HEADER, "?"))
+    if code == "unknown_job":
+        return UnknownJob(detail)
+    if code == "no_sample":
+        return NoSample(detail)
     if code == "overloaded" or status == 429:
         retry_after = _parse_retry_after(headers.get("Retry-After"))
         return _Retryable(
@@ -408,6 +452,119 @@ def _parse_retry_after(value: str | None) -> float | None:
         return None
 
 
+class HttpJobs:
+    """Training jobs on the generation service, with the methods of the in-process runner
+    (generation.service.jobs.TrainingJobs) that the bot uses: one job interface, two places to train."""
+
+    def __init__(self, http: HttpBackend, timeout_s: float = JOB_CALL_TIMEOUT_S) -> None:
+        self.http = http
+        self.timeout_s = timeout_s
+
+    async def start(
+        self,
+        kind: str,
+        recipe: Mapping[str, RecipeValue] | None = None,
+        dry_run: bool = False,
+        extra_args: Sequence[str] = (),
+    ) -> JobInfo:
+        """POST /v1/train; JobConflict while the service trains this kind. `extra_args` are trainer
+        options, sent as recipe settings (ValueError for one a recipe cannot say)."""
+        extra_recipe, extra_dry_run = recipe_from_args(extra_args)
+        try:
+            body = TrainRequest.model_validate(
+                {
+                    "kind": kind,
+                    "recipe": {**extra_recipe, **(recipe or {})},
+                    "dry_run": dry_run or extra_dry_run,
+                }
+            )
+        except ValidationError as exc:
+            raise InvalidRequest(explain_validation_error(exc)) from None
+        data = await self.http._call(
+            "POST", "/v1/train", body.model_dump(), timeout_s=self.timeout_s, retries=0
+        )
+        return JobInfo.model_validate(data)
+
+    async def get(self, job_id: str) -> JobInfo:
+        return JobInfo.model_validate(await self.http._call("GET", f"/v1/jobs/{quote(job_id)}"))
+
+    async def list(self) -> list[JobInfo]:
+        return [JobInfo.model_validate(item) for item in await self.http._call("GET", "/v1/jobs")]
+
+    async def cancel(self, job_id: str) -> JobInfo:
+        """Stop the job; answered once it is over (or as it is, when it was over already)."""
+        path = f"/v1/jobs/{quote(job_id)}/cancel"
+        return JobInfo.model_validate(
+            await self.http._call("POST", path, timeout_s=self.timeout_s, retries=0)
+        )
+
+    async def sample(self, job_id: str, *, seed: int, images: int, prompt: str, length: int) -> bytes | str:
+        """A sample of the job's candidate: PNG bytes for an image model, the text for a text model."""
+        query = urlencode({"seed": seed, "images": images, "prompt": prompt, "length": length})
+        answer = await self.http._call(
+            "GET",
+            f"/v1/jobs/{quote(job_id)}/sample?{query}",
+            accept=f"{PNG}, {JSON}",
+            timeout_s=self.timeout_s,
+        )
+        if isinstance(answer, _PngAnswer):
+            return answer.png
+        if isinstance(answer, dict) and isinstance(answer.get("text"), str):
+            return answer["text"]
+        raise GeneratorUnavailable("unexpected answer from the generation service (sample)")
+
+    async def events(self, job_id: str, after: int = 0) -> AsyncIterator[JobProgress | JobInfo]:
+        """The job's progress lines after the `after`-th, as the service sends them, then the job as it
+        ended. A dropped stream raises GeneratorUnavailable: ask again with `after` set to the lines
+        already seen, and none is missed or repeated."""
+        session = self.http._session
+        if session is None:
+            raise GeneratorUnavailable("the generation client is not initialized")
+        headers = {"Accept": EVENT_STREAM, "Last-Event-ID": str(after)}
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=2.0, sock_read=EVENTS_READ_TIMEOUT_S)
+        url = f"{self.http.base_url}/v1/jobs/{quote(job_id)}/events"
+        try:
+            async with session.get(url, headers=headers, timeout=timeout) as response:
+                if response.status >= 400:
+                    error = _error_for_response(response.status, await response.read(), response.headers)
+                    raise error.error if isinstance(error, _Retryable | _ServiceFailure) else error
+                async for name, data in _server_sent_events(response.content):
+                    if name == "progress":
+                        yield JobProgress.model_validate_json(data)
+                    elif name == "end":
+                        yield JobInfo.model_validate_json(data)
+                        return
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise GeneratorUnavailable(f"the job's event stream broke off: {type(exc).__name__}") from None
+        except ValidationError:
+            raise GeneratorUnavailable("unexpected event from the generation service") from None
+        raise GeneratorUnavailable("the job's event stream ended before the job did")
+
+
+async def _server_sent_events(stream: aiohttp.StreamReader) -> AsyncIterator[tuple[str, str]]:
+    """(event name, data) of each server-sent event; comments (keep-alives) are skipped."""
+    name, data = "message", []
+    async for raw in stream:
+        line = raw.decode("utf-8").rstrip("\r\n")
+        if not line:
+            if data:
+                yield name, "\n".join(data)
+            name, data = "message", []
+        elif line.startswith("event:"):
+            name = line[6:].strip()
+        elif line.startswith("data:"):
+            data.append(line[5:].removeprefix(" "))
+
+
+def local_jobs(
+    data_dir: Path, trainers: Mapping[str, Trainer] | None = None, *, cancel_grace_s: float = 10.0
+) -> TrainingJobs:
+    """Training jobs this process runs: the generators' companion trainer (when no generation service
+    trains them), plus `trainers`, kinds of the caller's own or stand-ins."""
+    every = {**generation_trainers(MODEL_KINDS), **(trainers or {})}
+    return TrainingJobs(data_dir, every, cancel_grace_s=cancel_grace_s)
+
+
 class GenerationClient:
     """Images and texts for the bot: checks each call, then hands it to whichever runs the models, the
     in-process engine or the generation service (both offer the same async methods)."""
@@ -426,6 +583,12 @@ class GenerationClient:
     def remote(self) -> bool:
         """True when a generation service runs the models (it then trains and swaps its own)."""
         return isinstance(self._backend, HttpBackend)
+
+    @property
+    def jobs(self) -> HttpJobs | None:
+        """The service's training jobs when a service runs the models (None in-process: trainers then run
+        on this host, see local_jobs)."""
+        return HttpJobs(self._backend) if isinstance(self._backend, HttpBackend) else None
 
     @property
     def backend(self) -> GenerationEngine | HttpBackend:

@@ -22,7 +22,7 @@ from bot.formatting import escape, metrics_text
 from bot.handlers.common import Request, command_argument, interface_lang, reply, reply_html
 from bot.heap import settle_heap
 from bot.job_follower import JobFollower
-from bot.jobs import JOB_KINDS, MAX_SEED, JobAlreadyRunning, RetrainOptions, UnknownJob
+from bot.jobs import JOB_KINDS, MAX_SEED, JobAlreadyRunning, JobNotStarted, RetrainOptions, UnknownJob
 from bot.texts import Lang, text
 from generation.api import MODEL_KINDS as KINDS
 from generation.api import GenerationError
@@ -274,7 +274,7 @@ async def _start(
     except JobAlreadyRunning as exc:  # started by a concurrent /retrain since we looked
         await reply_html(update, context, text("retrain_running", lang, kind=kind, job_id=escape(exc.job.id)))
         return f"refused: {kind} already running as {exc.job.id}"
-    except OSError as exc:
+    except JobNotStarted as exc:
         await reply_html(
             update, context, text("job_failed", lang, job_id="-", kind=kind, error=escape(str(exc)))
         )
@@ -290,7 +290,7 @@ async def _start(
     await reply_html(update, context, started)
     starting = text("job_starting", lang, job_id=escape(job.id), kind=kind)
     messages = await reply_html(update, context, starting)
-    follower.follow(job, messages[0] if messages else None, starting)
+    follower.follow(job, messages[0].message_id if messages else None, starting)
     return f"started {job.id}"
 
 
@@ -302,6 +302,11 @@ async def _cancel(update: Update, context: CustomContext, job_id: str, lang: Lan
             update, context, text("job_unknown", lang, job_id=escape(job_id), running=_running(context, lang))
         )
         return f"refused: no running job {job_id}"
+    except GenerationError as exc:  # the generation service could not be asked
+        await reply_html(
+            update, context, text("job_cancel_failed", lang, job_id=escape(job_id), error=escape(str(exc)))
+        )
+        return f"cancel failed: {exc}"
     if job.status != "cancelled":  # it finished first; its report follows as usual
         await reply_html(update, context, text("job_finished_first", lang, job_id=escape(job.id)))
         return f"too late: {job.id} {job.status}"

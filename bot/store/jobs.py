@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from textwrap import dedent
 
@@ -94,9 +95,10 @@ class JobTable(Database):
         rows = self._read(_SELECT_JOBS + " WHERE id = ?", (job_id,))
         return _job_record(rows[0]) if rows else None
 
-    def fail_interrupted_jobs(self) -> list[JobRecord]:
-        """Mark jobs left 'running' by a previous process as failed; returns them (call once at start)."""
-        interrupted = self.jobs("running")
+    def fail_interrupted_jobs(self, runs_on: Callable[[JobRecord], bool] | None = None) -> list[JobRecord]:
+        """Mark jobs left 'running' by a previous process as failed, except those `runs_on` says still run
+        elsewhere; returns the failed ones (call once at start)."""
+        interrupted = [job for job in self.jobs("running") if runs_on is None or not runs_on(job)]
         for job in interrupted:
             self.update_job(job.id, "failed", {**job.detail, "error": "interrupted by a restart"})
         return interrupted

@@ -10,8 +10,10 @@ service runs as ONE process on purpose: batching needs every request for a model
 and the model is loaded once.
 
 Endpoints: POST /v1/image, POST /v1/text, GET /v1/models, POST /v1/reload, GET /v1/versions/{kind},
-POST /v1/rollback (all /v1 calls need
-`Authorization: Bearer <GENERATION_TOKEN>` when it is set), GET /healthz (process alive), GET /readyz (a model is loaded and warm).
+POST /v1/rollback, and training on this host (generation.service.jobs): POST /v1/train, GET /v1/jobs,
+GET /v1/jobs/{id}, GET /v1/jobs/{id}/events (server-sent events), POST /v1/jobs/{id}/cancel,
+GET /v1/jobs/{id}/sample. All /v1 calls need `Authorization: Bearer <GENERATION_TOKEN>` when it is set;
+GET /healthz (process alive) and GET /readyz (a model is loaded and warm) stay open.
 Errors are JSON `{"error": code, "detail": plain sentence}`.
 """
 
@@ -22,15 +24,22 @@ import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from generation.api import (
+    DEFAULT_TEXT_LENGTH,
     DIGITS_HEADER,
+    JOB_ID_HEADER,
+    JOB_KIND_HEADER,
+    MAX_IMAGES,
+    MAX_PROMPT_CHARS,
+    MAX_TEXT_LENGTH,
+    MODEL_KINDS,
     MODEL_VERSION_HEADER,
     PNG,
     SEED_HEADER,
@@ -40,20 +49,28 @@ from generation.api import (
     GeneratorUnavailable,
     ImageRequest,
     InvalidRequest,
+    JobConflict,
+    JobInfo,
+    JobProgress,
     ModelInfo,
     ModelKind,
     ModelVersion,
+    NoSample,
     Overloaded,
     RollbackRequest,
     TextRequest,
+    TrainRequest,
+    UnknownJob,
     explain_validation_error,
 )
 from generation.service.engine import GenerationEngine
+from generation.service.jobs import TrainingJobs, generation_trainers
 from generation.settings import GenerationSettings
 
 logger = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 16 * 1024  # the largest valid request (a 500-character prompt) is far smaller
+SSE_KEEPALIVE_S = 15.0  # a comment line this often keeps proxies from closing a quiet event stream
 
 
 class ServiceError(Exception):
@@ -130,17 +147,42 @@ def requested_timeout(request: Request) -> float | None:
     return value if value > 0 else None
 
 
-def create_app(settings: GenerationSettings, engine: GenerationEngine | None = None) -> FastAPI:
-    """The service app; `engine` defaults to one built from settings (tests pass their own)."""
+def training_jobs(settings: GenerationSettings, engine: GenerationEngine) -> TrainingJobs:
+    """The service's training jobs: the companion trainer on this host's DATA_DIR, recorded under
+    DATA_DIR/jobs; a promoted model is swapped in here, before anyone following the job hears it ended."""
+
+    async def swap_in_promoted(job: JobInfo) -> None:
+        if job.report is not None and job.report.promoted:
+            models = await engine.reload()
+            serving = next((model.version for model in models if model.kind == job.kind), None)
+            logger.info("job %s: %s now serves %s", job.id, job.kind, serving)
+
+    return TrainingJobs(
+        settings.data_dir,
+        generation_trainers(MODEL_KINDS),
+        records_dir=settings.data_dir / "jobs",
+        on_finished=swap_in_promoted,
+    )
+
+
+def create_app(
+    settings: GenerationSettings, engine: GenerationEngine | None = None, jobs: TrainingJobs | None = None
+) -> FastAPI:
+    """The service app; `engine` and `jobs` default to ones built from settings (tests pass their own)."""
     engine = engine or GenerationEngine.from_settings(settings)
+    jobs = jobs or training_jobs(settings, engine)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await jobs.recover()  # jobs a previous run of the service left running: failed, cleaned up
         await engine.start()
         try:
             yield
         finally:
-            await engine.stop()
+            try:
+                await jobs.shutdown("the generation service stopped")
+            finally:
+                await engine.stop()
 
     app = FastAPI(title="startup-guide-bot generation service", version="1", lifespan=lifespan)
     app.add_middleware(RequestGuard, token=settings.token)
@@ -217,5 +259,83 @@ def create_app(settings: GenerationSettings, engine: GenerationEngine | None = N
         """Make an earlier version champion again (default: the previous one) and hot-swap it in."""
         return await engine.rollback(body.kind, body.version)
 
+    @v1.post("/train", status_code=202)
+    async def train(body: TrainRequest) -> JobInfo:
+        """Start the companion trainer for a kind on this host; 409 while that kind has a job."""
+        try:
+            return await jobs.start(body.kind, body.recipe, body.dry_run)
+        except JobConflict as exc:
+            headers = {JOB_ID_HEADER: exc.job_id, JOB_KIND_HEADER: exc.kind}
+            raise ServiceError(409, "job_running", f"{exc}; cancel it or wait", headers) from None
+        except OSError as exc:
+            raise ServiceError(500, "trainer_failed", f"the trainer could not start: {exc}") from None
+
+    @v1.get("/jobs")
+    async def list_jobs() -> list[JobInfo]:
+        """Running jobs, then the last finished ones, newest first."""
+        return jobs.list()
+
+    @v1.get("/jobs/{job_id}")
+    async def job(job_id: str) -> JobInfo:
+        """A job's state, progress and, once it is over, its report."""
+        return _known(jobs, job_id)
+
+    @v1.get("/jobs/{job_id}/events")
+    async def job_events(job_id: str, request: Request) -> StreamingResponse:
+        """Server-sent events: `progress` per trainer line (its id counts them, so a client that
+        reconnects with Last-Event-ID misses none), then one `end` with the job as it ended."""
+        _known(jobs, job_id)
+        after = request.headers.get("last-event-id", "")
+        stream = _sse(jobs, job_id, int(after) if after.isdigit() else 0)
+        return StreamingResponse(
+            stream, media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
+        )
+
+    @v1.post("/jobs/{job_id}/cancel")
+    async def cancel(job_id: str) -> JobInfo:
+        """Stop a job and answer once it is over (a job already over is answered as it is)."""
+        _known(jobs, job_id)
+        return await jobs.cancel(job_id)
+
+    @v1.get("/jobs/{job_id}/sample", response_model=None)
+    async def sample(
+        job_id: str,
+        seed: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
+        images: Annotated[int, Query(ge=1, le=MAX_IMAGES)] = 8,
+        prompt: Annotated[str, Query(max_length=MAX_PROMPT_CHARS)] = "",
+        length: Annotated[int, Query(ge=1, le=MAX_TEXT_LENGTH)] = DEFAULT_TEXT_LENGTH,
+    ) -> Response:
+        """A sample of the job's candidate, served or not: a PNG grid, or `{"text": ...}`."""
+        _known(jobs, job_id)
+        try:
+            drawn = await jobs.sample(job_id, seed=seed, images=images, prompt=prompt, length=length)
+        except NoSample as exc:
+            raise ServiceError(409, "no_sample", str(exc)) from None
+        except (OSError, RuntimeError, TimeoutError) as exc:
+            raise ServiceError(500, "sample_failed", str(exc) or "sampling failed") from None
+        if isinstance(drawn, bytes):
+            return Response(drawn, media_type=PNG)
+        return JSONResponse({"text": drawn})
+
     app.include_router(v1)
     return app
+
+
+def _known(jobs: TrainingJobs, job_id: str) -> JobInfo:
+    try:
+        return jobs.get(job_id)
+    except UnknownJob:
+        raise ServiceError(404, "unknown_job", f"there is no job {job_id!r}") from None
+
+
+async def _sse(jobs: TrainingJobs, job_id: str, after: int) -> AsyncIterator[str]:
+    """The job's events as server-sent events, with a keep-alive comment while it is quiet."""
+    number = after
+    async for event in jobs.events(job_id, after, heartbeat_s=SSE_KEEPALIVE_S):
+        if event is None:
+            yield ": keep-alive\n\n"
+        elif isinstance(event, JobProgress):
+            number += 1
+            yield f"id: {number}\nevent: progress\ndata: {event.model_dump_json()}\n\n"
+        else:
+            yield f"event: end\ndata: {event.model_dump_json()}\n\n"

@@ -200,6 +200,10 @@ class FakeGenerationClient:
     def remote(self) -> bool:
         return False
 
+    @property
+    def jobs(self) -> None:
+        return None  # no generation service: the bot trains on its own host
+
     def available_for(self, kind: str) -> bool:
         return self._available and kind in self.serving
 

@@ -29,7 +29,7 @@ async def admin_bot(fake: FakeTelegram, data_dir: Path, **kwargs: Any) -> AsyncI
     async with run_bot(
         fake, data_dir, retrain_progress_interval_s=INTERVAL_S, retrain_cancel_grace_s=2, **kwargs
     ) as application:
-        application.bot_data.jobs.trainer = FAKE_TRAINER
+        application.bot_data.jobs.use_trainer(FAKE_TRAINER)
         yield application
 
 

@@ -64,7 +64,7 @@ async def test_admin_retrain_progress_and_report_go_to_the_topic(fake: FakeTeleg
     fake_trainer = [sys.executable, str(Path(__file__).resolve().parents[1] / "bot" / "fake_trainer.py")]
     forum = forum_chat(fake, {PRICING_TOPIC})
     async with run_bot(fake, data_dir, retrain_progress_interval_s=0.2) as app:
-        app.bot_data.jobs.trainer = fake_trainer
+        app.bot_data.jobs.use_trainer(fake_trainer)
         forum.message("/retrain lstm", user=ADMIN, **in_topic(PRICING_TOPIC))
         started, progress, report, curve = await fake.wait_for_reply(forum.id, count=4, timeout=30)
     assert [call.thread_id for call in (started, progress, report, curve)] == [PRICING_TOPIC] * 4
