@@ -22,7 +22,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
@@ -147,22 +147,25 @@ def requested_timeout(request: Request) -> float | None:
     return value if value > 0 else None
 
 
-def training_jobs(settings: GenerationSettings, engine: GenerationEngine) -> TrainingJobs:
+def training_jobs(settings: GenerationSettings) -> TrainingJobs:
     """The service's training jobs: the companion trainer on this host's DATA_DIR, recorded under
-    DATA_DIR/jobs; a promoted model is swapped in here, before anyone following the job hears it ended."""
+    DATA_DIR/jobs."""
+    return TrainingJobs(
+        settings.data_dir, generation_trainers(MODEL_KINDS), records_dir=settings.data_dir / "jobs"
+    )
 
-    async def swap_in_promoted(job: JobInfo) -> None:
+
+def swap_in_promoted(engine: GenerationEngine) -> Callable[[JobInfo], Awaitable[None]]:
+    """The jobs' finish hook: a promoted model is served here before anyone following its job hears
+    that the job ended."""
+
+    async def swap_in(job: JobInfo) -> None:
         if job.report is not None and job.report.promoted:
             models = await engine.reload()
             serving = next((model.version for model in models if model.kind == job.kind), None)
             logger.info("job %s: %s now serves %s", job.id, job.kind, serving)
 
-    return TrainingJobs(
-        settings.data_dir,
-        generation_trainers(MODEL_KINDS),
-        records_dir=settings.data_dir / "jobs",
-        on_finished=swap_in_promoted,
-    )
+    return swap_in
 
 
 def create_app(
@@ -170,7 +173,8 @@ def create_app(
 ) -> FastAPI:
     """The service app; `engine` and `jobs` default to ones built from settings (tests pass their own)."""
     engine = engine or GenerationEngine.from_settings(settings)
-    jobs = jobs or training_jobs(settings, engine)
+    jobs = jobs or training_jobs(settings)
+    jobs.on_finished = swap_in_promoted(engine)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

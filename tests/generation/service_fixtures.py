@@ -22,6 +22,7 @@ from generation.api import ImageRequest, ImageResult, ModelKind, TextRequest, Te
 from generation.service.app import create_app
 from generation.service.batching import BatchLimits
 from generation.service.engine import GenerationEngine
+from generation.service.jobs import TrainingJobs
 from generation.settings import GenerationSettings
 
 POISON_SEED = 666  # an image request with this seed makes the stand-in raise
@@ -116,13 +117,18 @@ def free_port() -> int:
 class ServiceThread:
     """The real FastAPI app on a real uvicorn, on a loopback port, in a background thread.
 
-    `engine=None` builds the production engine from settings (real checkpoints under DATA_DIR).
+    `engine=None` builds the production engine from settings (real checkpoints under DATA_DIR), and
+    `jobs=None` the production training jobs (the real trainer, recorded under DATA_DIR/jobs).
     """
 
     def __init__(
-        self, settings: GenerationSettings, engine: GenerationEngine | None, port: int | None = None
+        self,
+        settings: GenerationSettings,
+        engine: GenerationEngine | None,
+        port: int | None = None,
+        jobs: TrainingJobs | None = None,
     ) -> None:
-        self.settings, self.engine = settings, engine
+        self.settings, self.engine, self.jobs = settings, engine, jobs
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._server: uvicorn.Server | None = None
@@ -133,7 +139,7 @@ class ServiceThread:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", self.port))
         config = uvicorn.Config(
-            create_app(self.settings, self.engine),
+            create_app(self.settings, self.engine, self.jobs),
             log_level="warning",
             access_log=False,
             timeout_graceful_shutdown=5,
