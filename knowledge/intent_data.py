@@ -19,7 +19,7 @@ from knowledge.settings import PACKAGED_CORPUS
 
 EVAL_DIR = Path(__file__).parent / "eval"
 INTENT_SET = EVAL_DIR / "intent_blind.jsonl"
-# Hand-written training messages from a second writer, who saw only the seed articles and the classes'
+# Hand-written training messages from other writers, who saw only the seed articles and the classes'
 # definitions: real-user phrasing the templates lack. Training data only; never scored.
 EXTRA_SET = EVAL_DIR / "intent_extra.jsonl"
 QUESTION_SETS = ("dev.jsonl", "probe.jsonl", "blind.jsonl")
@@ -639,7 +639,7 @@ def language_of(text: str) -> str:
 
 
 def extra_examples(path: Path = EXTRA_SET) -> list[Example]:
-    """The second writer's hand-written training messages."""
+    """The other writers' hand-written training messages."""
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     return [Example(row["text"], row["label"], "extra") for row in rows]
 

@@ -58,7 +58,7 @@ class IntentRecipe:
     # held-out ones from the choosing run).
     refit_with_tune: bool = True
     tune_repeats: int = 3  # the hand-written rows are few; repeated so they are not drowned out
-    extra_sample: int = 0  # how many of the second writer's messages to train on (0: all)
+    extra_sample: int = 0  # how many of the other writers' messages to train on (0: all)
     max_steps: int = 0  # a cap on optimiser steps per fit (0: none), for quick runs
 
 
