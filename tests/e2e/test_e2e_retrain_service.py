@@ -7,6 +7,7 @@ The service is the real app on uvicorn with stand-in generators and the stand-in
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import sys
@@ -164,3 +165,36 @@ async def test_a_restarted_bot_reattaches_to_the_job_on_the_service_and_reports_
     )
     assert on_service.state == "succeeded" and record.status == "succeeded"
     assert all(call.chat_id != USER["id"] for call in fake.calls_of("sendMessage"))
+
+
+async def test_a_service_restart_ends_the_job_and_the_bot_that_followed_it_says_so(
+    fake: FakeTelegram,
+    data_dir: Path,
+    store: FakeModelStore,
+    service_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("FAKE_TRAINER_MODE", "slow")
+    trainers = {kind: Trainer((*FAKE_TRAINER, kind), "generation.train") for kind in ("gan", "lstm")}
+    settings = GenerationSettings(data_dir=service_dir, generation_token=TOKEN)
+
+    def service_on(port: int | None = None) -> ServiceThread:
+        jobs = TrainingJobs(service_dir, trainers, records_dir=service_dir / "jobs", cancel_grace_s=0.5)
+        return ServiceThread(settings, fake_engine(store, service_dir), port, jobs)
+
+    first = service_on().start()
+    try:
+        async with remote_bot(fake, data_dir, first.url) as application:
+            admin = private_chat(fake, ADMIN)
+            admin.message("/retrain gan", user=ADMIN)
+            started, _ = await fake.wait_for_reply(admin.id, count=2)
+            job_id = JOB_ID.search(visible(started)).group(1)
+            await fake.wait_for(lambda call: f"Job {job_id} (gan): train step" in visible(call), timeout=30)
+            await asyncio.to_thread(first.stop)  # its running job is stopped with it
+            with service_on(first.port):
+                await fake.wait_for(lambda call: f"Job {job_id} (gan): cancelled after" in visible(call), 60)
+                record = application.bot_data.services.store.job(job_id)
+    finally:
+        first.stop()
+    assert record.status == "cancelled" and record.detail["error"] == "the generation service stopped"
+    assert (service_dir / "cleanup.log").read_text().split() == ["gan"]
