@@ -310,7 +310,7 @@ class JobManager:
         for record in interrupted:
             logger.warning("job %s (%s) was interrupted by a restart; marked failed", record.id, record.kind)
             pid, kind = record.detail.get("pid"), record.detail.get("kind")
-            if isinstance(pid, int) and kind in self.local.trainers:
+            if isinstance(pid, int) and kind in self.local.trainers and not record.detail.get("remote"):
                 await self.local.stop_orphan(pid, kind)
         for kind in sorted({record.detail.get("kind") for record in interrupted} & set(JOB_KINDS)):
             await self.local.cleanup(kind)
