@@ -68,7 +68,7 @@ def score_champion(kind: str, settings: GenerationSettings, models_dir: Path) ->
         return evaluate.bits_per_char(checkpoint.model, checkpoint.vocab, corpus.train, corpus.heldout)
     data = load_images(None, checkpoint.model.config.image_size, models_dir / "datasets")
     judge = evaluate.load_or_train_judge(data, models_dir / "evaluator")
-    return evaluate.evaluate_gan(checkpoint.model, data, judge)
+    return evaluate.evaluate_images(checkpoint.model, data, judge)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,13 +19,13 @@ from generation.registry import ModelRegistry
 from generation.train import TrainProgress
 from generation.train.__main__ import main as train_main
 from generation.train.data import TextCorpus
-from generation.train.evaluate import beats
+from generation.train.evaluate import beats, targets_met
 from generation.train.lstm import LstmRecipe, regularized_forward, train_lstm
 from generation.train.run import TrainOptions, report_line, train_and_register
 from tests.generation.conftest import last_json_line, train_argv
 
 
-@pytest.mark.parametrize("kind", ["gan", "lstm"])
+@pytest.mark.parametrize("kind", ["gan", "lstm", "vae"])
 def test_dry_run_cli_registers_and_promotes_a_first_model(
     kind: str, tmp_path: Path, corpus_dir: Path, capsys: pytest.CaptureFixture
 ) -> None:
@@ -147,10 +147,13 @@ def test_bad_arguments_fail_cleanly(tmp_path: Path, capsys: pytest.CaptureFixtur
 )
 def test_promotion_rule(kind: str, candidate: dict, champion: dict | None, expected: bool) -> None:
     assert beats(kind, candidate, champion)[0] is expected
+    if kind == "gan":  # the VAE is held to the same four image figures
+        assert beats("vae", candidate, champion)[0] is expected
+        assert targets_met("vae", candidate) == targets_met("gan", candidate)
 
 
 def test_dry_run_metrics_are_finite(trained_models: Path) -> None:
-    for kind in ("gan", "lstm"):
+    for kind in ("gan", "lstm", "vae"):
         champion = ModelRegistry(trained_models).champion(kind)
         assert champion is not None
         assert champion.metrics and all(math.isfinite(value) for value in champion.metrics.values())
