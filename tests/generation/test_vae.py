@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from generation.api import ImageRequest
+from generation.api import IMAGE_KINDS, MODEL_KINDS, MODEL_OUTPUTS, ImageRequest
 from generation.models.checkpoint import load_checkpoint, save_checkpoint
 from generation.models.vae import VaeConfig, VaeDecoder, VaeEncoder
 from generation.registry import ModelRegistry
@@ -16,6 +16,7 @@ from generation.service.image_network import ROW_BUCKET, PackedVaeDecoder, image
 from generation.service.inference import ImageGenerator, load_champion
 from generation.service.packed import compute_dtype, onednn_packs
 from generation.train.data import ImageData
+from generation.train.run import IMAGE_TRAINERS
 from generation.train.vae import VaeRecipe, train_vae, vae_loss
 
 CPU = torch.device("cpu")
@@ -181,3 +182,9 @@ def test_seeded_vae_images_are_identical_alone_or_in_a_batch(vae_images: ImageGe
     assert alone[0].shape == (5, 16, 16) and alone[0].min() >= 0 and alone[0].max() <= 1
     [result] = vae_images.generate_batch([request])
     assert result.png.startswith(b"\x89PNG") and result.digits == [3] * 5
+
+
+def test_image_kinds_are_the_kinds_that_draw_and_each_has_a_trainer() -> None:
+    drawing = {kind for kind, output in MODEL_OUTPUTS.items() if output == "image"}
+    assert set(IMAGE_KINDS) == drawing == set(IMAGE_TRAINERS) == {"gan", "vae"}
+    assert set(IMAGE_KINDS) < set(MODEL_KINDS)
