@@ -1,7 +1,9 @@
-"""Conditional VAE for small grey-scale images: MLP encoder and decoder, the one-hot label fed to both.
+"""Conditional VAE for small grey-scale images: MLP encoder and decoder, the one-hot label fed to both,
+and a learned prior per label (Sohn et al.'s conditional prior, a diagonal Gaussian for each class).
 
-Only the decoder is checkpointed and served: like the GAN's generator it maps (noise, label) to an
-image in [-1, 1], so sampling, evaluation and serving treat both image generators alike.
+Only the decoder, which holds the prior, is checkpointed and served: like the GAN's generator it maps
+(standard normal noise, label) to an image in [-1, 1], so sampling, evaluation and serving treat both
+image generators alike. The noise is drawn at temperature 1 and moved to the label's prior.
 """
 
 from __future__ import annotations
@@ -47,6 +49,13 @@ class VaeDecoder(nn.Module):
     def __init__(self, config: VaeConfig) -> None:
         super().__init__()
         self.config = config
+        # The prior p(z | label) starts as the standard normal and is learned with the rest: a learned
+        # prior follows where the encoder puts each class, so samples from it land where the decoder
+        # was trained.
+        self.prior_mean = nn.Embedding(max(config.num_classes, 1), config.z_dim)
+        self.prior_log_std = nn.Embedding(max(config.num_classes, 1), config.z_dim)
+        nn.init.zeros_(self.prior_mean.weight)
+        nn.init.zeros_(self.prior_log_std.weight)
         self.body = nn.Sequential(
             nn.Linear(config.z_dim + config.num_classes, config.hidden),
             nn.ReLU(),
@@ -55,13 +64,21 @@ class VaeDecoder(nn.Module):
             nn.Linear(2 * config.hidden, config.pixels),
         )
 
-    def logits(self, noise: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        """Per-pixel ink logits (batch, pixels): what the Bernoulli likelihood is trained on."""
-        return self.body(torch.cat([noise, one_hot(labels, self.config, noise.shape[0], noise)], dim=1))
+    def prior(self, labels: torch.Tensor | None, rows: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The prior's mean and log standard deviation for each row's label, each (rows, z_dim)."""
+        if labels is None or self.config.num_classes == 0:
+            labels = torch.zeros(rows, dtype=torch.long, device=self.prior_mean.weight.device)
+        return self.prior_mean(labels), self.prior_log_std(labels)
+
+    def logits(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Per-pixel ink logits (batch, pixels) of latent `z`: what the Bernoulli likelihood is trained on."""
+        return self.body(torch.cat([z, one_hot(labels, self.config, z.shape[0], z)], dim=1))
 
     def forward(self, noise: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        mean, log_std = self.prior(labels, noise.shape[0])
+        z = mean + log_std.exp() * noise
         # tanh(x / 2) = 2 sigmoid(x) - 1: the ink probability on the GAN's [-1, 1] scale.
-        images = torch.tanh(self.logits(noise, labels) * 0.5)
+        images = torch.tanh(self.logits(z, labels) * 0.5)
         return images.view(noise.shape[0], 1, self.config.image_size, self.config.image_size)
 
 

@@ -153,8 +153,9 @@ class FoldedGenerator:
 
 
 class PackedVaeDecoder:
-    """The VAE decoder arranged for inference: the one-hot label folded into the first layer as one row
-    per class, every weight packed for oneDNN, bf16 products on CPUs with native bf16.
+    """The VAE decoder arranged for inference: the noise moved to the label's prior by one multiply-add,
+    the one-hot label folded into the first layer as one row per class, every weight packed for oneDNN,
+    bf16 products on CPUs with native bf16.
 
     Same inputs and outputs as VaeDecoder.forward."""
 
@@ -167,12 +168,20 @@ class PackedVaeDecoder:
         ):
             raise ValueError("the decoder is not Linear layers with ReLU between them")
         codes = torch.eye(config.num_classes) if config.num_classes else torch.zeros(1, 0)
+        self.prior_mean = model.prior_mean.weight.detach().to(device=device, dtype=dtype)
+        self.prior_std = model.prior_log_std.weight.detach().exp().to(device=device, dtype=dtype)
         self.first = ConditionedLinear(linears[0], config.z_dim, codes, dtype, device)
         self.rest = [PackedLinear(layer.weight, layer.bias, dtype, device) for layer in linears[1:]]
         self.size = config.image_size
+        self.dtype = dtype
 
     def __call__(self, noise: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        hidden = self.first(noise, labels)
+        z = torch.addcmul(
+            self.prior_mean.index_select(0, labels),
+            noise.to(self.dtype),
+            self.prior_std.index_select(0, labels),
+        )
+        hidden = self.first(z, labels)
         for layer in self.rest:
             hidden = layer(hidden.relu_())
         return torch.tanh(hidden.mul_(0.5)).view(noise.shape[0], 1, self.size, self.size)

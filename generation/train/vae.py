@@ -1,4 +1,5 @@
-"""Training recipe for the conditional VAE (Bernoulli pixel likelihood, KL weight warmed up from zero)."""
+"""Training recipe for the conditional VAE (Bernoulli pixel likelihood, a learned prior per class, and
+a KL weight warmed up from zero to a beta below 1)."""
 
 from __future__ import annotations
 
@@ -46,6 +47,15 @@ class VaeRecipe:
         return cls(time_limit_s=None)
 
 
+def gaussian_kl(
+    mean: torch.Tensor, log_variance: torch.Tensor, prior_mean: torch.Tensor, prior_log_std: torch.Tensor
+) -> torch.Tensor:
+    """KL(N(mean, exp(log_variance)) || N(prior_mean, exp(prior_log_std)^2)), summed over everything."""
+    ratio = (log_variance - 2 * prior_log_std).exp()
+    distance = (mean - prior_mean).square() * (-2 * prior_log_std).exp()
+    return 0.5 * (ratio + distance - 1 - log_variance + 2 * prior_log_std).float().sum()
+
+
 def vae_loss(
     encoder: VaeEncoder, decoder: VaeDecoder, images: torch.Tensor, labels: torch.Tensor | None, beta: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -54,7 +64,7 @@ def vae_loss(
     z = mean + torch.randn_like(mean) * (0.5 * log_variance).exp()
     logits = decoder.logits(z, labels).float()
     reconstruction = F.binary_cross_entropy_with_logits(logits, images.flatten(1), reduction="sum")
-    kl = -0.5 * (1 + log_variance - mean.square() - log_variance.exp()).float().sum()
+    kl = gaussian_kl(mean, log_variance, *decoder.prior(labels, images.shape[0]))
     rows = images.shape[0]
     return (reconstruction + beta * kl) / rows, kl / rows
 

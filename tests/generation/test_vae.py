@@ -17,7 +17,7 @@ from generation.service.inference import ImageGenerator, load_champion
 from generation.service.packed import compute_dtype, onednn_packs
 from generation.train.data import ImageData
 from generation.train.run import IMAGE_TRAINERS
-from generation.train.vae import VaeRecipe, train_vae, vae_loss
+from generation.train.vae import VaeRecipe, gaussian_kl, train_vae, vae_loss
 
 CPU = torch.device("cpu")
 needs_bf16_packing = pytest.mark.skipif(
@@ -26,8 +26,13 @@ needs_bf16_packing = pytest.mark.skipif(
 
 
 def _decoder(num_classes: int = 10) -> VaeDecoder:
+    """A decoder with a prior away from the standard normal, as a trained one has."""
     torch.manual_seed(1)
-    return VaeDecoder(VaeConfig(image_size=8, z_dim=4, num_classes=num_classes, hidden=16)).eval()
+    decoder = VaeDecoder(VaeConfig(image_size=8, z_dim=4, num_classes=num_classes, hidden=16)).eval()
+    with torch.no_grad():
+        decoder.prior_mean.weight.normal_(0.0, 0.5)
+        decoder.prior_log_std.weight.uniform_(-0.7, 0.3)
+    return decoder
 
 
 class _Silent:
@@ -54,6 +59,29 @@ def test_decoder_draws_images_in_the_gan_range() -> None:
     # The label changes the drawing: the condition reaches the decoder.
     noise = torch.randn(1, 4)
     assert not torch.allclose(decoder(noise, torch.tensor([0])), decoder(noise, torch.tensor([1])))
+
+
+def test_decoder_moves_standard_noise_to_the_label_prior() -> None:
+    decoder = _decoder()
+    noise, labels = torch.randn(6, 4), torch.tensor([0, 1, 2, 3, 4, 9])
+    with torch.no_grad():
+        z = decoder.prior_mean(labels) + decoder.prior_log_std(labels).exp() * noise
+        expected = torch.tanh(decoder.logits(z, labels) * 0.5).view(6, 1, 8, 8)
+        torch.testing.assert_close(decoder(noise, labels), expected)
+
+
+def test_kl_to_the_learned_prior_is_the_gaussian_kl() -> None:
+    torch.manual_seed(2)
+    mean, log_variance = torch.randn(5, 3), torch.randn(5, 3) * 0.5
+    prior_mean, prior_log_std = torch.randn(5, 3), torch.randn(5, 3) * 0.3
+    expected = torch.distributions.kl_divergence(
+        torch.distributions.Normal(mean, (0.5 * log_variance).exp()),
+        torch.distributions.Normal(prior_mean, prior_log_std.exp()),
+    ).sum()
+    torch.testing.assert_close(gaussian_kl(mean, log_variance, prior_mean, prior_log_std), expected)
+    assert float(gaussian_kl(prior_mean, 2 * prior_log_std, prior_mean, prior_log_std)) == pytest.approx(
+        0, abs=1e-5
+    )
 
 
 def test_encoder_gives_one_mean_and_log_variance_per_latent_dimension() -> None:
