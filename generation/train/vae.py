@@ -34,6 +34,10 @@ class VaeRecipe:
     beta: float = 0.1
     kl_warmup: float = 0.1
     cpu_bf16: bool = False  # bf16 autocast on CPUs with native bf16 (a CPU-dependent default model)
+    # CPU threads while training (0 = the process's setting). Products this small run fastest on one:
+    # on a busy 2-core machine a second thread made each step many times slower, waiting on the
+    # other at every product; one thread also sums in the same order on every machine.
+    cpu_threads: int = 1
     max_steps: int | None = None
     # A safety net only: the recipe is its steps. A run it cuts short says so in its report.
     time_limit_s: float | None = SAFETY_TIME_LIMIT_S
@@ -76,6 +80,18 @@ def train_vae(
     recipe: VaeRecipe, data: ImageData, device: torch.device, reporter_factory, seed: int
 ) -> tuple[VaeDecoder, VaeConfig, dict]:
     """Train on `data` (images in [0, 1]); returns the decoder on the CPU."""
+    threads = torch.get_num_threads()
+    if device.type == "cpu" and recipe.cpu_threads > 0:
+        torch.set_num_threads(recipe.cpu_threads)
+    try:
+        return _train(recipe, data, device, reporter_factory, seed)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train(
+    recipe: VaeRecipe, data: ImageData, device: torch.device, reporter_factory, seed: int
+) -> tuple[VaeDecoder, VaeConfig, dict]:
     torch.manual_seed(seed)
     config = VaeConfig(recipe.image_size, recipe.z_dim, data.num_classes, recipe.hidden)
     encoder, decoder = VaeEncoder(config).to(device), VaeDecoder(config).to(device)

@@ -159,8 +159,9 @@ def test_dry_run_metrics_are_finite(trained_models: Path) -> None:
         assert champion.metrics and all(math.isfinite(value) for value in champion.metrics.values())
 
 
-def test_gan_trains_unconditionally_on_a_folder_of_pictures(
-    tmp_path: Path, capsys: pytest.CaptureFixture
+@pytest.mark.parametrize("kind", ["gan", "vae"])
+def test_image_models_train_unconditionally_on_a_folder_of_pictures(
+    kind: str, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
     pictures = tmp_path / "pictures"
     pictures.mkdir()
@@ -169,11 +170,11 @@ def test_gan_trains_unconditionally_on_a_folder_of_pictures(
         Image.fromarray(rng.integers(0, 256, size=(20, 20), dtype=np.uint8), mode="L").save(
             pictures / f"{index}.png"
         )
-    assert train_main(train_argv("gan", tmp_path / "models", tmp_path, "--data", str(pictures))) == 0
+    assert train_main(train_argv(kind, tmp_path / "models", tmp_path, "--data", str(pictures))) == 0
     report = last_json_line(capsys.readouterr().out)
     assert report["promoted"] is True
     assert "accuracy" not in report["candidate"] and math.isfinite(report["candidate"]["fd_ratio"])
-    champion = load_checkpoint(ModelRegistry(tmp_path / "models").champion("gan").path, "gan")
+    champion = load_checkpoint(ModelRegistry(tmp_path / "models").champion(kind).path, kind)
     assert champion.model.config.num_classes == 0
 
 
