@@ -215,7 +215,7 @@ def test_an_unrelated_process_is_not_taken_for_a_trainer() -> None:
         (["LSTM", "epochs=3"], (["lstm"], RetrainOptions(epochs=3))),
         (
             ["all", "steps=10", "epochs=2"],
-            (["gan", "lstm", "intent"], RetrainOptions(epochs=2, max_steps=10)),
+            (["gan", "lstm", "vae", "intent"], RetrainOptions(epochs=2, max_steps=10)),
         ),
         (["Intent", "seed=3"], (["intent"], RetrainOptions(seed=3))),
         (["gan", "seed=42"], (["gan"], RetrainOptions(seed=42))),
