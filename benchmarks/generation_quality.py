@@ -1,9 +1,9 @@
 """Generator quality with the default CPU recipes: train each from scratch, score it, time it.
 
-    python -m benchmarks.generation_quality [--kind gan|lstm|both] [--threads N] [--keep DIR] [--time-limit S]
+    python -m benchmarks.generation_quality [--kind gan|vae|lstm|all] [--threads N] [--keep DIR] [--time-limit S]
     python -m benchmarks.generation_quality --evaluate-only      (score the champions under DATA_DIR)
 
-Targets: GAN conditional accuracy >= 0.95, Frechet distance <= 3x the real-vs-real floor,
+Targets: GAN and VAE alike, conditional accuracy >= 0.95, Frechet distance <= 3x the real-vs-real floor,
 diversity >= 0.8x real, no near-copies; LSTM <= 1.9 bits per character on the held-out tenth of
 every corpus file, and fewer than the Kneser-Ney 5-gram's on the same split; each default recipe's
 whole run (data, training, evaluation) <= 10 minutes on 2 cores, all its steps done. Exits 1 when a
@@ -68,14 +68,14 @@ def score_champion(kind: str, settings: GenerationSettings, models_dir: Path) ->
         return evaluate.bits_per_char(checkpoint.model, checkpoint.vocab, corpus.train, corpus.heldout)
     data = load_images(None, checkpoint.model.config.image_size, models_dir / "datasets")
     judge = evaluate.load_or_train_judge(data, models_dir / "evaluator")
-    return evaluate.evaluate_gan(checkpoint.model, data, judge)
+    return evaluate.evaluate_images(checkpoint.model, data, judge)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.generation_quality", description=__doc__.split("\n")[0]
     )
-    parser.add_argument("--kind", choices=[*MODEL_KINDS, "both"], default="both")
+    parser.add_argument("--kind", choices=[*MODEL_KINDS, "all"], default="all")
     parser.add_argument("--threads", type=int, default=0, help="0 = torch's default (all cores)")
     parser.add_argument("--keep", type=Path, help="models folder to train into (default: a temporary one)")
     parser.add_argument(
@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     settings = GenerationSettings.load()
-    kinds = list(MODEL_KINDS) if args.kind == "both" else [args.kind]
+    kinds = list(MODEL_KINDS) if args.kind == "all" else [args.kind]
     if args.threads:
         torch.set_num_threads(args.threads)
     ok = True

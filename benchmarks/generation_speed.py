@@ -1,4 +1,5 @@
-"""Generator speed on this machine: an 8-image grid, 300 characters of text, and batched vs sequential.
+"""Generator speed on this machine: an 8-image grid from each image model (GAN, VAE), 300 characters
+of text, and batched vs sequential.
 
     python -m benchmarks.generation_speed [--models-dir DIR] [--device cpu] [--threads N] [--lstm-hidden H]
 
@@ -15,14 +16,16 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from generation.api import ImageRequest, TextRequest
+from generation.api import IMAGE_KINDS, ImageKind, ImageRequest, TextRequest
 from generation.models.checkpoint import Checkpoint
 from generation.models.gan import GanConfig, Generator
 from generation.models.lstm import CharLSTM, LstmConfig
+from generation.models.vae import VaeConfig, VaeDecoder
 from generation.models.vocab import CharVocab
 from generation.service.inference import ImageGenerator, TextGenerator, load_champion
 from generation.service.packed import compute_dtype
@@ -30,6 +33,7 @@ from generation.settings import GenerationSettings
 from generation.train.data import load_text_corpus
 from generation.train.gan import GanRecipe
 from generation.train.lstm import LstmRecipe
+from generation.train.vae import VaeRecipe
 
 GRID_MS_TARGET = 30.0
 TEXT_MS_TARGET = 250.0
@@ -50,27 +54,65 @@ def timed_ms(action: Callable[[], object], repeats: int) -> tuple[float, float]:
     return statistics.median(wall), statistics.median(cpu)
 
 
-def untrained_generators(
-    settings: GenerationSettings, device: str, lstm_hidden: int | None = None
-) -> tuple[ImageGenerator, TextGenerator]:
-    gan = GanRecipe()
-    gan_config = GanConfig(gan.image_size, gan.z_dim, 10, gan.g_channels, gan.d_channels)
-    images = ImageGenerator(
-        Checkpoint("gan", Generator(gan_config).eval(), {"version": "untrained"}), torch.device(device)
-    )
+def untrained_image_generator(kind: ImageKind, device: str) -> ImageGenerator:
+    """An untrained network of `kind`'s default recipe shape."""
+    if kind == "vae":
+        vae = VaeRecipe()
+        model: Generator | VaeDecoder = VaeDecoder(VaeConfig(vae.image_size, vae.z_dim, 10, vae.hidden))
+    else:
+        gan = GanRecipe()
+        model = Generator(GanConfig(gan.image_size, gan.z_dim, 10, gan.g_channels, gan.d_channels))
+    return ImageGenerator(Checkpoint(kind, model.eval(), {"version": "untrained"}), torch.device(device))
+
+
+def untrained_text_generator(settings: GenerationSettings, device: str, hidden: int | None) -> TextGenerator:
+    """An untrained LSTM of the default recipe's shape (`hidden` wide when given)."""
     lstm = LstmRecipe()
     corpus = load_text_corpus(settings.text_corpus_dir)
     vocab = CharVocab.build(corpus.train, min_count=lstm.min_char_count)
     config = LstmConfig(
-        len(vocab),
-        lstm.embed_dim,
-        lstm_hidden or lstm.hidden_size,
-        lstm.layers,
-        lstm.dropout,
-        lstm.tie_embeddings,
+        len(vocab), lstm.embed_dim, hidden or lstm.hidden_size, lstm.layers, lstm.dropout, lstm.tie_embeddings
     )
     checkpoint = Checkpoint("lstm", CharLSTM(config).eval(), {"version": "untrained"}, vocab=vocab)
-    return images, TextGenerator(checkpoint, torch.device(device))
+    return TextGenerator(checkpoint, torch.device(device))
+
+
+@dataclass(frozen=True)
+class ImageSpeed:
+    """One image model's figures: the 8-image grid, and 32 requests batched vs one at a time."""
+
+    grid_ms: float
+    sequential_ms: float
+    batched_ms: float
+    sequential_cpu_ms: float
+    batched_cpu_ms: float
+    sequential_png_ms: float
+    batched_png_ms: float
+
+    @property
+    def speedup(self) -> float:
+        return self.sequential_ms / self.batched_ms
+
+    @property
+    def png_speedup(self) -> float:
+        return self.sequential_png_ms / self.batched_png_ms
+
+    @property
+    def cpu_speedup(self) -> float:
+        return self.sequential_cpu_ms / self.batched_cpu_ms
+
+
+def image_speed(images: ImageGenerator, repeats: int) -> ImageSpeed:
+    """Time an 8-image grid (PNG included) and BATCH requests of 8 images, batched and one by one."""
+    grid_ms, _ = timed_ms(lambda: images.generate_batch([ImageRequest(count=8, seed=1)]), repeats)
+    requests = [ImageRequest(count=8, seed=seed) for seed in range(BATCH)]
+    sequential, sequential_cpu = timed_ms(
+        lambda: [images.generate_arrays([request]) for request in requests], 3
+    )
+    batched, batched_cpu = timed_ms(lambda: images.generate_arrays(requests), 3)
+    sequential_png, _ = timed_ms(lambda: [images.generate_batch([request]) for request in requests], 3)
+    batched_png, _ = timed_ms(lambda: images.generate_batch(requests), 3)
+    return ImageSpeed(grid_ms, sequential, batched, sequential_cpu, batched_cpu, sequential_png, batched_png)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -88,52 +130,53 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     settings = GenerationSettings.load()
     models_dir = args.models_dir or settings.models_dir
-    images = load_champion(models_dir, "gan", args.device)
+    images: dict[ImageKind, ImageGenerator] = {}
+    for kind in IMAGE_KINDS:
+        loaded = load_champion(models_dir, kind, args.device)
+        assert loaded is None or isinstance(loaded, ImageGenerator)
+        images[kind] = loaded or untrained_image_generator(kind, args.device)
     texts = None if args.lstm_hidden else load_champion(models_dir, "lstm", args.device)
-    fallback_images, fallback_texts = (
-        untrained_generators(settings, args.device, args.lstm_hidden)
-        if not (images and texts)
-        else (None, None)
-    )
-    images = images or fallback_images
-    texts = texts or fallback_texts
-    assert isinstance(images, ImageGenerator) and isinstance(texts, TextGenerator)
+    texts = texts or untrained_text_generator(settings, args.device, args.lstm_hidden)
+    assert isinstance(texts, TextGenerator)
+    versions = ", ".join(f"{kind} {generator.version}" for kind, generator in images.items())
     print(
         f"device {args.device}, torch threads {torch.get_num_threads()}, matrix products in "
-        f"{str(compute_dtype(torch.device(args.device))).removeprefix('torch.')}, gan {images.version}, "
+        f"{str(compute_dtype(torch.device(args.device))).removeprefix('torch.')}, {versions}, "
         f"lstm {texts.version} (hidden {texts.model.config.hidden_size}, vocabulary {len(texts.vocab)})"
     )
 
-    grid_ms, _ = timed_ms(lambda: images.generate_batch([ImageRequest(count=8, seed=1)]), args.repeats)
+    speeds = {kind: image_speed(generator, args.repeats) for kind, generator in images.items()}
     text_ms, _ = timed_ms(
         lambda: texts.generate_batch([TextRequest(prompt="AI startups", length=300, seed=1)]), 5
     )
-
-    image_requests = [ImageRequest(count=8, seed=seed) for seed in range(BATCH)]
     text_requests = [TextRequest(prompt="创业 startup", length=300, seed=seed) for seed in range(BATCH)]
-    image_seq, image_seq_cpu = timed_ms(
-        lambda: [images.generate_arrays([request]) for request in image_requests], 3
-    )
-    image_batch, image_batch_cpu = timed_ms(lambda: images.generate_arrays(image_requests), 3)
-    image_seq_png, _ = timed_ms(lambda: [images.generate_batch([request]) for request in image_requests], 3)
-    image_batch_png, _ = timed_ms(lambda: images.generate_batch(image_requests), 3)
     text_seq, text_seq_cpu = timed_ms(
         lambda: [texts.generate_batch([request]) for request in text_requests], 1
     )
     text_batch, text_batch_cpu = timed_ms(lambda: texts.generate_batch(text_requests), 2)
 
     rows = [
-        ("8-image grid (PNG)", grid_ms, f"<= {GRID_MS_TARGET:.0f} ms", grid_ms <= GRID_MS_TARGET),
-        ("300 characters of text", text_ms, f"<= {TEXT_MS_TARGET:.0f} ms", text_ms <= TEXT_MS_TARGET),
+        (
+            f"8-image grid (PNG), {kind}",
+            speed.grid_ms,
+            f"<= {GRID_MS_TARGET:.0f} ms",
+            speed.grid_ms <= GRID_MS_TARGET,
+        )
+        for kind, speed in speeds.items()
     ]
+    rows.append(("300 characters of text", text_ms, f"<= {TEXT_MS_TARGET:.0f} ms", text_ms <= TEXT_MS_TARGET))
     print(f"{'figure':44} {'value':>12}  target")
     for name, value, target, ok in rows:
         print(f"{name:44} {value:9.1f} ms  {target}  {'PASS' if ok else 'FAIL'}")
     speedups = [
-        ("image sampling, 32 x 8 images", image_seq / image_batch, True),
-        ("image sampling + PNG, 32 x 8 images", image_seq_png / image_batch_png, False),
-        ("text sampling, 32 x 300 characters", text_seq / text_batch, True),
+        row
+        for kind, speed in speeds.items()
+        for row in (
+            (f"{kind} sampling, 32 x 8 images", speed.speedup, True),
+            (f"{kind} sampling + PNG, 32 x 8 images", speed.png_speedup, False),
+        )
     ]
+    speedups.append(("text sampling, 32 x 300 characters", text_seq / text_batch, True))
     ok = all(row[3] for row in rows)
     for name, speedup, gated in speedups:
         verdict = ("PASS" if speedup >= BATCH_SPEEDUP_TARGET else "FAIL") if gated else "info"
@@ -141,12 +184,15 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"{'batched/sequential ' + name:44} {speedup:9.1f} x   >= {BATCH_SPEEDUP_TARGET:.0f}x  {verdict}"
         )
-    print(
-        f"(sequential/batched ms: images {image_seq:.0f}/{image_batch:.0f}, with PNG {image_seq_png:.0f}/"
-        f"{image_batch_png:.0f}, text {text_seq:.0f}/{text_batch:.0f})"
+    image_ms = ", ".join(
+        f"{kind} {speed.sequential_ms:.0f}/{speed.batched_ms:.0f}, with PNG "
+        f"{speed.sequential_png_ms:.0f}/{speed.batched_png_ms:.0f}"
+        for kind, speed in speeds.items()
     )
+    print(f"(sequential/batched ms: {image_ms}, text {text_seq:.0f}/{text_batch:.0f})")
+    image_cpu = ", ".join(f"{kind} {speed.cpu_speedup:.1f}x" for kind, speed in speeds.items())
     print(
-        f"(the same ratios in CPU time, for a loaded machine: images {image_seq_cpu / image_batch_cpu:.1f}x, "
+        f"(the same ratios in CPU time, for a loaded machine: {image_cpu}, "
         f"text {text_seq_cpu / text_batch_cpu:.1f}x)"
     )
     wall, cpu = time.perf_counter() - started_wall, time.process_time() - started_cpu

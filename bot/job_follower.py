@@ -21,7 +21,7 @@ from bot.formatting import escape, fit_caption, metrics_text
 from bot.heap import settle_heap
 from bot.jobs import FinishHook, Job
 from bot.texts import Lang, text
-from generation.api import GenerationError, ImageRequest, TextRequest, TrainReport
+from generation.api import IMAGE_KINDS, GenerationError, ImageRequest, TextRequest, TrainReport
 from knowledge.api import INTENT_MODEL
 
 logger = logging.getLogger(__name__)
@@ -208,10 +208,9 @@ class JobFollower:
         version = report.version
         sample: bytes | str | None = None
         try:
-            if served and job.kind == "gan":
-                sample = (
-                    await self.context.generation.image(ImageRequest(count=SAMPLE_IMAGES, seed=SAMPLE_SEED))
-                ).png
+            if served and job.kind in IMAGE_KINDS:
+                request = ImageRequest(model=job.kind, count=SAMPLE_IMAGES, seed=SAMPLE_SEED)
+                sample = (await self.context.generation.image(request)).png
             elif served:
                 request = TextRequest(prompt=SAMPLE_PROMPT, length=SAMPLE_TEXT_LENGTH, seed=SAMPLE_SEED)
                 sample = (await self.context.generation.text(request)).text

@@ -10,6 +10,8 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError
 
+from generation.api import DEFAULT_IMAGE_KIND, ImageKind
+
 TELEGRAM_API_BASE_URL = "https://api.telegram.org/bot"
 
 
@@ -40,6 +42,8 @@ class BotSettings(BaseSettings):
     generation_rate: int = Field(default=5, ge=1)
     chat_rate: int = Field(default=60, ge=1)
     rate_window_s: float = Field(default=60.0, gt=0)
+    # The generator /image and "draw me a 7" use when the message names none.
+    image_model: ImageKind = DEFAULT_IMAGE_KIND
 
     # Outgoing flood control (PTB's AIORateLimiter): messages per second over all chats, as Telegram
     # allows; 0 turns throttling off (a self-hosted Bot API server, tests). 429s are retried either way.
@@ -91,6 +95,11 @@ class BotSettings(BaseSettings):
     def intent_retrain_argv(self) -> list[str]:
         """INTENT_RETRAIN_ARGS split as a shell would."""
         return shlex.split(self.intent_retrain_args)
+
+    @field_validator("image_model", mode="before")
+    @classmethod
+    def _lower_image_model(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("telegram_api_base_url")
     @classmethod

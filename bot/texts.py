@@ -20,7 +20,7 @@ TEXTS: dict[str, dict[Lang, str]] = {
         "en": (
             "<b>Commands</b>\n"
             "/ask &lt;question&gt; — ask a question, e.g. <code>/ask How do I price an AI product?</code>\n"
-            "/image [digit] [count] — draw digits, e.g. <code>/image 7 4</code>\n"
+            "/image [digit] [count] [gan|vae] — draw digits, e.g. <code>/image 7 4</code>, <code>/image 7 vae</code>\n"
             "/text [prompt] — continue a text, e.g. <code>/text Our startup</code>\n"
             "/about — model versions and knowledge base size\n"
             "/privacy — what I store and for how long; /forget — delete what I stored about you\n"
@@ -31,7 +31,7 @@ TEXTS: dict[str, dict[Lang, str]] = {
         "zh": (
             "<b>命令</b>\n"
             "/ask &lt;问题&gt; — 提问，例如 <code>/ask 如何给 AI 产品定价？</code>\n"
-            "/image [数字] [数量] — 画数字，例如 <code>/image 7 4</code>\n"
+            "/image [数字] [数量] [gan|vae] — 画数字，例如 <code>/image 7 4</code>、<code>/image 7 vae</code>\n"
             "/text [开头] — 续写文字，例如 <code>/text Our startup</code>\n"
             "/about — 模型版本和知识库规模\n"
             "/privacy — 我保存哪些数据、保存多久；/forget — 删除我保存的关于你的数据\n"
@@ -44,12 +44,12 @@ TEXTS: dict[str, dict[Lang, str]] = {
         "en": (
             "<b>Knowledge base</b>: {documents} articles, {sections} sections, {faq_entries} FAQ entries "
             "(corpus {fingerprint}, encoder {encoder}, built {built_at})\n"
-            "<b>Image model</b>: {gan}\n<b>Text model</b>: {lstm}"
+            "<b>Image models</b>: GAN {gan}, VAE {vae}\n<b>Text model</b>: {lstm}"
         ),
         "zh": (
             "<b>知识库</b>：{documents} 篇文章，{sections} 个章节，{faq_entries} 条 FAQ"
             "（语料 {fingerprint}，编码器 {encoder}，构建于 {built_at}）\n"
-            "<b>图像模型</b>：{gan}\n<b>文本模型</b>：{lstm}"
+            "<b>图像模型</b>：GAN {gan}，VAE {vae}\n<b>文本模型</b>：{lstm}"
         ),
     },
     "no_model": {"en": "not loaded", "zh": "未加载"},
@@ -135,16 +135,16 @@ TEXTS: dict[str, dict[Lang, str]] = {
     "feedback_thanks": {"en": "Thanks for the feedback!", "zh": "感谢反馈！"},
     "answer_gone": {"en": "That answer is no longer available.", "zh": "这个回答已不可用。"},
     "image_usage": {
-        "en": "Usage: /image [digit 0-9] [count 1-{max_images}], e.g. /image 7 4",
-        "zh": "用法：/image [数字 0-9] [数量 1-{max_images}]，例如 /image 7 4",
+        "en": "Usage: /image [digit 0-9] [count 1-{max_images}] [gan|vae], e.g. /image 7 4 or /image 7 vae",
+        "zh": "用法：/image [数字 0-9] [数量 1-{max_images}] [gan|vae]，例如 /image 7 4 或 /image 7 vae",
     },
     "text_usage": {
         "en": "Usage: /text [prompt of at most {max_chars} characters], e.g. /text Our startup",
         "zh": "用法：/text [不超过 {max_chars} 个字符的开头]，例如 /text Our startup",
     },
     "image_caption": {
-        "en": "{what} · model {model_version} · seed {seed}",
-        "zh": "{what} · 模型 {model_version} · 种子 {seed}",
+        "en": "{what} · {model} model {model_version} · seed {seed}",
+        "zh": "{what} · {model} 模型 {model_version} · 种子 {seed}",
     },
     "digits_mixed": {"en": "{count} mixed digits", "zh": "{count} 个混合数字"},
     "digits_one": {"en": "{count} × digit {digit}", "zh": "{count} 个数字 {digit}"},
@@ -177,11 +177,11 @@ TEXTS: dict[str, dict[Lang, str]] = {
     # Admin commands ----------------------------------------------------------------------------
     "retrain_usage": {
         "en": (
-            "Usage: /retrain gan|lstm|intent|all [epochs=N] [steps=N] [seed=N] — retrain in the background\n"
+            "Usage: /retrain gan|vae|lstm|intent|all [epochs=N] [steps=N] [seed=N] — retrain in the background\n"
             "/retrain cancel &lt;job id&gt; — stop a running job\nRunning: {running}"
         ),
         "zh": (
-            "用法：/retrain gan|lstm|intent|all [epochs=N] [steps=N] [seed=N] — 在后台重新训练\n"
+            "用法：/retrain gan|vae|lstm|intent|all [epochs=N] [steps=N] [seed=N] — 在后台重新训练\n"
             "/retrain cancel &lt;任务编号&gt; — 停止运行中的任务\n运行中：{running}"
         ),
     },
@@ -259,8 +259,8 @@ TEXTS: dict[str, dict[Lang, str]] = {
         "zh": "重建索引失败：{error}。继续使用之前的索引。",
     },
     "rollback_usage": {
-        "en": "Usage: /rollback gan|lstm [version] — without a version, the previous champion",
-        "zh": "用法：/rollback gan|lstm [版本] — 不指定版本则恢复上一个冠军",
+        "en": "Usage: /rollback gan|vae|lstm [version] — without a version, the previous champion",
+        "zh": "用法：/rollback gan|vae|lstm [版本] — 不指定版本则恢复上一个冠军",
     },
     "rollback_done": {
         "en": "Rolled back {kind}: {version} is the champion again and serving.",
@@ -325,7 +325,10 @@ TEXTS: dict[str, dict[Lang, str]] = {
 
 COMMANDS: dict[str, dict[Lang, str]] = {
     "ask": {"en": "Ask a question", "zh": "提问"},
-    "image": {"en": "Draw digits: /image [digit] [count]", "zh": "画数字：/image [数字] [数量]"},
+    "image": {
+        "en": "Draw digits: /image [digit] [count] [gan|vae]",
+        "zh": "画数字：/image [数字] [数量] [gan|vae]",
+    },
     "text": {"en": "Generate text: /text [prompt]", "zh": "生成文字：/text [开头]"},
     "about": {"en": "Model versions and knowledge base size", "zh": "模型版本和知识库规模"},
     "privacy": {"en": "What I store and for how long", "zh": "我保存哪些数据、保存多久"},
@@ -339,14 +342,14 @@ ADMIN_COMMANDS: dict[str, dict[Lang, str]] = {
     "models": {"en": "Model versions", "zh": "模型版本"},
     "reindex": {"en": "Rebuild the knowledge index", "zh": "重建知识索引"},
     "retrain": {
-        "en": "Retrain a model: /retrain gan|lstm|intent|all",
-        "zh": "重新训练模型：/retrain gan|lstm|intent|all",
+        "en": "Retrain a model: /retrain gan|vae|lstm|intent|all",
+        "zh": "重新训练模型：/retrain gan|vae|lstm|intent|all",
     },
     "block": {"en": "Ignore a user: /block ID (or reply)", "zh": "封禁用户：/block ID（或回复）"},
     "unblock": {"en": "Stop ignoring a user: /unblock ID", "zh": "解除封禁：/unblock ID"},
     "rollback": {
-        "en": "Restore an earlier model: /rollback gan|lstm [version]",
-        "zh": "恢复旧版模型：/rollback gan|lstm [版本]",
+        "en": "Restore an earlier model: /rollback gan|vae|lstm [version]",
+        "zh": "恢复旧版模型：/rollback gan|vae|lstm [版本]",
     },
 }
 

@@ -17,10 +17,15 @@ MAX_IMAGES = 16
 MAX_PROMPT_CHARS = 500
 MAX_TEXT_LENGTH = 1000
 DEFAULT_TEXT_LENGTH = 300
-ModelKind = Literal["gan", "lstm"]
+ModelKind = Literal["gan", "lstm", "vae"]
 MODEL_KINDS: tuple[ModelKind, ...] = get_args(ModelKind)  # every generator kind, in a fixed order
+ImageKind = Literal["gan", "vae"]
+IMAGE_KINDS: tuple[ImageKind, ...] = get_args(ImageKind)  # the kinds that draw digits
+DEFAULT_IMAGE_KIND: ImageKind = "gan"
 # What each kind generates, in the words users and error messages use.
-MODEL_OUTPUTS: dict[ModelKind, Literal["image", "text"]] = {"gan": "image", "lstm": "text"}
+MODEL_OUTPUTS: dict[ModelKind, Literal["image", "text"]] = {
+    kind: "image" if kind in IMAGE_KINDS else "text" for kind in MODEL_KINDS
+}
 
 # HTTP protocol between generation.client and generation.service (neither imports the other).
 TIMEOUT_HEADER = "X-Request-Timeout"  # seconds the caller will wait; the service's deadline is the smaller
@@ -85,10 +90,11 @@ class NoSample(GenerationError):
 
 
 class ImageRequest(BaseModel):
-    """Draw `count` digits; `digit=None` draws a mix."""
+    """Draw `count` digits with the `model` generator; `digit=None` draws a mix."""
 
     model_config = ConfigDict(extra="forbid")
 
+    model: ImageKind = DEFAULT_IMAGE_KIND
     digit: int | None = Field(default=None, ge=0, le=9)
     count: int = Field(default=8, ge=1, le=MAX_IMAGES)
     seed: int | None = Field(default=None, ge=0, le=2**31 - 1)
@@ -309,6 +315,7 @@ _ERROR_WORDING = {
     "string_type": "must be text",
     "extra_forbidden": "is not a known field",
     "missing": "is required",
+    "literal_error": "must be {expected}",
 }
 
 

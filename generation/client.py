@@ -199,7 +199,7 @@ class HttpBackend:
             logger.warning("generation service at %s not usable yet: %s", self.base_url, exc)
 
     async def image(self, request: ImageRequest) -> ImageResult:
-        answer = await self._call("POST", "/v1/image", request.model_dump(), kind="gan", accept=PNG)
+        answer = await self._call("POST", "/v1/image", request.model_dump(), kind=request.model, accept=PNG)
         if isinstance(answer, _PngAnswer):
             return answer.result()
         return ImageResult.from_json(answer)
@@ -630,7 +630,7 @@ class GenerationClient:
         return self._backend.available_for(None)
 
     def available_for(self, kind: ModelKind) -> bool:
-        """Like `available`, for one kind (`gan` for images, `lstm` for text)."""
+        """Like `available`, for one kind (`gan` or `vae` for images, `lstm` for text)."""
         return self._backend.available_for(kind)
 
     async def shutdown(self) -> None:

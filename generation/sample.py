@@ -1,6 +1,6 @@
 """python -m generation.sample image|text: draw from the champion (or a given checkpoint).
 
-image [--digit D] [--n N] [--seed S] --out FILE.png   (FILE.npy: raw images (n, h, w) in [0, 1])
+image [--model gan|vae] [--digit D] [--n N] [--seed S] --out FILE.png   (FILE.npy: raw images (n, h, w) in [0, 1])
 text ["prompt"] [--length N] [--temperature T] [--top-k K] [--top-p P] [--seed S]
      prints the text, prompt included, to stdout; logs go to stderr
 """
@@ -15,8 +15,15 @@ from pathlib import Path
 import numpy as np
 from pydantic import ValidationError
 
-from generation.api import DEFAULT_TEXT_LENGTH, MODEL_OUTPUTS, ImageRequest, ModelKind, TextRequest
-from generation.models.checkpoint import CheckpointError
+from generation.api import (
+    DEFAULT_IMAGE_KIND,
+    DEFAULT_TEXT_LENGTH,
+    IMAGE_KINDS,
+    ImageRequest,
+    ModelKind,
+    TextRequest,
+)
+from generation.models.checkpoint import CheckpointError, read_metadata
 from generation.service.inference import ImageGenerator, TextGenerator, load_champion
 from generation.settings import GenerationSettings
 
@@ -29,6 +36,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default=None, choices=["auto", "cpu", "cuda", "mps"])
     kinds = parser.add_subparsers(dest="kind", required=True)
     image = kinds.add_parser("image", help="a grid of digits as PNG, or raw images as .npy")
+    image.add_argument(
+        "--model",
+        choices=IMAGE_KINDS,
+        help=f"the image generator (default: {DEFAULT_IMAGE_KIND}, or the --checkpoint's own kind)",
+    )
     image.add_argument("--digit", type=int, help="0-9; default: a mix")
     image.add_argument("--n", type=int, default=8, help="how many images (default 8)")
     image.add_argument("--seed", type=int)
@@ -43,9 +55,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _kind_making(output: str) -> ModelKind:
-    """The generator kind that makes `output` ("image" or "text")."""
-    return next(kind for kind, made in MODEL_OUTPUTS.items() if made == output)
+def _kind(args: argparse.Namespace) -> ModelKind:
+    """The generator to draw from: `--model` for images (else the checkpoint's own image kind, else
+    the default), the LSTM for text."""
+    if args.kind == "text":
+        return "lstm"
+    if args.model is not None:
+        return args.model
+    if args.checkpoint is not None:
+        try:
+            kind = read_metadata(args.checkpoint).get("kind")
+        except CheckpointError:
+            kind = None  # the loader says what is wrong with it
+        if kind in IMAGE_KINDS:
+            return kind
+    return DEFAULT_IMAGE_KIND
 
 
 def _load(
@@ -53,7 +77,9 @@ def _load(
 ) -> ImageGenerator | TextGenerator | None:
     device = args.device or settings.generation_device
     if args.checkpoint is not None:
-        return (ImageGenerator if kind == "gan" else TextGenerator).load(args.checkpoint, device)
+        if kind == "lstm":
+            return TextGenerator.load(args.checkpoint, device)
+        return ImageGenerator.load(args.checkpoint, device, kind)
     return load_champion(settings.models_dir, kind, device, settings.shipped_dir)
 
 
@@ -61,10 +87,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
     settings = GenerationSettings.load()
-    kind = _kind_making(args.kind)
+    kind = _kind(args)
     try:
         if args.kind == "image":
-            request = ImageRequest(digit=args.digit, count=args.n, seed=args.seed)
+            request = ImageRequest(model=kind, digit=args.digit, count=args.n, seed=args.seed)
             if args.out.suffix.lower() not in (".png", ".npy"):
                 print("--out must end in .png or .npy", file=sys.stderr)
                 return 2

@@ -25,6 +25,7 @@ ENV_NAMES = (
     "WEBHOOK_LISTEN",
     "WEBHOOK_PORT",
     "LOG_LEVEL",
+    "IMAGE_MODEL",
 )
 
 
@@ -43,6 +44,7 @@ def test_defaults_work_offline_with_no_environment() -> None:
     assert bot.telegram_api_base_url == TELEGRAM_API_BASE_URL
     assert bot.data_dir == Path("var")
     assert bot.webhook_url == ""
+    assert bot.image_model == "gan"
     knowledge = KnowledgeSettings.load()
     assert knowledge.embedding_model == PACKAGED_EMBEDDING_MODEL
     assert knowledge.corpus_dir.is_dir()
@@ -56,6 +58,7 @@ def test_values_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setenv("ADMIN_IDS", " 42, 7 ,")
     monkeypatch.setenv("DATA_DIR", "/srv/data")
     monkeypatch.setenv("LOG_LEVEL", "debug")
+    monkeypatch.setenv("IMAGE_MODEL", " VAE")
     monkeypatch.setenv("GENERATION_URL", "http://gpu-host:8000/")
     monkeypatch.setenv("GENERATION_TOKEN", "s3cret")
     monkeypatch.setenv("EMBEDDING_MODEL", "sentence-transformers/paraphrase-multilingual-MiniLM-L12-v2")
@@ -64,6 +67,7 @@ def test_values_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> No
     assert bot.admin_ids == frozenset({42, 7})
     assert bot.data_dir == Path("/srv/data")
     assert bot.log_level == "DEBUG"
+    assert bot.image_model == "vae"
     generation = GenerationSettings.load()
     assert generation.generation_url == "http://gpu-host:8000"
     assert generation.token == "s3cret"
@@ -92,6 +96,7 @@ def test_secrets_do_not_show_in_repr(monkeypatch: pytest.MonkeyPatch) -> None:
         ("WEBHOOK_PORT", "70000", BotSettings),
         ("LOG_LEVEL", "LOUD", BotSettings),
         ("TELEGRAM_API_BASE_URL", "ftp://example", BotSettings),
+        ("IMAGE_MODEL", "vea", BotSettings),
         ("GENERATION_URL", "gpu-host:8000", GenerationSettings),
     ],
 )

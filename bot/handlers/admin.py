@@ -205,7 +205,7 @@ async def reindex_command(update: Update, context: CustomContext) -> str:
 
 
 def parse_retrain_args(args: Sequence[str]) -> tuple[list[str], RetrainOptions] | None:
-    """(kinds, options) from `gan|lstm|intent|all [epochs=N] [steps=N] [seed=N]`, or None when they
+    """(kinds, options) from `gan|vae|lstm|intent|all [epochs=N] [steps=N] [seed=N]`, or None when they
     are not valid."""
     if not args or args[0].lower() not in (*JOB_KINDS, "all"):
         return None

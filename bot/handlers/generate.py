@@ -1,4 +1,4 @@
-"""/image [digit] [count] and /text [prompt]: the generators, behind a chat action."""
+"""/image [digit] [count] [gan|vae] and /text [prompt]: the generators, behind a chat action."""
 
 from __future__ import annotations
 
@@ -20,12 +20,15 @@ from bot.handlers.common import (
 )
 from bot.texts import text
 from generation.api import (
+    IMAGE_KINDS,
     MAX_IMAGES,
     MAX_PROMPT_CHARS,
     GeneratorUnavailable,
+    ImageKind,
     ImageRequest,
     ImageResult,
     InvalidRequest,
+    ModelKind,
     TextRequest,
     TextResult,
 )
@@ -33,26 +36,34 @@ from generation.api import (
 logger = logging.getLogger(__name__)
 
 DEFAULT_IMAGE_COUNT = 8
-MODEL_KINDS = {"image": "gan", "text": "lstm"}  # command -> the generator behind it
+TEXT_MODEL: ModelKind = "lstm"  # the generator behind /text
 
 
-def parse_image_args(args: list[str]) -> tuple[int | None, int] | None:
-    """(digit or None for a mix, count) from `[digit] [count]`, or None when they are not valid."""
-    if len(args) > 2:
+def parse_image_args(args: list[str]) -> tuple[int | None, int, ImageKind | None] | None:
+    """(digit or None for a mix, count, model or None for the default) from `[digit] [count]`,
+    `digit [count] model` or `model digit [count]`; None when they are not valid (a model is named
+    only with a digit)."""
+    words = [arg.lower() for arg in args]
+    model: ImageKind | None = None
+    if words and words[0] in IMAGE_KINDS:
+        model, words = words[0], words[1:]
+    elif words and words[-1] in IMAGE_KINDS:
+        model, words = words[-1], words[:-1]
+    if len(words) > 2 or (model is not None and not words):
         return None
     try:
-        numbers = [int(arg) for arg in args]
+        numbers = [int(word) for word in words]
     except ValueError:
         return None
     digit = numbers[0] if numbers else None
     count = numbers[1] if len(numbers) > 1 else DEFAULT_IMAGE_COUNT
     if (digit is not None and not 0 <= digit <= 9) or not 1 <= count <= MAX_IMAGES:
         return None
-    return digit, count
+    return digit, count, model
 
 
 async def image_command(update: Update, context: CustomContext) -> None:
-    """Draw digits with the GAN and send them as one photo with a caption."""
+    """Draw digits with the named image model (default IMAGE_MODEL) and send them as one photo."""
     request = Request.of(update, lang=interface_lang(update, context))
     parsed = parse_image_args(command_argument(update.effective_message).split())
     if parsed is None:
@@ -61,10 +72,18 @@ async def image_command(update: Update, context: CustomContext) -> None:
     await draw(context, request, *parsed)
 
 
-async def draw(context: CustomContext, request: Request, digit: int | None, count: int) -> None:
-    """Draw `count` digits (`digit`, or a mix for None) and send them as one photo with a caption."""
+async def draw(
+    context: CustomContext, request: Request, digit: int | None, count: int, model: ImageKind | None = None
+) -> None:
+    """Draw `count` digits (`digit`, or a mix for None) with `model` (None: the IMAGE_MODEL setting)
+    and send them as one photo with a caption."""
+    model = model or context.settings.image_model
     result = await _generate(
-        context, request, "image", ChatAction.UPLOAD_PHOTO, ImageRequest(digit=digit, count=count)
+        context,
+        request,
+        "image",
+        ChatAction.UPLOAD_PHOTO,
+        ImageRequest(model=model, digit=digit, count=count),
     )
     if result is None:
         return
@@ -75,7 +94,14 @@ async def draw(context: CustomContext, request: Request, digit: int | None, coun
         else text("digits_one", lang, count=count, digit=digit)
     )
     caption = fit_caption(
-        text("image_caption", lang, what=what, model_version=result.model_version, seed=result.seed)
+        text(
+            "image_caption",
+            lang,
+            what=what,
+            model=model.upper(),
+            model_version=escape(result.model_version),
+            seed=result.seed,
+        )
     )
     # One Telegram cannot take now is queued, not lost.
     await send_photo(
@@ -108,7 +134,8 @@ async def _generate(
     context: CustomContext, request: Request, kind: str, action: str, generation: ImageRequest | TextRequest
 ) -> ImageResult | TextResult | None:
     """Run one generation with a chat action showing; None (the user told why) when it cannot run."""
-    if not await _generators_ready(context, request, kind):
+    model = generation.model if isinstance(generation, ImageRequest) else TEXT_MODEL
+    if not await _generators_ready(context, request, kind, model):
         return None
     try:
         async with chat_action(context, request.chat_id, action, request.thread_id):
@@ -120,14 +147,14 @@ async def _generate(
         return None
 
 
-async def _generators_ready(context: CustomContext, request: Request, kind: str) -> bool:
-    """Say at once when this generator is down; otherwise apply the generation rate limit."""
+async def _generators_ready(context: CustomContext, request: Request, kind: str, model: ModelKind) -> bool:
+    """Say at once when the `model` generator is down; otherwise apply the generation rate limit."""
     lang = request.lang
-    if not context.generation.available_for(MODEL_KINDS[kind]):
+    if not context.generation.available_for(model):
         record_usage(context, request, kind, "unavailable")
-        training = context.jobs.running_for(MODEL_KINDS[kind])
+        training = context.jobs.running_for(model)
         if training is None:
-            queued = MODEL_KINDS[kind] in context.bot_data.first_start_queue
+            queued = model in context.bot_data.first_start_queue
             await reply(
                 context, request, text("generator_queued" if queued else "generators_unavailable", lang)
             )

@@ -13,6 +13,7 @@ from bot.handlers.ask import reply_with_answer
 from bot.handlers.common import Request, interface_lang, reply_html
 from bot.keyboards import HELP_PAYLOAD
 from bot.texts import text
+from generation.api import MODEL_KINDS
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ async def about(update: Update, context: CustomContext) -> None:
     lang = interface_lang(update, context)
     missing = text("no_model", lang)
     stats = await asyncio.to_thread(context.knowledge.stats)
-    versions = {"gan": missing, "lstm": missing}
+    versions: dict[str, str] = dict.fromkeys(MODEL_KINDS, missing)
     try:
         for model in await context.generation.models():
             if model.version:

@@ -22,6 +22,7 @@ from torch import nn
 
 from generation.models.gan import GanConfig, Generator
 from generation.models.lstm import CharLSTM, LstmConfig
+from generation.models.vae import VaeConfig, VaeDecoder
 from generation.models.vocab import CharVocab
 
 FORMAT_VERSION = 1
@@ -32,6 +33,7 @@ META_FILE = "meta.json"
 NETWORKS: dict[str, tuple[Callable[[Any], nn.Module], Callable[..., Any]]] = {
     "gan": (Generator, GanConfig),
     "lstm": (CharLSTM, LstmConfig),
+    "vae": (VaeDecoder, VaeConfig),
 }
 
 

@@ -163,8 +163,8 @@ class GenerationEngine:
             raise GeneratorUnavailable("the generators are not started")
 
     async def image(self, request: ImageRequest, timeout_s: float | None = None) -> ImageResult:
-        """One image request, batched with concurrent ones."""
-        return await self._submit("gan", request, timeout_s)
+        """One image request, batched with concurrent ones for the same image model."""
+        return await self._submit(request.model, request, timeout_s)
 
     async def text(self, request: TextRequest, timeout_s: float | None = None) -> TextResult:
         """One text request, batched with concurrent ones."""

@@ -22,7 +22,16 @@ import numpy as np
 import torch
 from PIL import Image
 
-from generation.api import ImageRequest, ImageResult, ModelKind, TextRequest, TextResult
+from generation.api import (
+    DEFAULT_IMAGE_KIND,
+    IMAGE_KINDS,
+    ImageKind,
+    ImageRequest,
+    ImageResult,
+    ModelKind,
+    TextRequest,
+    TextResult,
+)
 from generation.models.checkpoint import Checkpoint, load_checkpoint
 from generation.models.device import resolve_device
 from generation.registry import ModelRegistry
@@ -59,9 +68,10 @@ def images_to_png(images: np.ndarray) -> bytes:
 
 
 class ImageGenerator:
-    """The champion GAN generator, drawing digit grids."""
+    """An image generator (the GAN's generator or the VAE's decoder), drawing digit grids."""
 
     def __init__(self, checkpoint: Checkpoint, device: torch.device) -> None:
+        self.kind = checkpoint.kind
         self.model = checkpoint.model
         self.device = device
         self.config = checkpoint.model.config
@@ -72,9 +82,11 @@ class ImageGenerator:
             self.network, self.row_bucket = image_network(self.model, device)
 
     @classmethod
-    def load(cls, checkpoint_dir: Path, device: str = "auto") -> ImageGenerator:
+    def load(
+        cls, checkpoint_dir: Path, device: str = "auto", kind: ImageKind = DEFAULT_IMAGE_KIND
+    ) -> ImageGenerator:
         chosen = resolve_device(device)
-        return cls(load_checkpoint(Path(checkpoint_dir), "gan", device=chosen), chosen)
+        return cls(load_checkpoint(Path(checkpoint_dir), kind, device=chosen), chosen)
 
     @property
     def conditional(self) -> bool:
@@ -235,6 +247,6 @@ def load_champion(
     champion = ModelRegistry(Path(models_dir), shipped_dir).champion(kind)
     if champion is None:
         return None
-    if kind == "gan":
-        return ImageGenerator.load(champion.path, device)
+    if kind in IMAGE_KINDS:
+        return ImageGenerator.load(champion.path, device, kind)
     return TextGenerator.load(champion.path, device)

@@ -1,4 +1,4 @@
-"""Companion trainer: `python -m generation.train gan|lstm` (see `run.train_and_register`): recipes,
+"""Companion trainer: `python -m generation.train gan|vae|lstm` (see `run.train_and_register`): recipes,
 training data, the promotion gate (evaluate) and progress. Never imports generation.service."""
 
 from generation.train.progress import ProgressCallback, TrainProgress

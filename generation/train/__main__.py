@@ -1,4 +1,4 @@
-"""python -m generation.train gan|lstm [--epochs N] [--device auto|cpu|cuda|mps] [--dry-run] [--seed S] ..."""
+"""python -m generation.train gan|vae|lstm [--epochs N] [--device auto|cpu|cuda|mps] [--dry-run] [--seed S] ..."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m generation.train",
         description="Train a generator, register it as a candidate, and promote it if it beats the champion.",
     )
-    parser.add_argument("kind", choices=MODEL_KINDS, help="gan: digit images; lstm: text")
+    parser.add_argument("kind", choices=MODEL_KINDS, help="gan, vae: digit images; lstm: text")
     parser.add_argument("--epochs", type=int, help="passes over the data (default: the recipe's)")
     parser.add_argument("--max-steps", type=int, help="stop after this many optimiser steps")
     parser.add_argument(
@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument(
         "--data",
-        help="gan: 'digits' (default, offline), 'mnist' (IDX files, downloaded when missing) or an image folder; "
+        help="gan, vae: 'digits' (default, offline), 'mnist' (IDX files, downloaded when missing) or an image folder; "
         "lstm: a text file or folder (default: TEXT_CORPUS_DIR, the knowledge corpus)",
     )
     parser.add_argument("--models-dir", type=Path, help="model registry (default: DATA_DIR/models)")

@@ -1,8 +1,8 @@
 """Quality metrics for the trainer's promotion gate.
 
 LSTM: bits per character on the held-out last tenth of every corpus file.
-GAN: a small digit classifier, trained on held-out real digits and cached as safetensors, scores
-samples: conditional accuracy, Frechet distance in its feature space (with the real-vs-real
+Image generators (GAN and VAE alike): a small digit classifier, trained on held-out real digits and
+cached as safetensors, scores samples: conditional accuracy, Frechet distance in its feature space (with the real-vs-real
 distance of two halves as the floor), intra-class diversity relative to real digits, and the share
 of samples that are near-copies of a training image.
 """
@@ -24,7 +24,7 @@ from safetensors.torch import load_file, save_file
 from scipy import linalg
 from torch import nn
 
-from generation.models.gan import Generator
+from generation.models.image import ImageModel
 from generation.models.lstm import CharLSTM
 from generation.models.vocab import CharVocab
 from generation.train.data import ImageData, stratified_split
@@ -38,7 +38,7 @@ TARGET_DIVERSITY = 0.8
 TARGET_NEAR_COPIES = 0.0
 TARGET_BPC = 1.9
 
-EVAL_SPLIT_SEED = 1234  # fixes which real digits train the GAN and which train the judge
+EVAL_SPLIT_SEED = 1234  # fixes which real digits train the generators and which train the judge
 JUDGE_FRACTION = 0.4
 
 
@@ -120,7 +120,7 @@ def bits_per_char(
     return tally.summary()
 
 
-# ----------------------------------------------------------------------------------------- GAN
+# -------------------------------------------------------------------------------------- images
 class DigitJudge(nn.Module):
     """A small CNN digit classifier; its penultimate layer is the feature space for the Frechet distance."""
 
@@ -168,8 +168,8 @@ def _judge_key(data: ImageData, recipe: JudgeRecipe, image_size: int) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
-def split_for_gan(data: ImageData) -> tuple[ImageData, ImageData]:
-    """(GAN training digits, held-out digits that only the judge sees); fixed by EVAL_SPLIT_SEED."""
+def split_for_images(data: ImageData) -> tuple[ImageData, ImageData]:
+    """(image generators' training digits, held-out digits that only the judge sees); fixed by EVAL_SPLIT_SEED."""
     train_index, judge_index = stratified_split(
         data.labels, len(data.images), JUDGE_FRACTION, EVAL_SPLIT_SEED
     )
@@ -210,7 +210,7 @@ def train_judge(heldout: ImageData, recipe: JudgeRecipe = JudgeRecipe()) -> Digi
 
 def load_or_train_judge(data: ImageData, cache_dir: Path, recipe: JudgeRecipe = JudgeRecipe()) -> DigitJudge:
     """The judge for `data`, from the safetensors cache when present (trained once per data set)."""
-    _, heldout = split_for_gan(data)
+    _, heldout = split_for_images(data)
     size = data.images.shape[-1]
     path = Path(cache_dir) / f"judge-{_judge_key(data, recipe, size)}.safetensors"
     judge = DigitJudge(size, data.num_classes)
@@ -255,11 +255,13 @@ def intra_class_diversity(images: torch.Tensor, labels: torch.Tensor) -> float:
 
 
 @torch.inference_mode()
-def evaluate_gan(generator: Generator, data: ImageData, judge: DigitJudge, seed: int = 0) -> dict[str, float]:
+def evaluate_images(
+    generator: ImageModel, data: ImageData, judge: DigitJudge, seed: int = 0
+) -> dict[str, float]:
     """Score `generator` against the real digits it was trained on (labelled data only)."""
-    assert data.labels is not None, "GAN metrics need labelled images"
+    assert data.labels is not None, "image metrics need labelled images"
     generator.eval()
-    train, heldout = split_for_gan(data)
+    train, heldout = split_for_images(data)
     assert train.labels is not None and heldout.labels is not None
     half_a_index, half_b_index = stratified_split(train.labels, len(train.images), 0.5, seed)
     half_a, half_b = train.subset(half_a_index), train.subset(half_b_index)
@@ -295,7 +297,7 @@ def evaluate_gan(generator: Generator, data: ImageData, judge: DigitJudge, seed:
 
 
 @torch.inference_mode()
-def evaluate_unlabelled_gan(generator: Generator, data: ImageData, seed: int = 0) -> dict[str, float]:
+def evaluate_unlabelled_images(generator: ImageModel, data: ImageData, seed: int = 0) -> dict[str, float]:
     """For pictures without classes (no judge): Frechet distance on 8x8 average-pooled pixels, overall
     diversity and near-copies. These are weaker metrics; they only rank models trained on this data."""
     generator.eval()
@@ -340,7 +342,7 @@ def targets_met(kind: str, metrics: dict[str, float]) -> dict[str, bool]:
 
 
 def quality_key(kind: str, metrics: dict[str, float]) -> tuple[float, ...]:
-    """Bigger is better. LSTM: lower bpc. GAN: more targets met, then a lower Frechet ratio,
+    """Bigger is better. LSTM: lower bpc. Images: more targets met, then a lower Frechet ratio,
     then higher accuracy."""
     if kind == "lstm":
         return (-metrics.get("bpc", math.inf),)

@@ -5,7 +5,6 @@ augmentation, and an EMA copy of the generator)."""
 from __future__ import annotations
 
 import copy
-import time
 from dataclasses import asdict, dataclass
 
 import torch
@@ -15,6 +14,7 @@ from generation.models.device import bf16_autocast
 from generation.models.gan import Discriminator, GanConfig, Generator
 from generation.train.data import ImageData
 from generation.train.progress import SAFETY_TIME_LIMIT_S, ProgressReporter
+from generation.train.schedule import StepSchedule
 
 
 @dataclass
@@ -103,58 +103,43 @@ def train_gan(
     images = (data.images * 2 - 1).to(device)
     labels = data.labels.to(device) if data.labels is not None else None
     conditional = labels is not None
-    batches = max(1, len(images) // recipe.batch_size)
-    total = recipe.epochs * batches
-    if recipe.max_steps is not None:
-        total = min(total, recipe.max_steps)
-    reporter: ProgressReporter = reporter_factory(total)
+    schedule = StepSchedule(
+        len(images), recipe.batch_size, recipe.epochs, recipe.max_steps, recipe.time_limit_s
+    )
+    reporter: ProgressReporter = reporter_factory(schedule.total)
     use_amp = bf16_autocast(device, recipe.cpu_bf16)
-    cpu_started, started, step, stopped_early = time.process_time(), time.perf_counter(), 0, False
     d_loss = g_loss = torch.tensor(0.0)
-    while step < total and not stopped_early:
-        order = torch.randperm(len(images), device=device)
-        for batch in range(batches):
-            index = order[batch * recipe.batch_size : (batch + 1) * recipe.batch_size]
-            real = images[index]
-            real_labels = labels[index] if conditional else None
-            fake_labels = (
-                torch.randint(0, config.num_classes, (len(index),), device=device) if conditional else None
-            )
-            noise = torch.randn(len(index), config.z_dim, device=device)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-                # Discriminator: hinge loss, plus the auxiliary class loss on real images.
-                fake = generator(noise, fake_labels)
-                real_score, real_logits = discriminator(_shift(real, recipe.shift), real_labels)
-                fake_score, _ = discriminator(_shift(fake.detach(), recipe.shift), fake_labels)
-                d_loss = F.relu(1 - real_score).mean() + F.relu(1 + fake_score).mean()
-                if conditional:
-                    d_loss = d_loss + recipe.aux_weight * F.cross_entropy(real_logits.float(), real_labels)
-            opt_d.zero_grad(set_to_none=True)
-            d_loss.backward()
-            opt_d.step()
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-                score, logits = discriminator(_shift(fake, recipe.shift), fake_labels)
-                g_loss = -score.mean()
-                if conditional:
-                    g_loss = g_loss + recipe.aux_weight * F.cross_entropy(logits.float(), fake_labels)
-            opt_g.zero_grad(set_to_none=True)
-            g_loss.backward()
-            opt_g.step()
-            _update_ema(ema, generator, recipe.ema_decay if step > 100 else 0.0)
-            step += 1
-            reporter.step(step, g_loss.item())
-            if step >= total:
-                break
-            if recipe.time_limit_s is not None and time.perf_counter() - started > recipe.time_limit_s:
-                stopped_early = True
-                break
+    for step, index in schedule.batches(device):
+        real = images[index]
+        real_labels = labels[index] if conditional else None
+        fake_labels = (
+            torch.randint(0, config.num_classes, (len(index),), device=device) if conditional else None
+        )
+        noise = torch.randn(len(index), config.z_dim, device=device)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+            # Discriminator: hinge loss, plus the auxiliary class loss on real images.
+            fake = generator(noise, fake_labels)
+            real_score, real_logits = discriminator(_shift(real, recipe.shift), real_labels)
+            fake_score, _ = discriminator(_shift(fake.detach(), recipe.shift), fake_labels)
+            d_loss = F.relu(1 - real_score).mean() + F.relu(1 + fake_score).mean()
+            if conditional:
+                d_loss = d_loss + recipe.aux_weight * F.cross_entropy(real_logits.float(), real_labels)
+        opt_d.zero_grad(set_to_none=True)
+        d_loss.backward()
+        opt_d.step()
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+            score, logits = discriminator(_shift(fake, recipe.shift), fake_labels)
+            g_loss = -score.mean()
+            if conditional:
+                g_loss = g_loss + recipe.aux_weight * F.cross_entropy(logits.float(), fake_labels)
+        opt_g.zero_grad(set_to_none=True)
+        g_loss.backward()
+        opt_g.step()
+        _update_ema(ema, generator, recipe.ema_decay if step > 100 else 0.0)
+        reporter.step(step + 1, g_loss.item())
     _recompute_batch_norm(ema, config, device, conditional)
     info = {
-        "steps": step,
-        "planned_steps": total,
-        "stopped_by_time_limit": stopped_early,
-        "train_seconds": round(time.perf_counter() - started, 1),
-        "train_cpu_seconds": round(time.process_time() - cpu_started, 1),  # shows how contended the CPU was
+        **schedule.info(),
         "d_loss_last": round(d_loss.item(), 4),
         "g_loss_last": round(g_loss.item(), 4),
         "train_images": len(images),

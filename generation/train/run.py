@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from generation.api import ChampionScore, TrainReport
+from generation.api import IMAGE_KINDS, ChampionScore, TrainReport
 from generation.models.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from generation.models.device import resolve_device
 from generation.registry import ModelRegistry
@@ -27,10 +27,13 @@ from generation.train.data import (
 from generation.train.gan import GanRecipe, train_gan
 from generation.train.lstm import LstmRecipe, train_lstm
 from generation.train.progress import ProgressCallback, ProgressReporter, TrainProgress
+from generation.train.vae import VaeRecipe, train_vae
 
 DRY_RUN_IMAGES_PER_CLASS = 24
 DRY_RUN_TRAIN_CHARS = 3000
 DRY_RUN_HELDOUT_CHARS = 300
+# Each image kind's recipe and training function; they share the data, the judge and the gate.
+IMAGE_TRAINERS = {"gan": (GanRecipe, train_gan), "vae": (VaeRecipe, train_vae)}
 
 
 @dataclass
@@ -40,7 +43,7 @@ class TrainOptions:
     kind: str
     models_dir: Path
     shipped_dir: Path | None = None  # default champions shipped with the package
-    data: str | None = None  # GAN: digits | mnist | folder; LSTM: folder or file of text
+    data: str | None = None  # images: digits | mnist | folder; LSTM: folder or file of text
     text_corpus_dir: Path | None = None
     epochs: int | None = None
     max_steps: int | None = None
@@ -59,7 +62,11 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _recipe(recipe_class: type[GanRecipe] | type[LstmRecipe], options: TrainOptions, device: torch.device):
+def _recipe(
+    recipe_class: type[GanRecipe] | type[VaeRecipe] | type[LstmRecipe],
+    options: TrainOptions,
+    device: torch.device,
+):
     """The dry-run, CUDA or default CPU recipe of `recipe_class`, with the command line's overrides."""
     if options.dry_run:
         recipe = recipe_class.dry_run()
@@ -128,7 +135,7 @@ class _Evaluator:
         self.image_data = image_data
         self.corpus = corpus
         self.judge = None
-        if kind == "gan" and image_data is not None and image_data.labels is not None:
+        if kind in IMAGE_KINDS and image_data is not None and image_data.labels is not None:
             recipe = evaluate.JudgeRecipe(epochs=3) if options.dry_run else evaluate.JudgeRecipe()
             self.judge = evaluate.load_or_train_judge(image_data, options.models_dir / "evaluator", recipe)
 
@@ -138,8 +145,8 @@ class _Evaluator:
             return evaluate.bits_per_char(model, vocab, self.corpus.train, self.corpus.heldout)
         assert self.image_data is not None
         if self.judge is None:
-            return evaluate.evaluate_unlabelled_gan(model, self.image_data)
-        return evaluate.evaluate_gan(model, self.image_data, self.judge)
+            return evaluate.evaluate_unlabelled_images(model, self.image_data)
+        return evaluate.evaluate_images(model, self.image_data, self.judge)
 
 
 def comparable_split(kind: str, metadata: dict) -> bool:
@@ -170,15 +177,16 @@ def train_and_register(options: TrainOptions, callback: ProgressCallback | None 
         )
 
     image_data = corpus = vocab = None
-    if options.kind == "gan":
-        recipe = _recipe(GanRecipe, options, device)
+    if options.kind in IMAGE_KINDS:
+        recipe_class, train = IMAGE_TRAINERS[options.kind]
+        recipe = _recipe(recipe_class, options, device)
         image_data = load_images(options.data, recipe.image_size, options.models_dir / "datasets")
         if options.dry_run:
             image_data = _tiny_images(image_data)
         train_part = image_data
         if image_data.labels is not None:
-            train_part, _ = evaluate.split_for_gan(image_data)  # the judge's digits stay unseen
-        model, config, info = train_gan(recipe, train_part, device, reporter_factory, options.seed)
+            train_part, _ = evaluate.split_for_images(image_data)  # the judge's digits stay unseen
+        model, config, info = train(recipe, train_part, device, reporter_factory, options.seed)
         config_dict, data_info = (
             config.to_dict(),
             {"source": image_data.source, "fingerprint": image_data.fingerprint},

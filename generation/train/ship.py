@@ -1,4 +1,4 @@
-"""python -m generation.train.ship [gan] [lstm]: retrain the default champions the package ships.
+"""python -m generation.train.ship [gan] [vae] [lstm]: retrain the default champions the package ships.
 
 Each kind's default recipe with a fixed seed on its default data, trained into a scratch registry; the
 result (weights, and metadata naming recipe, seed, metrics, data fingerprint and the commit that

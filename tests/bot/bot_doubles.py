@@ -188,7 +188,7 @@ class FakeGenerationClient:
         self.initialized = 0
         self.shut_down = 0
         self.reloads = 0
-        self.serving = {"gan": "gan-test-1", "lstm": "lstm-test-1"}
+        self.serving = {"gan": "gan-test-1", "lstm": "lstm-test-1", "vae": "vae-test-1"}
         self.promoted_on_reload: dict[str, str] = {}
         self.history = {kind: [f"{kind}-v1"] for kind in self.serving}
 
@@ -217,7 +217,7 @@ class FakeGenerationClient:
         await asyncio.sleep(self.delay_s)
         digits = [request.digit] * request.count
         return ImageResult(
-            png=tiny_png(), model_version=self.serving["gan"], seed=request.seed or 42, digits=digits
+            png=tiny_png(), model_version=self.serving[request.model], seed=request.seed or 42, digits=digits
         )
 
     async def text(self, request: TextRequest) -> TextResult:
@@ -233,10 +233,11 @@ class FakeGenerationClient:
 
     async def models(self) -> list[ModelInfo]:
         if not self._available:
-            return [ModelInfo(kind="gan", version=None), ModelInfo(kind="lstm", version=None)]
+            return [ModelInfo(kind=kind, version=None) for kind in self.serving]
         return [
             ModelInfo(kind="gan", version=self.serving["gan"], metrics={"fid": 12.5}),
             ModelInfo(kind="lstm", version=self.serving["lstm"], metrics={"perplexity": 3.2}),
+            ModelInfo(kind="vae", version=self.serving["vae"], metrics={"fd_ratio": 1.7}),
         ]
 
     async def reload(self) -> list[ModelInfo]:

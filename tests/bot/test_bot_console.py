@@ -48,7 +48,7 @@ async def test_console_image_saves_png_and_prints_path(data_dir: Path) -> None:
     [path] = re.findall(r"image saved to (\S+\.png)", text)
     assert Path(path).read_bytes().startswith(b"\x89PNG")
     assert Path(path).is_relative_to(data_dir.resolve())
-    assert "2 × digit 3 · model gan-test-1 · seed 42" in text
+    assert "2 × digit 3 · GAN model gan-test-1 · seed 42" in text
     assert "bot> Our startup and then <more> & more" in text
     assert "never read" not in text
 

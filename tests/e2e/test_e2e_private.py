@@ -129,20 +129,77 @@ async def test_image_is_sent_as_photo_with_caption(fake: FakeTelegram, data_dir:
         [photo] = await fake.wait_for_reply(chat.id)
     assert photo.method == "sendPhoto"
     assert photo.files["photo"].startswith(b"\x89PNG")
-    assert "4 × digit 7" in photo.text and "gan-test-1" in photo.text and "seed 42" in photo.text
+    assert "4 × digit 7 · GAN model gan-test-1 · seed 42" in photo.text
     assert generation.requests[0].digit == 7 and generation.requests[0].count == 4
+    assert generation.requests[0].model == "gan"
     assert fake.calls_of("sendChatAction", chat.id)[0].params["action"] == "upload_photo"
+
+
+async def test_image_names_its_model_before_or_after_the_digits(fake: FakeTelegram, data_dir: Path) -> None:
+    generation = FakeGenerationClient()
+    async with run_bot(fake, data_dir, generation=generation):
+        chat = private_chat(fake)
+        for count, command in enumerate(("/image 7 vae", "/image VAE 7 4", "/image 3 2 gan"), start=1):
+            chat.message(command)
+            await fake.wait_for_reply(chat.id, count=count)
+    captions = [call.text for call in fake.calls_of("sendPhoto", chat.id, ok=True)]
+    assert "8 × digit 7 · VAE model vae-test-1 · seed 42" in captions[0]
+    assert "4 × digit 7 · VAE model vae-test-1 · seed 42" in captions[1]
+    assert "2 × digit 3 · GAN model gan-test-1 · seed 42" in captions[2]
+    assert [(r.model, r.digit, r.count) for r in generation.requests] == [
+        ("vae", 7, 8),
+        ("vae", 7, 4),
+        ("gan", 3, 2),
+    ]
+
+
+async def test_image_model_setting_picks_the_default_for_commands_and_plain_requests(
+    fake: FakeTelegram, data_dir: Path
+) -> None:
+    generation = FakeGenerationClient()
+    async with run_bot(fake, data_dir, generation=generation, image_model="vae"):
+        chat = private_chat(fake)
+        chat.message("/image 5 2")
+        await fake.wait_for_reply(chat.id)
+        chat.message("draw 3 1")
+        await fake.wait_for_reply(chat.id, count=2)
+        chat.message("/image 5 1 gan")
+        await fake.wait_for_reply(chat.id, count=3)
+    captions = [call.text for call in fake.calls_of("sendPhoto", chat.id, ok=True)]
+    assert ["VAE model vae-test-1" in caption for caption in captions] == [True, True, False]
+    assert "GAN model gan-test-1" in captions[2]
+    assert [r.model for r in generation.requests] == ["vae", "vae", "gan"]
+
+
+async def test_an_image_model_that_is_not_loaded_is_reported(fake: FakeTelegram, data_dir: Path) -> None:
+    generation = FakeGenerationClient()
+    del generation.serving["vae"]
+    async with run_bot(fake, data_dir, generation=generation):
+        chat = private_chat(fake)
+        chat.message("/image 7 vae")
+        [reply] = await fake.wait_for_reply(chat.id)
+    assert reply.method == "sendMessage" and "not available" in visible(reply)
+    assert generation.requests == [] and not fake.calls_of("sendPhoto", chat.id)
 
 
 async def test_bad_generation_arguments_get_a_usage_line(fake: FakeTelegram, data_dir: Path) -> None:
     generation = FakeGenerationClient()
     async with run_bot(fake, data_dir, generation=generation):
         chat = private_chat(fake)
-        for command in ("/image 12", "/image abc", "/image 3 99", "/text " + "x" * 600):
+        commands = (
+            "/image 12",
+            "/image abc",
+            "/image 3 99",
+            "/image 7 vea",
+            "/image vae",
+            "/image gan vae 7",
+        )
+        for command in (*commands, "/text " + "x" * 600):
             chat.message(command)
-        replies = await fake.wait_for_reply(chat.id, count=4)
+        replies = await fake.wait_for_reply(chat.id, count=7)
     texts = [visible(reply) for reply in replies]
-    assert sum(text.startswith("Usage: /image") for text in texts) == 3
+    assert sum(text.startswith("Usage: /image") and "[gan|vae]" in text for text in texts) == 6
+    assert not fake.calls_of("sendPhoto", chat.id)
     assert sum(text.startswith("Usage: /text") for text in texts) == 1
     assert all("\n" not in text for text in texts)
     assert generation.requests == []
@@ -180,6 +237,7 @@ async def test_start_help_about(fake: FakeTelegram, data_dir: Path) -> None:
     assert (
         "5 articles" in about and "corpus abc" in about and "gan-test-1" in about and "lstm-test-1" in about
     )
+    assert "GAN gan-test-1, VAE vae-test-1" in about
 
 
 async def test_commands_registered_in_both_languages_and_admin_scope(

@@ -159,7 +159,7 @@ async def test_real_generators_draw_and_write(
         chat.message("/about")
         [*_, about] = await fake.wait_for_reply(chat.id, count=3)
     assert photo.method == "sendPhoto" and photo.files["photo"].startswith(b"\x89PNG")
-    assert f"2 × digit 3 · model {models['gan']} · seed " in photo.text
+    assert f"2 × digit 3 · GAN model {models['gan']} · seed " in photo.text
     assert visible(text).startswith("The startup") and models["lstm"] in visible(text)
     stats = real_knowledge.stats()
     assert f"{stats['sections']} sections" in visible(about) and models["gan"] in visible(about)

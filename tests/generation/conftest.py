@@ -56,7 +56,7 @@ def corpus_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def trained_models(tmp_path_factory: pytest.TempPathFactory, corpus_dir: Path) -> Path:
     """DATA_DIR/models with a dry-run champion of each kind (trained through the CLI entry point)."""
     models_dir = tmp_path_factory.mktemp("data") / "models"
-    for kind in ("gan", "lstm"):
+    for kind in ("gan", "lstm", "vae"):
         steps = "40" if kind == "lstm" else "6"  # the LSTM champion must clearly beat an untrained one
         assert train_main(train_argv(kind, models_dir, corpus_dir, "--max-steps", steps)) == 0
     return models_dir

@@ -66,7 +66,7 @@ def test_every_model_kind_has_a_network_and_no_other() -> None:
 def test_save_refuses_an_unknown_kind(tmp_path: Path) -> None:
     config = GanConfig(z_dim=4, g_channels=8, image_size=8)
     with pytest.raises(CheckpointError, match="unknown model kind"):
-        save_checkpoint(tmp_path, "vae", Generator(config), config.to_dict())
+        save_checkpoint(tmp_path, "diffusion", Generator(config), config.to_dict())
 
 
 def test_refuses_wrong_kind(lstm_checkpoint: tuple[Path, CharLSTM, CharVocab]) -> None:

@@ -17,10 +17,10 @@ from generation.train.data import ImageData, load_sklearn_digits
 from generation.train.evaluate import (
     JudgeRecipe,
     bits_per_char,
-    evaluate_gan,
+    evaluate_images,
     frechet_distance,
     load_or_train_judge,
-    split_for_gan,
+    split_for_images,
     train_judge,
     unknown_char_bits,
 )
@@ -101,7 +101,7 @@ def test_frechet_distance_is_zero_for_the_same_set_and_grows_with_shift() -> Non
 
 
 def test_judge_is_reproducible_and_cached_as_safetensors(digits: ImageData, tmp_path: Path) -> None:
-    _, heldout = split_for_gan(digits)
+    _, heldout = split_for_images(digits)
     first, second = train_judge(heldout, TINY_JUDGE), train_judge(heldout, TINY_JUDGE)
     for (name, a), (_, b) in zip(first.state_dict().items(), second.state_dict().items(), strict=True):
         assert torch.equal(a, b), name
@@ -117,9 +117,9 @@ def test_judge_is_reproducible_and_cached_as_safetensors(digits: ImageData, tmp_
 
 def test_gan_metrics_catch_copies_and_collapse(digits: ImageData, tmp_path: Path) -> None:
     judge = load_or_train_judge(digits, tmp_path, JudgeRecipe(epochs=15))
-    train, _ = split_for_gan(digits)
-    copier = evaluate_gan(CopyingGenerator(train), digits, judge)
+    train, _ = split_for_images(digits)
+    copier = evaluate_images(CopyingGenerator(train), digits, judge)
     assert copier["near_copies"] == 1.0
-    collapsed = evaluate_gan(OneDigitGenerator(train), digits, judge)
+    collapsed = evaluate_images(OneDigitGenerator(train), digits, judge)
     assert collapsed["diversity"] < 0.2 < copier["diversity"]
     assert collapsed["fd_ratio"] > copier["fd_ratio"]

@@ -48,7 +48,7 @@ def test_promote_and_rollback(tmp_path: Path) -> None:
 
 def test_unknown_kind_is_refused(tmp_path: Path) -> None:
     with pytest.raises(RegistryError, match="unknown model kind"):
-        ModelRegistry(tmp_path).versions("vae")  # type: ignore[arg-type]
+        ModelRegistry(tmp_path).versions("diffusion")  # type: ignore[arg-type]
 
 
 def test_killed_run_leaves_champion_and_is_cleaned_up(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from generation.registry import ModelRegistry
 from generation.sample import main as sample_main
 
 
@@ -27,6 +28,31 @@ def test_image_png_and_npy(data_dir: Path, tmp_path: Path) -> None:
     assert sample_main(["image", "--n", "5", "--seed", "1", "--out", str(tmp_path / "g.npy")]) == 0
     raw = np.load(tmp_path / "g.npy")
     assert raw.shape[0] == 5 and raw.ndim == 3 and raw.min() >= 0.0 and raw.max() <= 1.0
+
+
+def test_image_model_is_chosen_by_name_or_by_the_checkpoint(
+    data_dir: Path, trained_models: Path, tmp_path: Path
+) -> None:
+    argv = ["image", "--digit", "2", "--n", "3", "--seed", "5", "--out"]
+    assert sample_main([*argv[:1], "--model", "vae", *argv[1:], str(tmp_path / "vae.npy")]) == 0
+    assert sample_main([*argv, str(tmp_path / "gan.npy")]) == 0
+    vae, gan = np.load(tmp_path / "vae.npy"), np.load(tmp_path / "gan.npy")
+    assert vae.shape == gan.shape == (3, 16, 16) and not np.array_equal(vae, gan)
+    # A checkpoint folder is drawn by its own kind; naming another kind is refused.
+    champion = str(ModelRegistry(trained_models).champion("vae").path)
+    assert sample_main(["--checkpoint", champion, *argv, str(tmp_path / "again.npy")]) == 0
+    assert np.array_equal(np.load(tmp_path / "again.npy"), vae)
+    wrong = ["--checkpoint", champion, "image", "--model", "gan", "--out", str(tmp_path / "x.png")]
+    assert sample_main(wrong) == 1
+
+
+def test_unknown_image_model_gets_the_usage_and_no_image(
+    data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        sample_main(["image", "--model", "x", "--out", str(tmp_path / "x.png")])
+    assert exit_info.value.code == 2
+    assert "usage:" in capsys.readouterr().err and not (tmp_path / "x.png").exists()
 
 
 def test_text_prints_prompt_and_continuation(data_dir: Path, capsys: pytest.CaptureFixture) -> None:

@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from generation.api import (
+    PNG,
     DeadlineExceeded,
     GeneratorUnavailable,
     ImageRequest,
@@ -74,8 +75,8 @@ async def test_image_and_text_round_trip_with_version_and_seed(service: ServiceT
     assert (image.model_version, image.seed, image.digits) == ("gan-v1", 42, [7, 7, 7, 7])
     assert text.text.startswith("Founders ") and len(text.text) == len("Founders ") + 20
     assert (text.model_version, text.seed) == ("lstm-v1", 3)
-    assert {(m.kind, m.version) for m in models} == {("gan", "gan-v1"), ("lstm", "lstm-v1")}
-    assert all(m.metrics == {"quality": 1.0} for m in models)
+    assert {(m.kind, m.version) for m in models} == {("gan", "gan-v1"), ("lstm", "lstm-v1"), ("vae", None)}
+    assert all(m.metrics == {"quality": 1.0} for m in models if m.version)
 
 
 async def test_raw_png_is_offered_with_version_seed_and_digits_headers(service: ServiceThread) -> None:
@@ -97,7 +98,8 @@ async def test_health_checks_are_open_and_everything_else_needs_the_token(servic
         anonymous = await http.get("/v1/models")
         wrong = await http.post("/v1/text", json={}, headers={"Authorization": "Bearer nope"})
     assert health.status_code == 200
-    assert ready.status_code == 200 and ready.json()["models"] == {"gan": "gan-v1", "lstm": "lstm-v1"}
+    assert ready.status_code == 200
+    assert ready.json()["models"] == {"gan": "gan-v1", "lstm": "lstm-v1", "vae": None}
     assert anonymous.status_code == 401 and anonymous.json()["detail"] == "a bearer token is required"
     assert wrong.status_code == 401 and wrong.json()["detail"] == "the token is not valid"
     assert TOKEN not in wrong.text
@@ -189,7 +191,7 @@ async def test_reload_while_requests_are_in_flight_drops_none(
     assert [r.seed for r in results] == list(range(40))  # every request answered
     assert {r.model_version for r in results} == {"gan-v1", "gan-v2"}  # the swap happened mid-traffic
     assert after.model_version == "gan-v2"
-    assert {(m.kind, m.version) for m in reloaded} == {("gan", "gan-v2"), ("lstm", "lstm-v1")}
+    assert {(m.kind, m.version) for m in reloaded} == {("gan", "gan-v2"), ("lstm", "lstm-v1"), ("vae", None)}
     assert [g.version for g in store.loaded] == ["gan-v1", "lstm-v1", "gan-v2"]  # unchanged lstm not reloaded
     assert all(g.warmed_up for g in store.loaded)
 
@@ -271,3 +273,29 @@ async def test_service_down_fails_fast_then_recovers_when_it_comes_back(
             assert client.available
             assert (await client.image(ImageRequest(count=1, seed=4))).seed == 4
             assert client.available
+
+
+async def test_image_requests_go_to_the_image_model_they_name(store: FakeModelStore, tmp_path: Path) -> None:
+    store.champions["vae"] = "vae-v1"
+    with ServiceThread(service_settings(tmp_path), fake_engine(store, tmp_path)) as service:
+        async with connected(service.url) as client:
+            gan = await client.image(ImageRequest(digit=1, count=2, seed=5))
+            vae = await client.image(ImageRequest(model="vae", digit=1, count=2, seed=5))
+            with pytest.raises(InvalidRequest, match="model must be 'gan' or 'vae'"):
+                await client.image(ImageRequest.model_construct(model="x", digit=1, count=2, seed=5))
+        headers = {"Authorization": f"Bearer {TOKEN}"}
+        async with httpx.AsyncClient(base_url=service.url, headers=headers) as http:
+            raw = await http.post("/v1/image", json={"model": "vae", "count": 1}, headers={"Accept": PNG})
+            bad = await http.post("/v1/image", json={"model": "vea", "count": 1})
+    assert (gan.model_version, vae.model_version) == ("gan-v1", "vae-v1")
+    assert raw.status_code == 200 and raw.headers["x-model-version"] == "vae-v1"
+    assert bad.status_code == 422 and bad.json()["detail"] == "model must be 'gan' or 'vae'"
+    assert store.batch_sizes("vae") == [1, 1] and store.batch_sizes("gan") == [1]
+
+
+async def test_an_image_model_without_a_champion_is_unavailable_alone(service: ServiceThread) -> None:
+    async with connected(service.url) as client:
+        with pytest.raises(GeneratorUnavailable, match="no image model is loaded yet"):
+            await client.image(ImageRequest(model="vae", count=1))
+        assert not client.available_for("vae") and client.available_for("gan")
+        assert (await client.image(ImageRequest(count=1))).model_version == "gan-v1"

@@ -21,7 +21,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from generation.api import GeneratorUnavailable, ImageRequest, TextRequest
+from generation.api import MODEL_KINDS, GeneratorUnavailable, ImageRequest, TextRequest
 from generation.client import GenerationClient
 from generation.registry import ModelRegistry
 from generation.settings import GenerationSettings
@@ -88,7 +88,7 @@ async def test_cli_service_serves_the_champions_like_the_in_process_client(
     cli_service: str, trained_data_dir: Path
 ) -> None:
     registry = ModelRegistry(trained_data_dir / "models")
-    champions = {kind: registry.champion(kind).version for kind in ("gan", "lstm")}
+    champions = {kind: registry.champion(kind).version for kind in MODEL_KINDS}
     remote = GenerationClient.from_settings(
         GenerationSettings(generation_url=cli_service, generation_token=TOKEN)
     )
@@ -107,6 +107,8 @@ async def test_cli_service_serves_the_champions_like_the_in_process_client(
             *(remote.image(ImageRequest(count=2, seed=s)) for s in range(6)),
         )
         in_process = await local.image(ImageRequest(digit=3, count=4, seed=11))
+        vae = ImageRequest(model="vae", digit=3, count=4, seed=11)
+        vae_remote, vae_in_process = await remote.image(vae), await local.image(vae)
         text = await remote.text(TextRequest(prompt="Startups ", length=40, seed=5))
         text_in_process = await local.text(TextRequest(prompt="Startups ", length=40, seed=5))
     finally:
@@ -120,6 +122,8 @@ async def test_cli_service_serves_the_champions_like_the_in_process_client(
     assert (alone.model_version, alone.seed, alone.digits) == (champions["gan"], 11, [3, 3, 3, 3])
     assert len({result.png for result in crowd}) == 6
     assert in_crowd[0].png == alone.png == in_process.png
+    assert vae_remote.model_version == champions["vae"] and vae_remote.png == vae_in_process.png
+    assert vae_remote.png != alone.png
     assert text.text.startswith("Startups ") and text.model_version == champions["lstm"]
     assert text.text == text_in_process.text
 
@@ -175,4 +179,4 @@ async def test_service_without_models_is_up_but_not_ready(tmp_path: Path) -> Non
         with pytest.raises(GeneratorUnavailable, match="no image model"):
             await client.image(ImageRequest(count=1))
         await client.shutdown()
-    assert ready.status_code == 503 and ready.json()["models"] == {"gan": None, "lstm": None}
+    assert ready.status_code == 503 and ready.json()["models"] == {"gan": None, "lstm": None, "vae": None}

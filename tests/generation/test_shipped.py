@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from generation.api import MODEL_KINDS, ImageRequest, TextRequest
+from generation.api import IMAGE_KINDS, MODEL_KINDS, ImageRequest, TextRequest
 from generation.models.checkpoint import load_checkpoint
 from generation.registry import ModelRegistry
 from generation.service.inference import ImageGenerator, TextGenerator, load_champion
@@ -16,8 +16,9 @@ from generation.train.data import HELDOUT_SPLIT
 from generation.train.gan import GanRecipe
 from generation.train.lstm import LstmRecipe
 from generation.train.ship import SHIPPED_SEED
+from generation.train.vae import VaeRecipe
 
-RECIPES = {"gan": GanRecipe, "lstm": LstmRecipe}
+RECIPES = {"gan": GanRecipe, "lstm": LstmRecipe, "vae": VaeRecipe}
 MAX_SHIPPED_BYTES = 10 * 1024 * 1024
 
 
@@ -30,7 +31,7 @@ def test_shipped_champion_is_the_default_recipe_with_its_record(kind: str) -> No
     assert meta["train"]["steps"] == meta["train"]["planned_steps"]
     assert not meta["train"]["stopped_by_time_limit"]
     assert meta["data"]["fingerprint"] and meta["shipped"]["commit"] and meta["shipped"]["made_by"]
-    if kind == "gan":
+    if kind in IMAGE_KINDS:
         assert all(evaluate.targets_met(kind, checkpoint.metrics).values()), checkpoint.metrics
     else:
         assert meta["data"]["heldout_split"] == HELDOUT_SPLIT and checkpoint.metrics["bpc"] > 0
@@ -50,4 +51,8 @@ def test_a_fresh_data_dir_serves_the_shipped_champions(tmp_path: Path) -> None:
     assert grid.png.startswith(b"\x89PNG") and grid.digits == [7, 7, 7, 7]
     [text] = texts.generate_batch([TextRequest(prompt="Large models", length=120, seed=1)])
     assert text.text.startswith("Large models") and len(text.text) == len("Large models") + 120
+    vae = load_champion(tmp_path / "models", "vae", "cpu", PACKAGE_SHIPPED_DIR)
+    assert isinstance(vae, ImageGenerator) and vae.kind == "vae"
+    [vae_grid] = vae.generate_batch([ImageRequest(model="vae", digit=7, count=4, seed=1)])
+    assert vae_grid.png.startswith(b"\x89PNG") and vae_grid.png != grid.png
     assert not (tmp_path / "models").exists()  # serving wrote nothing

@@ -19,13 +19,13 @@ from generation.registry import ModelRegistry
 from generation.train import TrainProgress
 from generation.train.__main__ import main as train_main
 from generation.train.data import TextCorpus
-from generation.train.evaluate import beats
+from generation.train.evaluate import beats, targets_met
 from generation.train.lstm import LstmRecipe, regularized_forward, train_lstm
 from generation.train.run import TrainOptions, report_line, train_and_register
 from tests.generation.conftest import last_json_line, train_argv
 
 
-@pytest.mark.parametrize("kind", ["gan", "lstm"])
+@pytest.mark.parametrize("kind", ["gan", "lstm", "vae"])
 def test_dry_run_cli_registers_and_promotes_a_first_model(
     kind: str, tmp_path: Path, corpus_dir: Path, capsys: pytest.CaptureFixture
 ) -> None:
@@ -147,17 +147,21 @@ def test_bad_arguments_fail_cleanly(tmp_path: Path, capsys: pytest.CaptureFixtur
 )
 def test_promotion_rule(kind: str, candidate: dict, champion: dict | None, expected: bool) -> None:
     assert beats(kind, candidate, champion)[0] is expected
+    if kind == "gan":  # the VAE is held to the same four image figures
+        assert beats("vae", candidate, champion)[0] is expected
+        assert targets_met("vae", candidate) == targets_met("gan", candidate)
 
 
 def test_dry_run_metrics_are_finite(trained_models: Path) -> None:
-    for kind in ("gan", "lstm"):
+    for kind in ("gan", "lstm", "vae"):
         champion = ModelRegistry(trained_models).champion(kind)
         assert champion is not None
         assert champion.metrics and all(math.isfinite(value) for value in champion.metrics.values())
 
 
-def test_gan_trains_unconditionally_on_a_folder_of_pictures(
-    tmp_path: Path, capsys: pytest.CaptureFixture
+@pytest.mark.parametrize("kind", ["gan", "vae"])
+def test_image_models_train_unconditionally_on_a_folder_of_pictures(
+    kind: str, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
     pictures = tmp_path / "pictures"
     pictures.mkdir()
@@ -166,11 +170,11 @@ def test_gan_trains_unconditionally_on_a_folder_of_pictures(
         Image.fromarray(rng.integers(0, 256, size=(20, 20), dtype=np.uint8), mode="L").save(
             pictures / f"{index}.png"
         )
-    assert train_main(train_argv("gan", tmp_path / "models", tmp_path, "--data", str(pictures))) == 0
+    assert train_main(train_argv(kind, tmp_path / "models", tmp_path, "--data", str(pictures))) == 0
     report = last_json_line(capsys.readouterr().out)
     assert report["promoted"] is True
     assert "accuracy" not in report["candidate"] and math.isfinite(report["candidate"]["fd_ratio"])
-    champion = load_checkpoint(ModelRegistry(tmp_path / "models").champion("gan").path, "gan")
+    champion = load_checkpoint(ModelRegistry(tmp_path / "models").champion(kind).path, kind)
     assert champion.model.config.num_classes == 0
 
 
