@@ -1,7 +1,7 @@
-"""The prepared GPU check (`make gpu-check`): on a machine with a CUDA device, train both default
-recipes on it, time the same recipes on 2 CPU threads, and run the generation speed benchmark on the
-GPU and on 2 CPU threads with the GPU-trained models; every figure is printed beside its CPU
-counterpart. Sized for about 8 minutes on one GPU.
+"""The prepared GPU check (`make gpu-check`): on a machine with a CUDA device, train every default
+recipe (GAN, VAE, LSTM) on it, time the same recipes on 2 CPU threads (the VAE's recipe uses one), and
+run the generation speed benchmark on the GPU and on 2 CPU threads with the GPU-trained models; every
+figure is printed beside its CPU counterpart. Sized for about 8 minutes on one GPU.
 
     python -m benchmarks.gpu_check [--device cuda] [--cpu-steps N] [--dry-run]
 
@@ -25,7 +25,7 @@ from pathlib import Path
 
 TRAIN_SPEEDUP_TARGET = 5.0
 CPU_THREADS = 2
-KINDS = ("gan", "lstm")
+KINDS = ("gan", "vae", "lstm")
 TIMEOUT_S = 300
 
 
@@ -33,8 +33,9 @@ def default_recipe_overrides(kind: str) -> list[str]:
     """`--set` options that make a CUDA run use the default (CPU) recipe, where the CUDA one differs."""
     from generation.train.gan import GanRecipe
     from generation.train.lstm import LstmRecipe
+    from generation.train.vae import VaeRecipe
 
-    recipe_class = GanRecipe if kind == "gan" else LstmRecipe
+    recipe_class = {"gan": GanRecipe, "vae": VaeRecipe, "lstm": LstmRecipe}[kind]
     default, cuda = asdict(recipe_class()), asdict(recipe_class.for_cuda())
     return [
         f"--set={key}={default[key]}"
