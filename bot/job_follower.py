@@ -142,7 +142,7 @@ class JobFollower:
                 job_id=escape(job.id),
                 kind=job.kind,
                 status=status,
-                seconds=f"{job.elapsed_s:.0f}",
+                seconds=f"{job.seconds:.0f}",
             ),
             final=True,
         )
@@ -172,7 +172,7 @@ class JobFollower:
         lang = self.lang
         version = escape(report.version)
         reason = escape(report.reason)
-        seconds = report.seconds if report.seconds is not None else round(job.elapsed_s, 1)
+        seconds = report.seconds if report.seconds is not None else round(job.seconds, 1)
         lines = [text("job_report", lang, job_id=escape(job.id), kind=job.kind, seconds=seconds)]
         lines.append(
             text("job_candidate", lang, version=version, metrics=escape(metrics_text(report.candidate)))

@@ -93,16 +93,12 @@ class Job:
     report: TrainReport | None = None
     error: str = ""
     pid: int | None = None  # of its trainer, on the host that runs it
-    seconds: float = 0.0
+    seconds: float = 0.0  # how long it has run, as its runner last said
     cancel_requested: bool = False
     # Where its progress message is (chat, thread, message id, language): what a restart needs to
     # go on editing it.
     place: dict[str, Any] = field(default_factory=dict)
     done: asyncio.Event = field(default_factory=asyncio.Event)
-
-    @property
-    def elapsed_s(self) -> float:
-        return self.seconds
 
 
 class JobAlreadyRunning(Exception):
