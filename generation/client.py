@@ -199,33 +199,50 @@ class HttpBackend:
             logger.warning("generation service at %s not usable yet: %s", self.base_url, exc)
 
     async def image(self, request: ImageRequest) -> ImageResult:
-        answer = await self._call("POST", "/v1/image", request.model_dump(), kind=request.model, accept=PNG)
+        answer = await self.call("POST", "/v1/image", request.model_dump(), kind=request.model, accept=PNG)
         if isinstance(answer, _PngAnswer):
             return answer.result()
         return ImageResult.from_json(answer)
 
     async def text(self, request: TextRequest) -> TextResult:
-        data = await self._call("POST", "/v1/text", request.model_dump(), kind="lstm")
+        data = await self.call("POST", "/v1/text", request.model_dump(), kind="lstm")
         return TextResult.model_validate(data)
 
     async def models(self) -> list[ModelInfo]:
-        infos = [ModelInfo.model_validate(item) for item in await self._call("GET", "/v1/models")]
+        infos = [ModelInfo.model_validate(item) for item in await self.call("GET", "/v1/models")]
         self._remember(infos)
         return infos
 
     async def reload(self) -> list[ModelInfo]:
-        infos = [ModelInfo.model_validate(item) for item in await self._call("POST", "/v1/reload")]
+        infos = [ModelInfo.model_validate(item) for item in await self.call("POST", "/v1/reload")]
         self._remember(infos)
         return infos
 
     async def versions(self, kind: ModelKind) -> list[ModelVersion]:
-        return [ModelVersion.model_validate(item) for item in await self._call("GET", f"/v1/versions/{kind}")]
+        return [ModelVersion.model_validate(item) for item in await self.call("GET", f"/v1/versions/{kind}")]
 
     async def rollback(self, kind: ModelKind, version: str | None) -> ModelVersion:
         body = RollbackRequest(kind=kind, version=version).model_dump()
-        champion = ModelVersion.model_validate(await self._call("POST", "/v1/rollback", body))
+        champion = ModelVersion.model_validate(await self.call("POST", "/v1/rollback", body))
         self._mark(kind, loaded=True)
         return champion
+
+    async def stream(self, path: str, last_event_id: int = 0) -> AsyncIterator[tuple[str, str]]:
+        """(event name, data) of a server-sent event stream, from after `last_event_id`, without a
+        deadline (the service sends keep-alives); GeneratorUnavailable when it cannot be had or breaks."""
+        if self._session is None:
+            raise GeneratorUnavailable("the generation client is not initialized")
+        headers = {"Accept": EVENT_STREAM, "Last-Event-ID": str(last_event_id)}
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=2.0, sock_read=EVENTS_READ_TIMEOUT_S)
+        try:
+            async with self._session.get(self.base_url + path, headers=headers, timeout=timeout) as response:
+                if response.status >= 400:
+                    error = _error_for_response(response.status, await response.read(), response.headers)
+                    raise error.error if isinstance(error, _Retryable | _ServiceFailure) else error
+                async for event in _server_sent_events(response.content):
+                    yield event
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise GeneratorUnavailable(f"the event stream broke off: {type(exc).__name__}") from None
 
     def available_for(self, kind: ModelKind | None) -> bool:
         if self._session is None or not self.breaker.allows_call():
@@ -254,7 +271,7 @@ class HttpBackend:
         since = self._missing_since.get(kind)
         return since is not None and time.monotonic() - since < _MODEL_INFO_TTL_S
 
-    async def _call(
+    async def call(
         self,
         method: str,
         path: str,
@@ -480,28 +497,26 @@ class HttpJobs:
             )
         except ValidationError as exc:
             raise InvalidRequest(explain_validation_error(exc)) from None
-        data = await self.http._call(
+        data = await self.http.call(
             "POST", "/v1/train", body.model_dump(), timeout_s=self.timeout_s, retries=0
         )
         return JobInfo.model_validate(data)
 
     async def get(self, job_id: str) -> JobInfo:
-        return JobInfo.model_validate(await self.http._call("GET", f"/v1/jobs/{quote(job_id)}"))
+        return JobInfo.model_validate(await self.http.call("GET", f"/v1/jobs/{quote(job_id)}"))
 
     async def list(self) -> list[JobInfo]:
-        return [JobInfo.model_validate(item) for item in await self.http._call("GET", "/v1/jobs")]
+        return [JobInfo.model_validate(item) for item in await self.http.call("GET", "/v1/jobs")]
 
     async def cancel(self, job_id: str) -> JobInfo:
         """Stop the job; answered once it is over (or as it is, when it was over already)."""
         path = f"/v1/jobs/{quote(job_id)}/cancel"
-        return JobInfo.model_validate(
-            await self.http._call("POST", path, timeout_s=self.timeout_s, retries=0)
-        )
+        return JobInfo.model_validate(await self.http.call("POST", path, timeout_s=self.timeout_s, retries=0))
 
     async def sample(self, job_id: str, *, seed: int, images: int, prompt: str, length: int) -> bytes | str:
         """A sample of the job's candidate: PNG bytes for an image model, the text for a text model."""
         query = urlencode({"seed": seed, "images": images, "prompt": prompt, "length": length})
-        answer = await self.http._call(
+        answer = await self.http.call(
             "GET",
             f"/v1/jobs/{quote(job_id)}/sample?{query}",
             accept=f"{PNG}, {JSON}",
@@ -517,25 +532,13 @@ class HttpJobs:
         """The job's progress lines after the `after`-th, as the service sends them, then the job as it
         ended. A dropped stream raises GeneratorUnavailable: ask again with `after` set to the lines
         already seen, and none is missed or repeated."""
-        session = self.http._session
-        if session is None:
-            raise GeneratorUnavailable("the generation client is not initialized")
-        headers = {"Accept": EVENT_STREAM, "Last-Event-ID": str(after)}
-        timeout = aiohttp.ClientTimeout(total=None, sock_connect=2.0, sock_read=EVENTS_READ_TIMEOUT_S)
-        url = f"{self.http.base_url}/v1/jobs/{quote(job_id)}/events"
         try:
-            async with session.get(url, headers=headers, timeout=timeout) as response:
-                if response.status >= 400:
-                    error = _error_for_response(response.status, await response.read(), response.headers)
-                    raise error.error if isinstance(error, _Retryable | _ServiceFailure) else error
-                async for name, data in _server_sent_events(response.content):
-                    if name == "progress":
-                        yield JobProgress.model_validate_json(data)
-                    elif name == "end":
-                        yield JobInfo.model_validate_json(data)
-                        return
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise GeneratorUnavailable(f"the job's event stream broke off: {type(exc).__name__}") from None
+            async for name, data in self.http.stream(f"/v1/jobs/{quote(job_id)}/events", after):
+                if name == "progress":
+                    yield JobProgress.model_validate_json(data)
+                elif name == "end":
+                    yield JobInfo.model_validate_json(data)
+                    return
         except ValidationError:
             raise GeneratorUnavailable("unexpected event from the generation service") from None
         raise GeneratorUnavailable("the job's event stream ended before the job did")
