@@ -375,8 +375,8 @@ class JobManager:
 
 def _progress(job: Job, progress: JobProgress) -> None:
     job.progress, job.seconds = progress, progress.elapsed_s
-    if progress.loss is not None and progress.phase not in ("evaluate", "done"):
-        job.losses.append((progress.phase, progress.step, progress.loss))
+    if point := progress.training_loss:
+        job.losses.append(point)
 
 
 def _start_error(exc: Exception) -> str:

@@ -216,6 +216,13 @@ class JobProgress(BaseModel):
     elapsed_s: float = 0.0
     eta_s: float = 0.0
 
+    @property
+    def training_loss(self) -> tuple[str, int, float] | None:
+        """(phase, step, loss) when this line reports a training loss (evaluation lines do not)."""
+        if self.loss is None or self.phase in ("evaluate", "done"):
+            return None
+        return self.phase, self.step, self.loss
+
 
 class TrainRequest(BaseModel):
     """POST /v1/train: train `kind` with the default recipe, changed by `recipe` (e.g. {"epochs": 2,

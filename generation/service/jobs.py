@@ -52,7 +52,7 @@ logger = logging.getLogger(__name__)
 STDERR_LINES = 20  # the tail kept to say why a trainer failed
 CLEANUP_TIMEOUT_S = 60.0
 SAMPLE_TIMEOUT_S = 120.0
-MAX_LOSSES = 10_000  # progress lines kept per job (a line every 50 steps: far more than a recipe has)
+MAX_EVENTS = 10_000  # progress lines kept per job (a line every 50 steps: far more than a recipe has)
 KEPT_FINISHED = 50  # finished jobs listed and kept on record
 SAMPLE_MODULE = "generation.sample"
 
@@ -85,7 +85,6 @@ class _Run:
     created_at: str
     state: str = "queued"
     progress: JobProgress | None = None
-    losses: list[tuple[str, int, float]] = field(default_factory=list)
     events: list[JobProgress] = field(default_factory=list)
     report: TrainReport | None = None
     error: str = ""
@@ -104,7 +103,7 @@ class _Run:
             kind=self.kind,
             state=self.state,  # type: ignore[arg-type]
             progress=self.progress,
-            losses=list(self.losses),
+            losses=[point for event in self.events if (point := event.training_loss)],
             report=self.report,
             error=self.error,
             pid=self.pid,
@@ -287,9 +286,7 @@ class TrainingJobs:
             if event.get("event") == PROGRESS_EVENT:
                 progress = JobProgress.model_validate(event)
                 run.progress = progress
-                if progress.loss is not None and progress.phase not in ("evaluate", "done"):
-                    run.losses.append((progress.phase, progress.step, progress.loss))
-                if len(run.events) < MAX_LOSSES:
+                if len(run.events) < MAX_EVENTS:
                     run.events.append(progress)
                 run.pulse()
             elif event.get("event") == REPORT_EVENT:
