@@ -82,7 +82,14 @@ class ServiceError(Exception):
 
 
 def service_error_for(exc: GenerationError) -> ServiceError:
-    """Map the engine's errors to HTTP; the client maps them back (see generation.client)."""
+    """Map the engine's and the jobs' errors to HTTP; the client maps them back (see generation.client)."""
+    if isinstance(exc, UnknownJob):
+        return ServiceError(404, "unknown_job", str(exc))
+    if isinstance(exc, JobConflict):
+        headers = {JOB_ID_HEADER: exc.job_id, JOB_KIND_HEADER: exc.kind}
+        return ServiceError(409, "job_running", f"{exc}; cancel it or wait", headers)
+    if isinstance(exc, NoSample):
+        return ServiceError(409, "no_sample", str(exc))
     if isinstance(exc, InvalidRequest):
         return ServiceError(422, "invalid_request", str(exc))
     if isinstance(exc, DeadlineExceeded):
@@ -268,9 +275,6 @@ def create_app(
         """Start the companion trainer for a kind on this host; 409 while that kind has a job."""
         try:
             return await jobs.start(body.kind, body.recipe, body.dry_run)
-        except JobConflict as exc:
-            headers = {JOB_ID_HEADER: exc.job_id, JOB_KIND_HEADER: exc.kind}
-            raise ServiceError(409, "job_running", f"{exc}; cancel it or wait", headers) from None
         except OSError as exc:
             raise ServiceError(500, "trainer_failed", f"the trainer could not start: {exc}") from None
 
@@ -282,13 +286,13 @@ def create_app(
     @v1.get("/jobs/{job_id}")
     async def job(job_id: str) -> JobInfo:
         """A job's state, progress and, once it is over, its report."""
-        return _known(jobs, job_id)
+        return jobs.get(job_id)
 
     @v1.get("/jobs/{job_id}/events")
     async def job_events(job_id: str, request: Request) -> StreamingResponse:
         """Server-sent events: `progress` per trainer line (its id counts them, so a client that
         reconnects with Last-Event-ID misses none), then one `end` with the job as it ended."""
-        _known(jobs, job_id)
+        jobs.get(job_id)  # an unknown id is answered 404 before the stream starts
         after = request.headers.get("last-event-id", "")
         stream = _sse(jobs, job_id, int(after) if after.isdigit() else 0)
         return StreamingResponse(
@@ -298,7 +302,6 @@ def create_app(
     @v1.post("/jobs/{job_id}/cancel")
     async def cancel(job_id: str) -> JobInfo:
         """Stop a job and answer once it is over (a job already over is answered as it is)."""
-        _known(jobs, job_id)
         return await jobs.cancel(job_id)
 
     @v1.get("/jobs/{job_id}/sample", response_model=None)
@@ -310,11 +313,8 @@ def create_app(
         length: Annotated[int, Query(ge=1, le=MAX_TEXT_LENGTH)] = DEFAULT_TEXT_LENGTH,
     ) -> Response:
         """A sample of the job's candidate, served or not: a PNG grid, or `{"text": ...}`."""
-        _known(jobs, job_id)
         try:
             drawn = await jobs.sample(job_id, seed=seed, images=images, prompt=prompt, length=length)
-        except NoSample as exc:
-            raise ServiceError(409, "no_sample", str(exc)) from None
         except (OSError, RuntimeError, TimeoutError) as exc:
             raise ServiceError(500, "sample_failed", str(exc) or "sampling failed") from None
         if isinstance(drawn, bytes):
@@ -323,13 +323,6 @@ def create_app(
 
     app.include_router(v1)
     return app
-
-
-def _known(jobs: TrainingJobs, job_id: str) -> JobInfo:
-    try:
-        return jobs.get(job_id)
-    except UnknownJob:
-        raise ServiceError(404, "unknown_job", f"there is no job {job_id!r}") from None
 
 
 async def _sse(jobs: TrainingJobs, job_id: str, after: int) -> AsyncIterator[str]:
