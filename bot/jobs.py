@@ -354,7 +354,6 @@ class JobManager:
     def _detail(self, job: Job) -> dict[str, Any]:
         return {
             "kind": job.kind,
-            "options": job.options.describe(),
             "recipe": job.options.recipe(),
             "remote": job.remote,
             "runner_id": job.runner_id,
