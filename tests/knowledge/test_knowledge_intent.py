@@ -149,3 +149,30 @@ def test_negative_options_are_refused_with_a_message(tmp_path, monkeypatch, caps
     assert main(["train-intent", "--max-steps", "-1"]) == 2
     assert "--max-steps must not be negative" in capsys.readouterr().err
     assert not (tmp_path / "intent").exists()
+
+
+def test_the_threshold_keeps_real_questions_with_the_knowledge_base() -> None:
+    """The best tune macro-F1 is not taken when it sends more held-out questions away than the budget
+    allows; the next best threshold within it is."""
+    from knowledge.intent_train import ROUTED_AWAY_BUDGET, choose_threshold, routed_away
+
+    def rows(*pairs: tuple[str, float]) -> torch.Tensor:
+        out = torch.zeros(len(pairs), len(INTENTS))
+        for n, (intent, p) in enumerate(pairs):
+            out[n] = (1 - p) / (len(INTENTS) - 1)
+            out[n, INTENTS.index(intent)] = p
+        return out
+
+    # Tune part: a text request read with confidence 0.43 counts for macro-F1 only at thresholds below it.
+    tune = rows(("text", 0.43), ("image", 0.9), ("question", 0.9), ("smalltalk", 0.9), ("offtopic", 0.9))
+    truth = ["text", "image", "question", "smalltalk", "offtopic"]
+    # Held-out questions: a tenth read as off-topic with confidence 0.32.
+    questions = rows(*[("question", 0.9)] * 9, ("offtopic", 0.32))
+    threshold, scores, away = choose_threshold(tune, truth, questions)
+    assert away <= ROUTED_AWAY_BUDGET and away == routed_away(questions, threshold) == 0.0
+    assert 0.32 < threshold < 0.43 and scores.macro_f1 == 1.0
+    # With nothing but a wrong question, the fewest routed away wins, at the cost of the tune part.
+    threshold, _, away = choose_threshold(tune, truth, rows(("offtopic", 0.87)))
+    assert away == 0.0 and threshold > 0.87
+    # Without any question held out, the best macro-F1 (lowest of equals) as before.
+    assert choose_threshold(tune, truth, rows())[0] == 0.0

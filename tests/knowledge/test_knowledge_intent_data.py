@@ -10,8 +10,11 @@ import pytest
 
 from knowledge.intent import INTENTS
 from knowledge.intent_data import (
+    CALIBRATION_SET,
     EVAL_DIR,
     INTENT_SET,
+    QUESTION_SETS,
+    calibration_examples,
     corpus_terms,
     extra_examples,
     generate_examples,
@@ -41,14 +44,39 @@ def test_locked_rows_are_never_read(tmp_path, monkeypatch) -> None:
     """With every locked row removed from the evaluation files, the data comes out the same."""
     import knowledge.intent_data as intent_data
 
-    before = generate_examples(seed=0, per_class=50), tune_examples()
+    before = generate_examples(seed=0, per_class=50), tune_examples(), calibration_examples()
     for path in [INTENT_SET, *(EVAL_DIR / name for name in intent_data.QUESTION_SETS)]:
         rows = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
         kept = [line for line in rows if json.loads(line).get("split") != "locked"]
         (tmp_path / path.name).write_text("\n".join(kept) + "\n", encoding="utf-8")
     monkeypatch.setattr(intent_data, "EVAL_DIR", tmp_path)
-    after = generate_examples(seed=0, per_class=50), tune_examples(tmp_path / INTENT_SET.name)
+    after = (
+        generate_examples(seed=0, per_class=50),
+        tune_examples(tmp_path / INTENT_SET.name),
+        calibration_examples(),
+    )
     assert after == before
+
+
+def test_the_first_fit_can_leave_the_calibration_questions_out() -> None:
+    """Training data generated without the calibration set holds none of its questions, which come back
+    (tuning part only) as calibration examples."""
+    others = tuple(name for name in QUESTION_SETS if name != CALIBRATION_SET)
+    texts = {example.text for example in generate_examples(seed=0, per_class=50, question_sets=others)}
+    calibration = calibration_examples()
+    assert calibration and {example.intent for example in calibration} <= {"question", "offtopic"}
+    in_other_sets = {
+        json.loads(line)["question"]
+        for name in others
+        for line in (EVAL_DIR / name).read_text(encoding="utf-8").splitlines()
+        if line.strip()
+    }
+    assert not texts & {example.text for example in calibration} - in_other_sets
+    rows = [
+        json.loads(line) for line in (EVAL_DIR / CALIBRATION_SET).read_text(encoding="utf-8").splitlines()
+    ]
+    locked = {row["question"] for row in rows if row.get("split") == "locked"}
+    assert not locked & {example.text for example in calibration}
 
 
 def _normalised(text: str) -> str:
