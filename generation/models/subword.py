@@ -13,6 +13,7 @@ emits (a prompt keeps its own characters). The merges are learned by `tokenizers
 from __future__ import annotations
 
 import functools
+import itertools
 import re
 from collections.abc import Iterable, Sequence
 
@@ -79,7 +80,7 @@ class SubwordVocab:
         while len(parts) > 1:
             ranked = [
                 (self._rank.get((left, right), len(self._rank)), index)
-                for index, (left, right) in enumerate(zip(parts, parts[1:], strict=False))
+                for index, (left, right) in enumerate(itertools.pairwise(parts))
             ]
             rank, index = min(ranked)
             if rank == len(self._rank):

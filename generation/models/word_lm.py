@@ -29,11 +29,11 @@ class WordLmConfig:
     tie_embeddings: bool = True
     memory_tokens: int = 0  # length of the training token stream the n-gram is built from
     cache_size: int = 1000  # recent positions the cache looks back over
-    cache_theta: float = 0.3  # sharpness of the cache's hidden-state match
-    cache_weight: float = 0.1  # the cache's share of the mixture (0: no cache)
-    ngram_order: int = 4
+    cache_theta: float = 1.0  # sharpness of the cache's hidden-state match
+    cache_weight: float = 0.15  # the cache's share of the mixture (0: no cache)
+    ngram_order: int = 5
     ngram_discount: float = 0.75
-    ngram_weight: float = 0.2  # the n-gram's share of the mixture (0: no n-gram)
+    ngram_weight: float = 0.4  # the n-gram's share of the mixture (0: no n-gram)
 
     def network(self) -> LstmConfig:
         names = {field.name for field in fields(LstmConfig)}
