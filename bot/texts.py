@@ -148,7 +148,10 @@ TEXTS: dict[str, dict[Lang, str]] = {
     },
     "digits_mixed": {"en": "{count} mixed digits", "zh": "{count} 个混合数字"},
     "digits_one": {"en": "{count} × digit {digit}", "zh": "{count} 个数字 {digit}"},
-    "text_footer": {"en": "model {model_version} · seed {seed}", "zh": "模型 {model_version} · 种子 {seed}"},
+    "text_footer": {
+        "en": "{model} model {model_version} · seed {seed}",
+        "zh": "{model} 模型 {model_version} · 种子 {seed}",
+    },
     "generator_training": {
         "en": "This generator is being trained right now (job {job_id}, about {minutes} min left). Please try again then.",
         "zh": "该生成模型正在训练中（任务 {job_id}，约剩 {minutes} 分钟），请稍后再试。",
