@@ -340,8 +340,11 @@ def evaluate_unlabelled_images(generator: ImageModel, data: ImageData, seed: int
 
 # ---------------------------------------------------------------------------------- promotion
 def targets_met(kind: str, metrics: dict[str, float]) -> dict[str, bool]:
-    """Each quality target, met or not."""
-    if kind in ("lstm", "word"):
+    """Each quality target, met or not. The word model's target is a share of a reference n-gram's
+    score, which benchmarks.generation_quality computes; the trainer has none of its own."""
+    if kind == "word":
+        return {}
+    if kind == "lstm":
         return {"bpc": metrics.get("bpc", math.inf) <= TARGET_BPC}
     return {
         "accuracy": metrics.get("accuracy", 0.0) >= TARGET_ACCURACY,

@@ -262,8 +262,18 @@ async def test_in_process_mode_batches_off_the_event_loop(tmp_path: Path) -> Non
     assert [r.seed for r in results] == list(range(8)) and store.batch_sizes("gan") == [8]
     assert ticks >= 10  # the loop kept running while the model worked in its thread
     assert text.text.startswith("AI ") and text.model_version == "lstm-v1"
-    assert {m.kind: m.version for m in models} == {"gan": "gan-v1", "lstm": "lstm-v1", "vae": None}
-    assert {m.kind: m.version for m in reloaded} == {"gan": "gan-v1", "lstm": "lstm-v2", "vae": None}
+    assert {m.kind: m.version for m in models} == {
+        "gan": "gan-v1",
+        "lstm": "lstm-v1",
+        "vae": None,
+        "word": None,
+    }
+    assert {m.kind: m.version for m in reloaded} == {
+        "gan": "gan-v1",
+        "lstm": "lstm-v2",
+        "vae": None,
+        "word": None,
+    }
     assert not client.available
 
 

@@ -99,7 +99,7 @@ async def test_health_checks_are_open_and_everything_else_needs_the_token(servic
         wrong = await http.post("/v1/text", json={}, headers={"Authorization": "Bearer nope"})
     assert health.status_code == 200
     assert ready.status_code == 200
-    assert ready.json()["models"] == {"gan": "gan-v1", "lstm": "lstm-v1", "vae": None}
+    assert ready.json()["models"] == {"gan": "gan-v1", "lstm": "lstm-v1", "vae": None, "word": None}
     assert anonymous.status_code == 401 and anonymous.json()["detail"] == "a bearer token is required"
     assert wrong.status_code == 401 and wrong.json()["detail"] == "the token is not valid"
     assert TOKEN not in wrong.text

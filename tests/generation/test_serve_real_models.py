@@ -109,8 +109,12 @@ async def test_cli_service_serves_the_champions_like_the_in_process_client(
         in_process = await local.image(ImageRequest(digit=3, count=4, seed=11))
         vae = ImageRequest(model="vae", digit=3, count=4, seed=11)
         vae_remote, vae_in_process = await remote.image(vae), await local.image(vae)
-        text = await remote.text(TextRequest(prompt="Startups ", length=40, seed=5))
-        text_in_process = await local.text(TextRequest(prompt="Startups ", length=40, seed=5))
+        text = await remote.text(TextRequest(model="lstm", prompt="Startups ", length=40, seed=5))
+        text_in_process = await local.text(TextRequest(model="lstm", prompt="Startups ", length=40, seed=5))
+        words = await remote.text(TextRequest(model="word", prompt="Startups 创业", length=40, seed=5))
+        words_in_process = await local.text(
+            TextRequest(model="word", prompt="Startups 创业", length=40, seed=5)
+        )
     finally:
         await remote.shutdown()
         await local.shutdown()
@@ -126,6 +130,8 @@ async def test_cli_service_serves_the_champions_like_the_in_process_client(
     assert vae_remote.png != alone.png
     assert text.text.startswith("Startups ") and text.model_version == champions["lstm"]
     assert text.text == text_in_process.text
+    assert (words.model, words.model_version) == ("word", champions["word"])
+    assert words.text.startswith("Startups 创业") and words.text == words_in_process.text
 
 
 async def test_cli_service_refuses_bad_tokens_and_over_limit_requests(cli_service: str) -> None:
@@ -179,4 +185,9 @@ async def test_service_without_models_is_up_but_not_ready(tmp_path: Path) -> Non
         with pytest.raises(GeneratorUnavailable, match="no image model"):
             await client.image(ImageRequest(count=1))
         await client.shutdown()
-    assert ready.status_code == 503 and ready.json()["models"] == {"gan": None, "lstm": None, "vae": None}
+    assert ready.status_code == 503 and ready.json()["models"] == {
+        "gan": None,
+        "lstm": None,
+        "vae": None,
+        "word": None,
+    }

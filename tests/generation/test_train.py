@@ -25,7 +25,7 @@ from generation.train.run import TrainOptions, report_line, train_and_register
 from tests.generation.conftest import last_json_line, train_argv
 
 
-@pytest.mark.parametrize("kind", ["gan", "lstm", "vae"])
+@pytest.mark.parametrize("kind", ["gan", "lstm", "vae", "word"])
 def test_dry_run_cli_registers_and_promotes_a_first_model(
     kind: str, tmp_path: Path, corpus_dir: Path, capsys: pytest.CaptureFixture
 ) -> None:
