@@ -24,9 +24,9 @@ UNK_ID, EOS_ID = 0, 1
 CJK = "\u4e00-\u9fff"
 CJK_IDEOGRAPHS = range(0x4E00, 0xA000)
 # Pieces, in priority order: CJK runs, words, numbers, symbol runs (each with one space before it),
-# then whitespace (a run's last space is left to the piece that follows it).
+# then whitespace (a run's last space is left to the piece that follows it), then any other character.
 PIECE = re.compile(
-    rf"[{CJK}]+| ?[^\W\d_{CJK}]+| ?\d+| ?[^\s\w{CJK}]+|\s+(?!\S)|\s+",
+    rf"[{CJK}]+| ?[^\W\d_{CJK}]+| ?\d+| ?(?:_|[^\s\w{CJK}])+|\s+(?!\S)|\s+|[\s\S]",
 )
 # Tokens that end a sentence: generation past the requested length stops after one.
 SENTENCE_END = re.compile(r"[.!?。！？…]['\"”’)）」』]*\s*$|\n\s*$")

@@ -4,6 +4,8 @@ batch, its distribution mixed with the cache and the n-gram exactly as the score
 
 A row ends once it has added the requested characters and then a token that ends a sentence, or
 EOS, or EXTRA_CHARS more characters. UNK is never drawn, and EOS not before the requested length.
+The sampling guards (generation.service.word_guards) keep English words to the training text's
+words and refuse a token that would repeat a long stretch of the training text verbatim.
 Each row draws its random numbers from its own seeded generator and every kernel computes rows
 independently, so a seeded request gives the same text in any batch.
 """
@@ -21,9 +23,12 @@ from generation.models.device import resolve_device
 from generation.models.subword import EOS_ID, SENTENCE_END, UNK_ID, SubwordVocab
 from generation.models.word_lm import WordLM
 from generation.service.text_stepper import sample_ids, text_stepper
+from generation.service.word_guards import CopyGuard, VocabularyGuard
 
 # Past the requested length, a row may write this many more characters looking for a sentence end.
 EXTRA_CHARS = 200
+# Draws of one row in one step that the copy guard may refuse before the draw stands as it is.
+COPY_RETRIES = 8
 
 
 class _Rows:
@@ -63,6 +68,9 @@ class WordTextGenerator:
         )
         self._lengths = torch.tensor([len(token) for token in self.vocab.tokens])
         self._lengths[: EOS_ID + 1] = 0
+        training_text = self.vocab.decode(self.model.memory.tolist())
+        self.words = VocabularyGuard(training_text, self.vocab.tokens)
+        self.copies = CopyGuard(training_text)
         with torch.inference_mode():
             self.stepper = text_stepper(self.model.network, self.device)
 
@@ -121,6 +129,16 @@ class WordTextGenerator:
         probs[:, EOS_ID] = probs[:, EOS_ID] * may_end.float()
         return probs
 
+    def _guarded_log(self, probs: torch.Tensor, partials: list[str]) -> torch.Tensor:
+        """Log-probabilities with the tokens the vocabulary guard refuses at -inf (a row it would leave
+        with nothing keeps the model's distribution)."""
+        allowed = torch.stack([self.words.allowed(partial) for partial in partials])
+        guarded = probs * allowed
+        empty = guarded.sum(dim=1) <= 0
+        if bool(empty.any()):
+            guarded[empty] = probs[empty]
+        return guarded.log_()
+
     @torch.inference_mode()
     def generate_batch(self, requests: list[TextRequest]) -> list[TextResult]:
         if not requests:
@@ -144,20 +162,35 @@ class WordTextGenerator:
         wanted = torch.tensor([r.length for r in requests])
         written = torch.zeros(len(requests), dtype=torch.long)
         produced: list[list[int]] = [[] for _ in requests]
+        partials = [VocabularyGuard.start(request.prompt) for request in requests]
+        written_text = [""] * len(requests)
         alive = torch.arange(len(requests))
         for step in range(steps):
             may_end = written[alive] >= wanted[alive]
             probs = self._probabilities(rows, top, [histories[int(row)] for row in alive], may_end)
-            ids = sample_ids(
-                probs.log_(),
-                uniforms[alive, step],
-                inverse_temperature[alive],
-                top_p[alive],
-                top_k[alive],
-            )
-            for row, token in zip(alive.tolist(), ids.tolist(), strict=True):
+            log_probs = self._guarded_log(probs, [partials[int(row)] for row in alive])
+            settings = (inverse_temperature[alive], top_p[alive], top_k[alive])
+            ids = sample_ids(log_probs.clone(), uniforms[alive, step], *settings)
+            for rank, row in enumerate(alive.tolist()):
+                token = int(ids[rank])
+                for _ in range(COPY_RETRIES):
+                    piece = self.vocab.tokens[token] if token > EOS_ID else ""
+                    if not self.copies.copies(written_text[row] + piece, len(piece)):
+                        break
+                    log_probs[rank, token] = float("-inf")
+                    token = int(
+                        sample_ids(
+                            log_probs[rank : rank + 1].clone(),
+                            uniforms[row : row + 1, step],
+                            *(setting[rank : rank + 1] for setting in settings),
+                        )[0]
+                    )
+                ids[rank] = token
                 histories[row].append(token)
                 produced[row].append(token)
+                piece = self.vocab.tokens[token] if token > EOS_ID else ""
+                written_text[row] += piece
+                partials[row] = VocabularyGuard.follow(partials[row], piece)
             written[alive] += self._lengths[ids]
             done = (ids == EOS_ID) | (written[alive] >= wanted[alive] + EXTRA_CHARS)
             done |= (written[alive] >= wanted[alive]) & self._ends[ids]

@@ -36,7 +36,7 @@ def words(trained_models: Path) -> WordTextGenerator:
 
 
 def test_pieces_keep_every_character_and_never_mix_scripts() -> None:
-    text = "Our startup's 2 models: 大模型创业，  costs\n\nfall 3.5%!"
+    text = "Our startup's 2 models: 大模型创业，  costs\n\nfall 3.5%! y_i = __init__(x²)"
     parts = pieces(text)
     assert "".join(parts) == text
     for part in parts:
