@@ -11,19 +11,27 @@ import torch
 History = tuple[int, ...]
 
 
-class _Entry:
-    """One history's continuations: their ids, discounted probabilities, and the share left over
-    for the shorter history."""
+class _Table:
+    """Every history of one length: its continuations' ids and discounted probabilities, stored flat
+    (history h owns positions starts[h]:starts[h + 1]), and the share each leaves to the shorter history."""
 
-    __slots__ = ("backoff", "ids", "probs")
-
-    def __init__(self, counts: Counter[int], discount: float) -> None:
-        total = sum(counts.values())
-        self.ids = torch.tensor(list(counts), dtype=torch.long)
-        self.probs = torch.tensor(
-            [max(count - discount, 0.0) / total for count in counts.values()], dtype=torch.float32
-        )
-        self.backoff = discount * len(counts) / total
+    def __init__(self, table: dict[History, Counter[int]], discount: float) -> None:
+        self.index: dict[History, int] = {}
+        ids: list[int] = []
+        probs: list[float] = []
+        starts: list[int] = [0]
+        backoff: list[float] = []
+        for history, counts in table.items():
+            total = sum(counts.values())
+            self.index[history] = len(backoff)
+            ids.extend(counts)
+            probs.extend(max(count - discount, 0.0) / total for count in counts.values())
+            starts.append(len(ids))
+            backoff.append(discount * len(counts) / total)
+        self.ids = torch.tensor(ids, dtype=torch.long)
+        self.probs = torch.tensor(probs, dtype=torch.float32)
+        self.starts = starts
+        self.backoff = backoff
 
 
 class TokenNgram:
@@ -46,8 +54,8 @@ class TokenNgram:
             for history, following in raw[length].items():
                 for token in following:
                     continuation[length - 1][history[1:]][token] += 1
-        self._raw = [{h: _Entry(c, discount) for h, c in table.items()} for table in raw]
-        self._continuation = [{h: _Entry(c, discount) for h, c in table.items()} for table in continuation]
+        self._raw = [_Table(table, discount) for table in raw]
+        self._continuation = [_Table(table, discount) for table in continuation]
 
     def distributions(self, histories: Sequence[Sequence[int]]) -> torch.Tensor:
         """P(next token | history) for each history (its last order-1 tokens count), (rows, vocab)."""
@@ -60,14 +68,15 @@ class TokenNgram:
             for row, tail in enumerate(tails):
                 if length > len(tail):
                     continue
-                tables = self._raw if length == len(tail) else self._continuation
-                entry = tables[length].get(tail[len(tail) - length :])
+                table = self._raw[length] if length == len(tail) else self._continuation[length]
+                entry = table.index.get(tail[len(tail) - length :])
                 if entry is None:
                     continue
-                scale[row, 0] = entry.backoff
-                row_ids.append(torch.full_like(entry.ids, row))
-                col_ids.append(entry.ids)
-                values.append(entry.probs)
+                first, last = table.starts[entry], table.starts[entry + 1]
+                scale[row, 0] = table.backoff[entry]
+                row_ids.append(torch.full((last - first,), row, dtype=torch.long))
+                col_ids.append(table.ids[first:last])
+                values.append(table.probs[first:last])
             probs.mul_(scale)
             if values:
                 probs.index_put_((torch.cat(row_ids), torch.cat(col_ids)), torch.cat(values), accumulate=True)

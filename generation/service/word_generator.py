@@ -123,7 +123,10 @@ class WordTextGenerator:
         self, rows: _Rows, top: torch.Tensor, histories: list[list[int]], may_end: torch.Tensor
     ) -> torch.Tensor:
         """The model's next-token distribution per row, with UNK (and EOS where `may_end` is False) out."""
-        cache = self.model.cache_distribution(top, rows.keys, rows.targets, rows.valid)
+        used = min(self.slots, int(rows.count.max()))  # slots fill from the first on
+        cache = self.model.cache_distribution(
+            top, rows.keys[:, :used], rows.targets[:, :used], rows.valid[:, :used]
+        )
         probs = self.model.mix(self.stepper.logits(top), histories, cache, rows.valid.any(dim=1))
         probs[:, UNK_ID] = 0.0
         probs[:, EOS_ID] = probs[:, EOS_ID] * may_end.float()

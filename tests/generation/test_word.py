@@ -16,6 +16,7 @@ from generation.models.subword import EOS_ID, UNK_ID, UNK_TOKEN, SubwordVocab, p
 from generation.models.word_lm import WordLM, WordLmConfig
 from generation.registry import ModelRegistry
 from generation.service.word_generator import WordTextGenerator
+from generation.service.word_guards import COPY_CHARS, CopyGuard, VocabularyGuard
 from generation.train.word import learn_vocab
 from generation.train.word_eval import word_bits_per_char
 from tests.generation.conftest import CHINESE, ENGLISH
@@ -161,12 +162,24 @@ def test_generation_stops_at_the_first_sentence_end_past_the_length() -> None:
 
 
 def test_generation_stops_at_eos_only_once_the_length_is_reached() -> None:
-    generator = scripted_generator([2, 1])  # "a", then the document ends
+    generator = scripted_generator([3, 1])  # " b", then the document ends
     for length in (1, 5, 12):
         [result] = generator.generate_batch(
             [TextRequest(model="word", length=length, seed=2, temperature=0.1)]
         )
-        assert result.text == "a" * length
+        assert result.text == " b" * -(-length // 2)
+
+
+def test_guards_keep_words_to_the_training_vocabulary_and_refuse_long_copies() -> None:
+    words = VocabularyGuard(
+        "Large models help founders. 大模型", ["<unk>", "<eos>", "mod", "els", "xy", " mod", "."]
+    )
+    assert words.allowed("")[5] and words.allowed("")[2] and not words.allowed("")[3]  # no word begins "els"
+    assert words.allowed("mod")[3] and not words.allowed("mod")[4] and not words.allowed("mod")[6]
+    assert words.allowed("models")[6]  # a whole word may end
+    assert VocabularyGuard.follow("mod", "els") == "models" and VocabularyGuard.follow("models", ".") == ""
+    copies = CopyGuard("x" * 10 + "a" * COPY_CHARS)
+    assert copies.copies("b" + "a" * COPY_CHARS, 1) and not copies.copies("a" * (COPY_CHARS - 1) + "b", 1)
 
 
 def test_seeded_text_is_identical_alone_or_in_a_batch(words: WordTextGenerator) -> None:
