@@ -58,26 +58,36 @@ class TokenNgram:
         self._continuation = [_Table(table, discount) for table in continuation]
 
     def distributions(self, histories: Sequence[Sequence[int]]) -> torch.Tensor:
-        """P(next token | history) for each history (its last order-1 tokens count), (rows, vocab)."""
+        """P(next token | history) for each history (its last order-1 tokens count), (rows, vocab).
+
+        Interpolation unrolled: P = (product of every length's backoff) / vocab + the sum over history
+        lengths of that length's discounted counts times the backoffs of the longer lengths."""
         rows = len(histories)
-        probs = torch.full((rows, self.vocab_size), 1.0 / self.vocab_size)
-        tails = [tuple(history[max(0, len(history) - self.order + 1) :]) for history in histories]
-        for length in range(self.order):
-            scale = torch.ones(rows, 1)
-            row_ids, col_ids, values = [], [], []
-            for row, tail in enumerate(tails):
-                if length > len(tail):
-                    continue
+        scale = [1.0] * rows  # product of the backoffs applied so far (longest history first)
+        row_ids: list[int] = []
+        lengths: list[int] = []
+        factors: list[float] = []
+        slices: list[tuple[_Table, int, int]] = []
+        for row, history in enumerate(histories):
+            tail = tuple(history[max(0, len(history) - self.order + 1) :])
+            for length in range(len(tail), -1, -1):
                 table = self._raw[length] if length == len(tail) else self._continuation[length]
                 entry = table.index.get(tail[len(tail) - length :])
                 if entry is None:
                     continue
                 first, last = table.starts[entry], table.starts[entry + 1]
-                scale[row, 0] = table.backoff[entry]
-                row_ids.append(torch.full((last - first,), row, dtype=torch.long))
-                col_ids.append(table.ids[first:last])
-                values.append(table.probs[first:last])
-            probs.mul_(scale)
-            if values:
-                probs.index_put_((torch.cat(row_ids), torch.cat(col_ids)), torch.cat(values), accumulate=True)
+                row_ids.append(row)
+                lengths.append(last - first)
+                factors.append(scale[row])
+                slices.append((table, first, last))
+                scale[row] *= table.backoff[entry]
+        probs = torch.tensor(scale).div_(self.vocab_size).unsqueeze(1).repeat(1, self.vocab_size)
+        if slices:
+            counts = torch.tensor(lengths)
+            cols = torch.cat([table.ids[first:last] for table, first, last in slices])
+            values = torch.cat([table.probs[first:last] for table, first, last in slices])
+            values.mul_(torch.repeat_interleave(torch.tensor(factors), counts))
+            probs.index_put_(
+                (torch.repeat_interleave(torch.tensor(row_ids), counts), cols), values, accumulate=True
+            )
         return probs

@@ -79,9 +79,11 @@ class WordTextGenerator:
         chosen = resolve_device(device)
         return cls(load_checkpoint(Path(checkpoint_dir), "word", device="cpu"), chosen)
 
-    def _remember(self, rows: _Rows, top: torch.Tensor, following: torch.Tensor, live: torch.Tensor) -> None:
-        """Store each live row's hidden state `top` with the token that followed it in its cache slot."""
-        index = torch.nonzero(live).flatten()
+    def _remember(
+        self, rows: _Rows, top: torch.Tensor, following: torch.Tensor, live: torch.Tensor | None = None
+    ) -> None:
+        """Store each (live) row's hidden state `top` with the token that followed it in its cache slot."""
+        index = torch.arange(len(top)) if live is None else torch.nonzero(live).flatten()
         if len(index) == 0:
             return
         slots = rows.count[index] % self.slots
@@ -174,8 +176,9 @@ class WordTextGenerator:
             log_probs = self._guarded_log(probs, [partials[int(row)] for row in alive])
             settings = (inverse_temperature[alive], top_p[alive], top_k[alive])
             ids = sample_ids(log_probs.clone(), uniforms[alive, step], *settings)
+            drawn = ids.tolist()
             for rank, row in enumerate(alive.tolist()):
-                token = int(ids[rank])
+                token = drawn[rank]
                 for _ in range(COPY_RETRIES):
                     piece = self.vocab.tokens[token] if token > EOS_ID else ""
                     if not self.copies.copies(written_text[row] + piece, len(piece)):
@@ -188,7 +191,8 @@ class WordTextGenerator:
                             *(setting[rank : rank + 1] for setting in settings),
                         )[0]
                     )
-                ids[rank] = token
+                if token != drawn[rank]:
+                    ids[rank] = token
                 histories[row].append(token)
                 produced[row].append(token)
                 piece = self.vocab.tokens[token] if token > EOS_ID else ""
@@ -199,7 +203,7 @@ class WordTextGenerator:
             done |= (written[alive] >= wanted[alive]) & self._ends[ids]
             previous = top
             top = self.stepper.advance(ids, rows.state).clone()
-            self._remember(rows, previous, ids, torch.ones(len(ids), dtype=torch.bool))
+            self._remember(rows, previous, ids)
             if bool(done.any()):
                 keep = torch.nonzero(~done).flatten()
                 if len(keep) == 0:
