@@ -153,7 +153,7 @@ def test_promotion_rule(kind: str, candidate: dict, champion: dict | None, expec
 
 
 def test_dry_run_metrics_are_finite(trained_models: Path) -> None:
-    for kind in ("gan", "lstm", "vae"):
+    for kind in ("gan", "lstm", "vae", "word"):
         champion = ModelRegistry(trained_models).champion(kind)
         assert champion is not None
         assert champion.metrics and all(math.isfinite(value) for value in champion.metrics.values())
