@@ -49,8 +49,6 @@ class _Rows:
 class WordTextGenerator:
     """The champion word-level model, continuing prompts."""
 
-    kind = "word"
-
     def __init__(self, checkpoint: Checkpoint, device: torch.device) -> None:
         assert isinstance(checkpoint.vocab, SubwordVocab) and isinstance(checkpoint.model, WordLM)
         self.model: WordLM = checkpoint.model.cpu()
