@@ -38,6 +38,14 @@ class _Rows:
         self.state = state
         self.keys, self.targets, self.valid, self.count = keys, targets, valid, count
 
+    def grow(self, slots: int) -> None:
+        """Room for `slots` cached positions per row (the cache fills from its first slot on)."""
+        extra = slots - self.keys.shape[1]
+        rows = self.keys.shape[0]
+        self.keys = torch.cat([self.keys, self.keys.new_zeros(rows, extra, self.keys.shape[2])], dim=1)
+        self.targets = torch.cat([self.targets, self.targets.new_zeros(rows, extra)], dim=1)
+        self.valid = torch.cat([self.valid, self.valid.new_zeros(rows, extra)], dim=1)
+
     def keep(self, index: torch.Tensor) -> None:
         self.state = (self.state[0].index_select(1, index), self.state[1].index_select(1, index))
         self.keys = self.keys.index_select(0, index)
@@ -84,6 +92,9 @@ class WordTextGenerator:
         index = torch.arange(len(top)) if live is None else torch.nonzero(live).flatten()
         if len(index) == 0:
             return
+        needed = min(self.slots, int(rows.count.max()) + 1)
+        if needed > rows.keys.shape[1]:
+            rows.grow(min(self.slots, max(needed, 2 * rows.keys.shape[1])))
         slots = rows.count[index] % self.slots
         rows.keys[index, slots] = top[index]
         rows.targets[index, slots] = following[index]
@@ -97,9 +108,9 @@ class WordTextGenerator:
         longest = max(map(len, prompts))
         rows = _Rows(
             self.stepper.new_state(count),
-            torch.zeros(count, self.slots, self.stepper.hidden_size),
-            torch.zeros(count, self.slots, dtype=torch.long),
-            torch.zeros(count, self.slots, dtype=torch.bool),
+            torch.zeros(count, 0, self.stepper.hidden_size),
+            torch.zeros(count, 0, dtype=torch.long),
+            torch.zeros(count, 0, dtype=torch.bool),
             torch.zeros(count, dtype=torch.long),
         )
         lengths = torch.tensor([len(prompt) for prompt in prompts])
@@ -123,7 +134,7 @@ class WordTextGenerator:
         self, rows: _Rows, top: torch.Tensor, histories: list[list[int]], may_end: torch.Tensor
     ) -> torch.Tensor:
         """The model's next-token distribution per row, with UNK (and EOS where `may_end` is False) out."""
-        used = min(self.slots, int(rows.count.max()))  # slots fill from the first on
+        used = rows.keys.shape[1]  # grown as the rows' caches fill
         cache = self.model.cache_distribution(
             top, rows.keys[:, :used], rows.targets[:, :used], rows.valid[:, :used]
         )
