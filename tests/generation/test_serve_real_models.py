@@ -161,11 +161,13 @@ async def test_reload_swaps_in_a_newly_promoted_champion_under_traffic(
         new = next(v.version for v in registry.versions("lstm") if v.version != old)
         registry.promote("lstm", new)  # as an admin's /rollback or a winning retrain would
 
-        traffic = [asyncio.create_task(client.text(TextRequest(length=60, seed=s))) for s in range(12)]
+        traffic = [
+            asyncio.create_task(client.text(TextRequest(model="lstm", length=60, seed=s))) for s in range(12)
+        ]
         await asyncio.sleep(0.05)
         reloaded = await client.reload()
         results = await asyncio.gather(*traffic)
-        after = await client.text(TextRequest(length=10, seed=1))
+        after = await client.text(TextRequest(model="lstm", length=10, seed=1))
         await client.shutdown()
 
     assert {m.kind: m.version for m in reloaded}["lstm"] == new
