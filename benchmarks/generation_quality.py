@@ -1,11 +1,13 @@
 """Generator quality with the default CPU recipes: train each from scratch, score it, time it.
 
-    python -m benchmarks.generation_quality [--kind gan|vae|lstm|all] [--threads N] [--keep DIR] [--time-limit S]
+    python -m benchmarks.generation_quality [--kind gan|vae|lstm|word|all] [--threads N] [--keep DIR] [--time-limit S]
     python -m benchmarks.generation_quality --evaluate-only      (score the champions under DATA_DIR)
 
 Targets: GAN and VAE alike, conditional accuracy >= 0.95, Frechet distance <= 3x the real-vs-real floor,
 diversity >= 0.8x real, no near-copies; LSTM <= 1.9 bits per character on the held-out tenth of
-every corpus file, and fewer than the Kneser-Ney 5-gram's on the same split; each default recipe's
+every corpus file, and fewer than the Kneser-Ney 5-gram's on the same split; the word-level LSTM at
+most 0.9x the Kneser-Ney 5-gram's (English and Chinese shown apart, beside the character LSTM's
+champion on the same split), and its samples as benchmarks.text_samples wants them; each default recipe's
 whole run (data, training, evaluation) <= 10 minutes on 2 cores, all its steps done. Exits 1 when a
 target is missed. Run it with ONEDNN_MAX_CPU_ISA=AVX2 to time it as an AVX2-only CPU would.
 For the LSTM it also prints the same measure on the training text (the last tenth of each file's
@@ -25,25 +27,35 @@ from pathlib import Path
 import torch
 
 from benchmarks.char_references import kneser_ney_scores, reference_line
-from generation.api import MODEL_KINDS
-from generation.models.checkpoint import load_checkpoint
+from benchmarks.text_samples import report as samples_report
+from benchmarks.text_samples import sample_figures
+from generation.api import MODEL_KINDS, TEXT_KINDS
+from generation.models.checkpoint import Checkpoint, load_checkpoint
 from generation.registry import ModelRegistry
+from generation.service.inference import load_generator
 from generation.settings import GenerationSettings
 from generation.train import evaluate
 from generation.train.data import load_images, load_text_corpus
 from generation.train.run import TrainOptions, train_and_register
+from generation.train.word_eval import word_bits_per_char
 
 TRAIN_SECONDS_TARGET = 600.0
+WORD_BPC_SHARE_OF_KN = 0.9  # the word model's held-out bits per character, at most this share of KN's
 
 
-def lstm_fit_report(models_dir: Path, version: str, corpus_dir: Path) -> str:
-    """Held-out vs training bits per character of a trained LSTM version (static evaluation)."""
-    checkpoint = load_checkpoint(ModelRegistry(models_dir).version_dir("lstm", version), "lstm")
+def text_scores(checkpoint: Checkpoint, contexts: list[str], texts: list[str]) -> dict[str, float]:
+    """A text checkpoint's bits per character on `texts`, each after its context."""
+    score = word_bits_per_char if checkpoint.kind == "word" else evaluate.bits_per_char
+    return score(checkpoint.model, checkpoint.vocab, contexts, texts)
+
+
+def lstm_fit_report(models_dir: Path, version: str, corpus_dir: Path, kind: str = "lstm") -> str:
+    """Held-out vs training bits per character of a trained text model version (static evaluation)."""
+    checkpoint = load_checkpoint(ModelRegistry(models_dir).version_dir(kind, version), kind)
     corpus = load_text_corpus(corpus_dir)
     cuts = [len(text) - len(text) // 10 for text in corpus.train]
-    train = evaluate.bits_per_char(
-        checkpoint.model,
-        checkpoint.vocab,
+    train = text_scores(
+        checkpoint,
         [text[:cut] for text, cut in zip(corpus.train, cuts, strict=True)],
         [text[cut:] for text, cut in zip(corpus.train, cuts, strict=True)],
     )
@@ -63,12 +75,43 @@ def score_champion(kind: str, settings: GenerationSettings, models_dir: Path) ->
     if champion is None:
         return None
     checkpoint = load_checkpoint(champion.path, kind)
-    if kind == "lstm":
+    if kind in TEXT_KINDS:
         corpus = load_text_corpus(settings.text_corpus_dir)
-        return evaluate.bits_per_char(checkpoint.model, checkpoint.vocab, corpus.train, corpus.heldout)
+        return text_scores(checkpoint, corpus.train, corpus.heldout)
     data = load_images(None, checkpoint.model.config.image_size, models_dir / "datasets")
     judge = evaluate.load_or_train_judge(data, models_dir / "evaluator")
     return evaluate.evaluate_images(checkpoint.model, data, judge)
+
+
+def by_language(name: str, metrics: dict[str, float]) -> str:
+    return (
+        f"{name}: {metrics['bpc']:.3f} bpc (English and other {metrics['bpc_other']:.3f}, "
+        f"Chinese {metrics['bpc_cjk']:.3f})"
+    )
+
+
+def word_report(
+    metrics: dict[str, float], checkpoint_dir: Path, settings: GenerationSettings, models_dir: Path
+) -> tuple[list[str], bool]:
+    """The word model beside the character LSTM's champion and the Kneser-Ney 5-gram on the same
+    split, then its samples; whether it meets its targets."""
+    corpus = load_text_corpus(settings.text_corpus_dir)
+    kneser_ney = kneser_ney_scores(settings.text_corpus_dir)
+    lines = [f"  {by_language('word LSTM', metrics)}"]
+    char = ModelRegistry(models_dir, settings.shipped_dir).champion("lstm")
+    if char is not None:
+        scored = text_scores(load_checkpoint(char.path, "lstm"), corpus.train, corpus.heldout)
+        lines.append(f"  {by_language(f'char LSTM {char.version}', scored)}")
+    lines.append(f"  {by_language('Kneser-Ney 5-gram', kneser_ney)}")
+    share = metrics["bpc"] / kneser_ney["bpc"]
+    ok = share <= WORD_BPC_SHARE_OF_KN
+    lines.append(
+        f"  bpc {metrics['bpc']:.4f} = {share:.3f}x the Kneser-Ney 5-gram's "
+        f"(target <= {WORD_BPC_SHARE_OF_KN}x) {'PASS' if ok else 'FAIL'}"
+    )
+    figures = sample_figures(load_generator(checkpoint_dir, "word", "cpu"), "word", settings.text_corpus_dir)
+    lines += samples_report(figures)
+    return lines, ok and all(figures.targets().values())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -99,6 +142,9 @@ def main(argv: list[str] | None = None) -> int:
                     ok = False
                     continue
                 timing = ""
+                champion = ModelRegistry(settings.models_dir, settings.shipped_dir).champion(kind)
+                checkpoint_dir = champion.path if champion is not None else None
+                models_dir = settings.models_dir
             else:
                 models_dir = args.keep or Path(scratch)
                 options = TrainOptions(
@@ -123,8 +169,11 @@ def main(argv: list[str] | None = None) -> int:
                     f"{', cut by the time limit' if report.train['stopped_by_time_limit'] else ''}) "
                     f"target <= {TRAIN_SECONDS_TARGET:.0f} s {'PASS' if in_time else 'FAIL'}"
                 )
-                if kind == "lstm":
-                    timing += "\n" + lstm_fit_report(models_dir, report.version, settings.text_corpus_dir)
+                checkpoint_dir = ModelRegistry(models_dir).version_dir(kind, report.version)
+                if kind in TEXT_KINDS:
+                    timing += "\n" + lstm_fit_report(
+                        models_dir, report.version, settings.text_corpus_dir, kind
+                    )
             met = evaluate.targets_met(kind, metrics)
             ok = ok and all(met.values())
             print(f"== {kind}")
@@ -133,6 +182,10 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {name}: {metrics[name]:.4f} {'PASS' if passed else 'FAIL'}")
             if timing:
                 print(timing)
+            if kind == "word" and checkpoint_dir is not None:
+                lines, word_ok = word_report(metrics, checkpoint_dir, settings, models_dir)
+                print("\n".join(lines))
+                ok = ok and word_ok
             if kind == "lstm":
                 kneser_ney = kneser_ney_scores(settings.text_corpus_dir)
                 beats = metrics["bpc"] < kneser_ney["bpc"]

@@ -187,7 +187,7 @@ def workload(kind: str, client: GenerationClient) -> Callable[[int], Awaitable[o
         return lambda index: client.image(ImageRequest(count=8, seed=index))
     if kind == "digit":
         return lambda index: client.image(ImageRequest(count=1, seed=index))
-    return lambda index: client.text(TextRequest(prompt="Startups ", seed=index))
+    return lambda index: client.text(TextRequest(model="lstm", prompt="Startups ", seed=index))
 
 
 async def batching_stats(url: str) -> dict:

@@ -1,10 +1,11 @@
 """Generator speed on this machine: an 8-image grid from each image model (GAN, VAE), 300 characters
-of text, and batched vs sequential.
+of text from each text model (character LSTM, word-level LSTM), and batched vs sequential.
 
     python -m benchmarks.generation_speed [--models-dir DIR] [--device cpu] [--threads N] [--lstm-hidden H]
 
 Uses the champions under DATA_DIR/models when present; otherwise untrained networks of the default
-recipes' shapes (--lstm-hidden sets the untrained LSTM's width, to check others). Exits 1 when a
+recipes' shapes (--lstm-hidden sets the untrained LSTM's width, to check others), and for the word
+model the shipped default champion (its length depends on where its sentences end). Exits 1 when a
 figure misses its target. The last line gives this process's CPU time over its wall time: well
 under 100% (times the threads) means other work shared the CPU during the run.
 """
@@ -29,6 +30,7 @@ from generation.models.vae import VaeConfig, VaeDecoder
 from generation.models.vocab import CharVocab
 from generation.service.inference import ImageGenerator, TextGenerator, load_champion
 from generation.service.packed import compute_dtype
+from generation.service.word_generator import WordTextGenerator
 from generation.settings import GenerationSettings
 from generation.train.data import load_text_corpus
 from generation.train.gan import GanRecipe
@@ -115,6 +117,32 @@ def image_speed(images: ImageGenerator, repeats: int) -> ImageSpeed:
     return ImageSpeed(grid_ms, sequential, batched, sequential_cpu, batched_cpu, sequential_png, batched_png)
 
 
+@dataclass(frozen=True)
+class TextSpeed:
+    """One text model's figures: 300 characters alone, and 32 requests batched vs one at a time."""
+
+    single_ms: float
+    sequential_ms: float
+    batched_ms: float
+    sequential_cpu_ms: float
+    batched_cpu_ms: float
+
+
+def text_speed(texts: TextGenerator | WordTextGenerator) -> TextSpeed:
+    kind = "word" if isinstance(texts, WordTextGenerator) else "lstm"
+    single, _ = timed_ms(
+        lambda: texts.generate_batch([TextRequest(model=kind, prompt="AI startups", length=300, seed=1)]), 5
+    )
+    requests = [
+        TextRequest(model=kind, prompt="创业 startup", length=300, seed=seed) for seed in range(BATCH)
+    ]
+    sequential, sequential_cpu = timed_ms(
+        lambda: [texts.generate_batch([request]) for request in requests], 1
+    )
+    batched, batched_cpu = timed_ms(lambda: texts.generate_batch(requests), 2)
+    return TextSpeed(single, sequential, batched, sequential_cpu, batched_cpu)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.generation_speed", description=__doc__.split("\n")[0]
@@ -138,22 +166,22 @@ def main(argv: list[str] | None = None) -> int:
     texts = None if args.lstm_hidden else load_champion(models_dir, "lstm", args.device)
     texts = texts or untrained_text_generator(settings, args.device, args.lstm_hidden)
     assert isinstance(texts, TextGenerator)
+    words = load_champion(models_dir, "word", args.device) or load_champion(
+        models_dir, "word", args.device, settings.shipped_dir
+    )
+    assert words is None or isinstance(words, WordTextGenerator)
     versions = ", ".join(f"{kind} {generator.version}" for kind, generator in images.items())
     print(
         f"device {args.device}, torch threads {torch.get_num_threads()}, matrix products in "
         f"{str(compute_dtype(torch.device(args.device))).removeprefix('torch.')}, {versions}, "
         f"lstm {texts.version} (hidden {texts.model.config.hidden_size}, vocabulary {len(texts.vocab)})"
+        + ("" if words is None else f", word {words.version} (vocabulary {len(words.vocab)})")
     )
 
     speeds = {kind: image_speed(generator, args.repeats) for kind, generator in images.items()}
-    text_ms, _ = timed_ms(
-        lambda: texts.generate_batch([TextRequest(prompt="AI startups", length=300, seed=1)]), 5
-    )
-    text_requests = [TextRequest(prompt="创业 startup", length=300, seed=seed) for seed in range(BATCH)]
-    text_seq, text_seq_cpu = timed_ms(
-        lambda: [texts.generate_batch([request]) for request in text_requests], 1
-    )
-    text_batch, text_batch_cpu = timed_ms(lambda: texts.generate_batch(text_requests), 2)
+    text_speeds = {"lstm": text_speed(texts)}
+    if words is not None:
+        text_speeds["word"] = text_speed(words)
 
     rows = [
         (
@@ -164,7 +192,15 @@ def main(argv: list[str] | None = None) -> int:
         )
         for kind, speed in speeds.items()
     ]
-    rows.append(("300 characters of text", text_ms, f"<= {TEXT_MS_TARGET:.0f} ms", text_ms <= TEXT_MS_TARGET))
+    for kind, speed in text_speeds.items():
+        rows.append(
+            (
+                f"300 characters of text, {kind}",
+                speed.single_ms,
+                f"<= {TEXT_MS_TARGET:.0f} ms",
+                speed.single_ms <= TEXT_MS_TARGET,
+            )
+        )
     print(f"{'figure':44} {'value':>12}  target")
     for name, value, target, ok in rows:
         print(f"{name:44} {value:9.1f} ms  {target}  {'PASS' if ok else 'FAIL'}")
@@ -176,7 +212,8 @@ def main(argv: list[str] | None = None) -> int:
             (f"{kind} sampling + PNG, 32 x 8 images", speed.png_speedup, False),
         )
     ]
-    speedups.append(("text sampling, 32 x 300 characters", text_seq / text_batch, True))
+    for kind, speed in text_speeds.items():
+        speedups.append((f"{kind} text, 32 x 300 characters", speed.sequential_ms / speed.batched_ms, True))
     ok = all(row[3] for row in rows)
     for name, speedup, gated in speedups:
         verdict = ("PASS" if speedup >= BATCH_SPEEDUP_TARGET else "FAIL") if gated else "info"
@@ -189,11 +226,18 @@ def main(argv: list[str] | None = None) -> int:
         f"{speed.sequential_png_ms:.0f}/{speed.batched_png_ms:.0f}"
         for kind, speed in speeds.items()
     )
-    print(f"(sequential/batched ms: {image_ms}, text {text_seq:.0f}/{text_batch:.0f})")
+    text_ms = ", ".join(
+        f"{kind} text {speed.sequential_ms:.0f}/{speed.batched_ms:.0f}" for kind, speed in text_speeds.items()
+    )
+    print(f"(sequential/batched ms: {image_ms}, {text_ms})")
     image_cpu = ", ".join(f"{kind} {speed.cpu_speedup:.1f}x" for kind, speed in speeds.items())
     print(
-        f"(the same ratios in CPU time, for a loaded machine: {image_cpu}, "
-        f"text {text_seq_cpu / text_batch_cpu:.1f}x)"
+        f"(the same ratios in CPU time, for a loaded machine: {image_cpu}"
+        + "".join(
+            f", {kind} text {speed.sequential_cpu_ms / speed.batched_cpu_ms:.1f}x"
+            for kind, speed in text_speeds.items()
+        )
+        + ")"
     )
     wall, cpu = time.perf_counter() - started_wall, time.process_time() - started_cpu
     print(f"this process: {cpu:.1f} s CPU in {wall:.1f} s wall ({100 * cpu / wall:.0f}%)")

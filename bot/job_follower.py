@@ -21,7 +21,7 @@ from bot.formatting import escape, fit_caption, metrics_text
 from bot.heap import settle_heap
 from bot.jobs import FinishHook, Job
 from bot.texts import Lang, text
-from generation.api import IMAGE_KINDS, GenerationError, ImageRequest, TextRequest, TrainReport
+from generation.api import IMAGE_KINDS, TEXT_KINDS, GenerationError, ImageRequest, TextRequest, TrainReport
 from knowledge.api import INTENT_MODEL
 
 logger = logging.getLogger(__name__)
@@ -211,8 +211,10 @@ class JobFollower:
             if served and job.kind in IMAGE_KINDS:
                 request = ImageRequest(model=job.kind, count=SAMPLE_IMAGES, seed=SAMPLE_SEED)
                 sample = (await self.context.generation.image(request)).png
-            elif served:
-                request = TextRequest(prompt=SAMPLE_PROMPT, length=SAMPLE_TEXT_LENGTH, seed=SAMPLE_SEED)
+            elif served and job.kind in TEXT_KINDS:
+                request = TextRequest(
+                    model=job.kind, prompt=SAMPLE_PROMPT, length=SAMPLE_TEXT_LENGTH, seed=SAMPLE_SEED
+                )
                 sample = (await self.context.generation.text(request)).text
             else:
                 sample = await self.context.jobs.sample(

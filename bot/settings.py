@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import shlex
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError
 
-from generation.api import DEFAULT_IMAGE_KIND, ImageKind
+from generation.api import DEFAULT_IMAGE_KIND, DEFAULT_TEXT_KIND, TEXT_MODEL_KINDS, ImageKind, TextKind
 
 TELEGRAM_API_BASE_URL = "https://api.telegram.org/bot"
 
@@ -44,6 +44,10 @@ class BotSettings(BaseSettings):
     rate_window_s: float = Field(default=60.0, gt=0)
     # The generator /image and "draw me a 7" use when the message names none.
     image_model: ImageKind = DEFAULT_IMAGE_KIND
+    # The generator /text uses: char (the character LSTM) or word (the word-level LSTM, the default).
+    text_model: Literal["char", "word"] = next(
+        name for name, kind in TEXT_MODEL_KINDS.items() if kind == DEFAULT_TEXT_KIND
+    )
 
     # Outgoing flood control (PTB's AIORateLimiter): messages per second over all chats, as Telegram
     # allows; 0 turns throttling off (a self-hosted Bot API server, tests). 429s are retried either way.
@@ -96,10 +100,15 @@ class BotSettings(BaseSettings):
         """INTENT_RETRAIN_ARGS split as a shell would."""
         return shlex.split(self.intent_retrain_args)
 
-    @field_validator("image_model", mode="before")
+    @field_validator("image_model", "text_model", mode="before")
     @classmethod
-    def _lower_image_model(cls, value: object) -> object:
+    def _lower_model_names(cls, value: object) -> object:
         return value.strip().lower() if isinstance(value, str) else value
+
+    @property
+    def text_kind(self) -> TextKind:
+        """The model kind TEXT_MODEL names."""
+        return TEXT_MODEL_KINDS[self.text_model]
 
     @field_validator("telegram_api_base_url")
     @classmethod

@@ -44,12 +44,12 @@ TEXTS: dict[str, dict[Lang, str]] = {
         "en": (
             "<b>Knowledge base</b>: {documents} articles, {sections} sections, {faq_entries} FAQ entries "
             "(corpus {fingerprint}, encoder {encoder}, built {built_at})\n"
-            "<b>Image models</b>: GAN {gan}, VAE {vae}\n<b>Text model</b>: {lstm}"
+            "<b>Image models</b>: GAN {gan}, VAE {vae}\n<b>Text models</b>: word LSTM {word}, char LSTM {lstm}"
         ),
         "zh": (
             "<b>知识库</b>：{documents} 篇文章，{sections} 个章节，{faq_entries} 条 FAQ"
             "（语料 {fingerprint}，编码器 {encoder}，构建于 {built_at}）\n"
-            "<b>图像模型</b>：GAN {gan}，VAE {vae}\n<b>文本模型</b>：{lstm}"
+            "<b>图像模型</b>：GAN {gan}，VAE {vae}\n<b>文本模型</b>：词级 LSTM {word}，字符级 LSTM {lstm}"
         ),
     },
     "no_model": {"en": "not loaded", "zh": "未加载"},
@@ -148,7 +148,10 @@ TEXTS: dict[str, dict[Lang, str]] = {
     },
     "digits_mixed": {"en": "{count} mixed digits", "zh": "{count} 个混合数字"},
     "digits_one": {"en": "{count} × digit {digit}", "zh": "{count} 个数字 {digit}"},
-    "text_footer": {"en": "model {model_version} · seed {seed}", "zh": "模型 {model_version} · 种子 {seed}"},
+    "text_footer": {
+        "en": "{model} model {model_version} · seed {seed}",
+        "zh": "{model} 模型 {model_version} · 种子 {seed}",
+    },
     "generator_training": {
         "en": "This generator is being trained right now (job {job_id}, about {minutes} min left). Please try again then.",
         "zh": "该生成模型正在训练中（任务 {job_id}，约剩 {minutes} 分钟），请稍后再试。",
@@ -177,11 +180,11 @@ TEXTS: dict[str, dict[Lang, str]] = {
     # Admin commands ----------------------------------------------------------------------------
     "retrain_usage": {
         "en": (
-            "Usage: /retrain gan|vae|lstm|intent|all [epochs=N] [steps=N] [seed=N] — retrain in the background\n"
+            "Usage: /retrain gan|vae|lstm|word|intent|all [epochs=N] [steps=N] [seed=N] — retrain in the background\n"
             "/retrain cancel &lt;job id&gt; — stop a running job\nRunning: {running}"
         ),
         "zh": (
-            "用法：/retrain gan|vae|lstm|intent|all [epochs=N] [steps=N] [seed=N] — 在后台重新训练\n"
+            "用法：/retrain gan|vae|lstm|word|intent|all [epochs=N] [steps=N] [seed=N] — 在后台重新训练\n"
             "/retrain cancel &lt;任务编号&gt; — 停止运行中的任务\n运行中：{running}"
         ),
     },
@@ -259,8 +262,8 @@ TEXTS: dict[str, dict[Lang, str]] = {
         "zh": "重建索引失败：{error}。继续使用之前的索引。",
     },
     "rollback_usage": {
-        "en": "Usage: /rollback gan|vae|lstm [version] — without a version, the previous champion",
-        "zh": "用法：/rollback gan|vae|lstm [版本] — 不指定版本则恢复上一个冠军",
+        "en": "Usage: /rollback gan|vae|lstm|word [version] — without a version, the previous champion",
+        "zh": "用法：/rollback gan|vae|lstm|word [版本] — 不指定版本则恢复上一个冠军",
     },
     "rollback_done": {
         "en": "Rolled back {kind}: {version} is the champion again and serving.",
@@ -342,14 +345,14 @@ ADMIN_COMMANDS: dict[str, dict[Lang, str]] = {
     "models": {"en": "Model versions", "zh": "模型版本"},
     "reindex": {"en": "Rebuild the knowledge index", "zh": "重建知识索引"},
     "retrain": {
-        "en": "Retrain a model: /retrain gan|vae|lstm|intent|all",
-        "zh": "重新训练模型：/retrain gan|vae|lstm|intent|all",
+        "en": "Retrain a model: /retrain gan|vae|lstm|word|intent|all",
+        "zh": "重新训练模型：/retrain gan|vae|lstm|word|intent|all",
     },
     "block": {"en": "Ignore a user: /block ID (or reply)", "zh": "封禁用户：/block ID（或回复）"},
     "unblock": {"en": "Stop ignoring a user: /unblock ID", "zh": "解除封禁：/unblock ID"},
     "rollback": {
-        "en": "Restore an earlier model: /rollback gan|vae|lstm [version]",
-        "zh": "恢复旧版模型：/rollback gan|vae|lstm [版本]",
+        "en": "Restore an earlier model: /rollback gan|vae|lstm|word [version]",
+        "zh": "恢复旧版模型：/rollback gan|vae|lstm|word [版本]",
     },
 }
 

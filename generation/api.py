@@ -17,11 +17,17 @@ MAX_IMAGES = 16
 MAX_PROMPT_CHARS = 500
 MAX_TEXT_LENGTH = 1000
 DEFAULT_TEXT_LENGTH = 300
-ModelKind = Literal["gan", "lstm", "vae"]
+ModelKind = Literal["gan", "lstm", "vae", "word"]
 MODEL_KINDS: tuple[ModelKind, ...] = get_args(ModelKind)  # every generator kind, in a fixed order
 ImageKind = Literal["gan", "vae"]
 IMAGE_KINDS: tuple[ImageKind, ...] = get_args(ImageKind)  # the kinds that draw digits
 DEFAULT_IMAGE_KIND: ImageKind = "gan"
+TextKind = Literal["lstm", "word"]
+TEXT_KINDS: tuple[TextKind, ...] = get_args(TextKind)  # the kinds that write text
+# TEXT_MODEL's names for the text kinds, and how captions name them.
+TEXT_MODEL_KINDS: dict[str, TextKind] = {"char": "lstm", "word": "word"}
+TEXT_KIND_NAMES: dict[TextKind, str] = {"lstm": "char LSTM", "word": "word LSTM"}
+DEFAULT_TEXT_KIND: TextKind = "word"
 # What each kind generates, in the words users and error messages use.
 MODEL_OUTPUTS: dict[ModelKind, Literal["image", "text"]] = {
     kind: "image" if kind in IMAGE_KINDS else "text" for kind in MODEL_KINDS
@@ -122,10 +128,12 @@ class ImageResult(BaseModel):
 
 
 class TextRequest(BaseModel):
-    """Continue `prompt` for `length` characters."""
+    """Continue `prompt` for `length` characters with the `model` text generator (the word model
+    stops at the first sentence end past `length`)."""
 
     model_config = ConfigDict(extra="forbid")
 
+    model: TextKind = DEFAULT_TEXT_KIND
     prompt: str = Field(default="", max_length=MAX_PROMPT_CHARS)
     length: int = Field(default=DEFAULT_TEXT_LENGTH, ge=1, le=MAX_TEXT_LENGTH)
     temperature: float = Field(default=0.8, gt=0.0, le=2.0)
@@ -140,6 +148,7 @@ class TextResult(BaseModel):
     text: str
     model_version: str
     seed: int
+    model: TextKind = "lstm"  # the generator that wrote it
 
 
 class ModelInfo(BaseModel):

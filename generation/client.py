@@ -205,7 +205,7 @@ class HttpBackend:
         return ImageResult.from_json(answer)
 
     async def text(self, request: TextRequest) -> TextResult:
-        data = await self.call("POST", "/v1/text", request.model_dump(), kind="lstm")
+        data = await self.call("POST", "/v1/text", request.model_dump(), kind=request.model)
         return TextResult.model_validate(data)
 
     async def models(self) -> list[ModelInfo]:

@@ -1,7 +1,7 @@
 """python -m generation.sample image|text: draw from the champion (or a given checkpoint).
 
 image [--model gan|vae] [--digit D] [--n N] [--seed S] --out FILE.png   (FILE.npy: raw images (n, h, w) in [0, 1])
-text ["prompt"] [--length N] [--temperature T] [--top-k K] [--top-p P] [--seed S]
+text ["prompt"] [--model char|word] [--length N] [--temperature T] [--top-k K] [--top-p P] [--seed S]
      prints the text, prompt included, to stdout; logs go to stderr
 """
 
@@ -17,14 +17,17 @@ from pydantic import ValidationError
 
 from generation.api import (
     DEFAULT_IMAGE_KIND,
+    DEFAULT_TEXT_KIND,
     DEFAULT_TEXT_LENGTH,
     IMAGE_KINDS,
+    TEXT_KINDS,
+    TEXT_MODEL_KINDS,
     ImageRequest,
     ModelKind,
     TextRequest,
 )
 from generation.models.checkpoint import CheckpointError, read_metadata
-from generation.service.inference import ImageGenerator, TextGenerator, load_champion
+from generation.service.inference import ImageGenerator, load_champion, load_generator
 from generation.settings import GenerationSettings
 
 log = logging.getLogger("generation.sample")
@@ -47,6 +50,11 @@ def build_parser() -> argparse.ArgumentParser:
     image.add_argument("--out", type=Path, required=True, help="FILE.png or FILE.npy")
     text = kinds.add_parser("text", help="continue a prompt")
     text.add_argument("prompt", nargs="?", default="")
+    text.add_argument(
+        "--model",
+        choices=sorted(TEXT_MODEL_KINDS),
+        help="char: the character LSTM; word: the word-level LSTM (default: word, or the --checkpoint's own kind)",
+    )
     text.add_argument("--length", type=int, default=DEFAULT_TEXT_LENGTH, help="characters to add")
     text.add_argument("--temperature", type=float, default=0.8)
     text.add_argument("--top-k", type=int, default=0, help="0 = off")
@@ -56,30 +64,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _kind(args: argparse.Namespace) -> ModelKind:
-    """The generator to draw from: `--model` for images (else the checkpoint's own image kind, else
-    the default), the LSTM for text."""
-    if args.kind == "text":
-        return "lstm"
+    """The generator to draw from: `--model` (else the checkpoint's own kind, else the default)."""
     if args.model is not None:
-        return args.model
+        return TEXT_MODEL_KINDS[args.model] if args.kind == "text" else args.model
     if args.checkpoint is not None:
         try:
             kind = read_metadata(args.checkpoint).get("kind")
         except CheckpointError:
             kind = None  # the loader says what is wrong with it
-        if kind in IMAGE_KINDS:
+        if kind in (TEXT_KINDS if args.kind == "text" else IMAGE_KINDS):
             return kind
-    return DEFAULT_IMAGE_KIND
+    return DEFAULT_TEXT_KIND if args.kind == "text" else DEFAULT_IMAGE_KIND
 
 
-def _load(
-    kind: ModelKind, args: argparse.Namespace, settings: GenerationSettings
-) -> ImageGenerator | TextGenerator | None:
+def _load(kind: ModelKind, args: argparse.Namespace, settings: GenerationSettings):
     device = args.device or settings.generation_device
     if args.checkpoint is not None:
-        if kind == "lstm":
-            return TextGenerator.load(args.checkpoint, device)
-        return ImageGenerator.load(args.checkpoint, device, kind)
+        return load_generator(args.checkpoint, kind, device)
     return load_champion(settings.models_dir, kind, device, settings.shipped_dir)
 
 
@@ -96,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
                 return 2
         else:
             request = TextRequest(
+                model=kind,
                 prompt=args.prompt,
                 length=args.length,
                 temperature=args.temperature,
@@ -116,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     if generator is None:
         print(f"no {kind} model yet: train one with `python -m generation.train {kind}`", file=sys.stderr)
         return 1
-    log.info("model %s", generator.version)
+    log.info("model %s %s", kind, generator.version)
     if isinstance(generator, ImageGenerator):
         assert isinstance(request, ImageRequest)
         if args.out.suffix.lower() == ".npy":

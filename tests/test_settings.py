@@ -26,6 +26,7 @@ ENV_NAMES = (
     "WEBHOOK_PORT",
     "LOG_LEVEL",
     "IMAGE_MODEL",
+    "TEXT_MODEL",
 )
 
 
@@ -45,6 +46,7 @@ def test_defaults_work_offline_with_no_environment() -> None:
     assert bot.data_dir == Path("var")
     assert bot.webhook_url == ""
     assert bot.image_model == "gan"
+    assert (bot.text_model, bot.text_kind) == ("word", "word")
     knowledge = KnowledgeSettings.load()
     assert knowledge.embedding_model == PACKAGED_EMBEDDING_MODEL
     assert knowledge.corpus_dir.is_dir()
@@ -59,6 +61,7 @@ def test_values_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setenv("DATA_DIR", "/srv/data")
     monkeypatch.setenv("LOG_LEVEL", "debug")
     monkeypatch.setenv("IMAGE_MODEL", " VAE")
+    monkeypatch.setenv("TEXT_MODEL", "Char ")
     monkeypatch.setenv("GENERATION_URL", "http://gpu-host:8000/")
     monkeypatch.setenv("GENERATION_TOKEN", "s3cret")
     monkeypatch.setenv("EMBEDDING_MODEL", "sentence-transformers/paraphrase-multilingual-MiniLM-L12-v2")
@@ -68,6 +71,7 @@ def test_values_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> No
     assert bot.data_dir == Path("/srv/data")
     assert bot.log_level == "DEBUG"
     assert bot.image_model == "vae"
+    assert bot.text_kind == "lstm"
     generation = GenerationSettings.load()
     assert generation.generation_url == "http://gpu-host:8000"
     assert generation.token == "s3cret"
@@ -97,6 +101,7 @@ def test_secrets_do_not_show_in_repr(monkeypatch: pytest.MonkeyPatch) -> None:
         ("LOG_LEVEL", "LOUD", BotSettings),
         ("TELEGRAM_API_BASE_URL", "ftp://example", BotSettings),
         ("IMAGE_MODEL", "vea", BotSettings),
+        ("TEXT_MODEL", "words", BotSettings),
         ("GENERATION_URL", "gpu-host:8000", GenerationSettings),
     ],
 )

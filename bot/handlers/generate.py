@@ -23,6 +23,7 @@ from generation.api import (
     IMAGE_KINDS,
     MAX_IMAGES,
     MAX_PROMPT_CHARS,
+    TEXT_KIND_NAMES,
     GeneratorUnavailable,
     ImageKind,
     ImageRequest,
@@ -36,7 +37,6 @@ from generation.api import (
 logger = logging.getLogger(__name__)
 
 DEFAULT_IMAGE_COUNT = 8
-TEXT_MODEL: ModelKind = "lstm"  # the generator behind /text
 
 
 def parse_image_args(args: list[str]) -> tuple[int | None, int, ImageKind | None] | None:
@@ -121,11 +121,18 @@ async def text_command(update: Update, context: CustomContext) -> None:
 
 
 async def write(context: CustomContext, request: Request, prompt: str) -> None:
-    """Continue `prompt` with the LSTM and send the text."""
-    result = await _generate(context, request, "text", ChatAction.TYPING, TextRequest(prompt=prompt))
+    """Continue `prompt` with the TEXT_MODEL generator and send the text, captioned with the model."""
+    generation = TextRequest(prompt=prompt, model=context.settings.text_kind)
+    result = await _generate(context, request, "text", ChatAction.TYPING, generation)
     if result is None:
         return
-    footer = text("text_footer", request.lang, model_version=escape(result.model_version), seed=result.seed)
+    footer = text(
+        "text_footer",
+        request.lang,
+        model=TEXT_KIND_NAMES[result.model],
+        model_version=escape(result.model_version),
+        seed=result.seed,
+    )
     await reply(context, request, f"{escape(result.text)}\n\n<i>{footer}</i>")
     record_usage(context, request, "text", "ok")
 
@@ -134,7 +141,7 @@ async def _generate(
     context: CustomContext, request: Request, kind: str, action: str, generation: ImageRequest | TextRequest
 ) -> ImageResult | TextResult | None:
     """Run one generation with a chat action showing; None (the user told why) when it cannot run."""
-    model = generation.model if isinstance(generation, ImageRequest) else TEXT_MODEL
+    model: ModelKind = generation.model
     if not await _generators_ready(context, request, kind, model):
         return None
     try:

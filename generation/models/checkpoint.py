@@ -22,8 +22,10 @@ from torch import nn
 
 from generation.models.gan import GanConfig, Generator
 from generation.models.lstm import CharLSTM, LstmConfig
+from generation.models.subword import SubwordVocab
 from generation.models.vae import VaeConfig, VaeDecoder
 from generation.models.vocab import CharVocab
+from generation.models.word_lm import WordLM, WordLmConfig
 
 FORMAT_VERSION = 1
 WEIGHTS_FILE = "model.safetensors"
@@ -34,7 +36,16 @@ NETWORKS: dict[str, tuple[Callable[[Any], nn.Module], Callable[..., Any]]] = {
     "gan": (Generator, GanConfig),
     "lstm": (CharLSTM, LstmConfig),
     "vae": (VaeDecoder, VaeConfig),
+    "word": (WordLM, WordLmConfig),
 }
+TextVocab = CharVocab | SubwordVocab
+# The text kinds' vocabularies, read back from their JSON form in the metadata.
+VOCABS: dict[str, Callable[[Any], TextVocab]] = {"lstm": CharVocab.from_list, "word": SubwordVocab.from_dict}
+
+
+def vocab_json(vocab: TextVocab) -> list[str] | dict[str, list]:
+    """A vocabulary's JSON form, as the metadata keeps it."""
+    return vocab.to_dict() if isinstance(vocab, SubwordVocab) else vocab.to_list()
 
 
 class CheckpointError(ValueError):
@@ -48,7 +59,7 @@ class Checkpoint:
     kind: str
     model: nn.Module
     metadata: dict[str, Any]
-    vocab: CharVocab | None = None
+    vocab: TextVocab | None = None
     path: Path | None = field(default=None)
 
     @property
@@ -81,7 +92,7 @@ def save_checkpoint(
     model: nn.Module,
     config: dict[str, Any],
     *,
-    vocab: CharVocab | None = None,
+    vocab: TextVocab | None = None,
     metadata: dict[str, Any] | None = None,
 ) -> Path:
     """Write weights, then metadata (with the weights' hash) into `directory`; returns the folder.
@@ -101,7 +112,7 @@ def save_checkpoint(
         meta = dict(metadata or {})
         meta.update(format=FORMAT_VERSION, kind=kind, config=config, weights_sha256=_sha256(weights))
         if vocab is not None:
-            meta["vocab"] = vocab.to_list()
+            meta["vocab"] = vocab_json(vocab)
         meta.setdefault("metrics", {})
         meta_temp.write_text(json.dumps(meta, ensure_ascii=False, indent=1), encoding="utf-8")
         os.replace(meta_temp, directory / META_FILE)
@@ -158,14 +169,14 @@ def load_checkpoint(directory: Path, kind: str, device: str | torch.device = "cp
     if not isinstance(config, dict):
         raise CheckpointError("metadata has no network config")
     vocab = None
-    if kind == "lstm":
+    if kind in VOCABS:
         try:
-            vocab = CharVocab.from_list(meta["vocab"])
+            vocab = VOCABS[kind](meta["vocab"])
         except (KeyError, TypeError, ValueError) as exc:
             raise CheckpointError(f"bad vocabulary in metadata: {exc}") from None
         if len(vocab) != config.get("vocab_size"):
             raise CheckpointError(
-                f"vocabulary has {len(vocab)} characters, config says {config.get('vocab_size')}"
+                f"vocabulary has {len(vocab)} entries, config says {config.get('vocab_size')}"
             )
     model = build_model(kind, config)
     try:

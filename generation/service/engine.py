@@ -167,8 +167,8 @@ class GenerationEngine:
         return await self._submit(request.model, request, timeout_s)
 
     async def text(self, request: TextRequest, timeout_s: float | None = None) -> TextResult:
-        """One text request, batched with concurrent ones."""
-        return await self._submit("lstm", request, timeout_s)
+        """One text request, batched with concurrent ones for the same text model."""
+        return await self._submit(request.model, request, timeout_s)
 
     async def _submit(self, kind: ModelKind, request: Any, timeout_s: float | None) -> Any:
         self._require_started()

@@ -38,6 +38,7 @@ from generation.registry import ModelRegistry
 from generation.service.image_network import image_network
 from generation.service.png import encode_grey_png
 from generation.service.text_stepper import sample_ids, text_stepper
+from generation.service.word_generator import WordTextGenerator
 
 MIN_SIDE_PX = 256  # Telegram shows small photos blurred; keep each side at least this big
 GAP_PX = 1  # gap between tiles, in model pixels
@@ -232,21 +233,30 @@ class TextGenerator:
         for rank, row in enumerate(order):
             texts[row] = requests[row].prompt + self.vocab.decode(produced_rows[rank][: requests[row].length])
         return [
-            TextResult(text=text, model_version=self.version, seed=seed)
+            TextResult(text=text, model_version=self.version, seed=seed, model="lstm")
             for text, seed in zip(texts, seeds, strict=True)
         ]
 
     def warm_up(self) -> None:
-        self.generate_batch([TextRequest(prompt="AI", length=20, seed=0)])
+        self.generate_batch([TextRequest(prompt="AI", length=20, seed=0, model="lstm")])
+
+
+def load_generator(
+    path: Path, kind: ModelKind, device: str = "auto"
+) -> ImageGenerator | TextGenerator | WordTextGenerator:
+    """The checkpoint of `kind` at `path`, loaded as a generator."""
+    if kind in IMAGE_KINDS:
+        return ImageGenerator.load(path, device, kind)
+    if kind == "word":
+        return WordTextGenerator.load(path, device)
+    return TextGenerator.load(path, device)
 
 
 def load_champion(
     models_dir: Path, kind: ModelKind, device: str = "auto", shipped_dir: Path | None = None
-) -> ImageGenerator | TextGenerator | None:
+) -> ImageGenerator | TextGenerator | WordTextGenerator | None:
     """The current champion of `kind`, loaded; None when there is none (nothing promoted or shipped)."""
     champion = ModelRegistry(Path(models_dir), shipped_dir).champion(kind)
     if champion is None:
         return None
-    if kind in IMAGE_KINDS:
-        return ImageGenerator.load(champion.path, device, kind)
-    return TextGenerator.load(champion.path, device)
+    return load_generator(champion.path, kind, device)

@@ -126,14 +126,23 @@ def _apply_average(model: CharLSTM, averaged: list[torch.Tensor]) -> None:
 def train_lstm(
     recipe: LstmRecipe, corpus: TextCorpus, device: torch.device, reporter_factory, seed: int
 ) -> tuple[CharLSTM, CharVocab, dict]:
-    """Truncated back-propagation over `batch_size` parallel streams, carrying state across windows."""
+    """The character vocabulary of the training text, then the network trained on its stream."""
     torch.manual_seed(seed)
     vocab = CharVocab.build(corpus.train, min_count=recipe.min_char_count)
     config = LstmConfig(
         len(vocab), recipe.embed_dim, recipe.hidden_size, recipe.layers, recipe.dropout, recipe.tie_embeddings
     )
-    model = CharLSTM(config).to(device)
     ids = training_stream(corpus, vocab)
+    model, info = fit_stream(recipe, config, ids, device, reporter_factory)
+    return model, vocab, {**info, "train_chars": len(ids)}
+
+
+def fit_stream(
+    recipe: LstmRecipe, config: LstmConfig, ids: torch.Tensor, device: torch.device, reporter_factory
+) -> tuple[CharLSTM, dict]:
+    """Truncated back-propagation over `batch_size` parallel streams of `ids`, carrying state across
+    windows; the caller seeds torch. Returns the trained network (on the CPU) and the run's figures."""
+    model = CharLSTM(config).to(device)
     per_stream = (len(ids) - 1) // recipe.batch_size
     windows = max(1, per_stream // recipe.seq_len)
     inputs = ids[: per_stream * recipe.batch_size].view(recipe.batch_size, per_stream)
@@ -204,6 +213,5 @@ def train_lstm(
         "train_seconds": round(time.perf_counter() - started, 1),
         "train_cpu_seconds": round(time.process_time() - cpu_started, 1),  # shows how contended the CPU was
         "train_bpc_last_batch": round(loss_value / math.log(2), 4),
-        "train_chars": len(ids),
     }
-    return model.cpu(), vocab, info
+    return model.cpu(), info

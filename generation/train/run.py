@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from generation.api import IMAGE_KINDS, ChampionScore, TrainReport
+from generation.api import IMAGE_KINDS, TEXT_KINDS, ChampionScore, TrainReport
 from generation.models.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from generation.models.device import resolve_device
 from generation.registry import ModelRegistry
@@ -28,12 +28,16 @@ from generation.train.gan import GanRecipe, train_gan
 from generation.train.lstm import LstmRecipe, train_lstm
 from generation.train.progress import ProgressCallback, ProgressReporter, TrainProgress
 from generation.train.vae import VaeRecipe, train_vae
+from generation.train.word import WordRecipe, train_word
+from generation.train.word_eval import word_bits_per_char
 
 DRY_RUN_IMAGES_PER_CLASS = 24
 DRY_RUN_TRAIN_CHARS = 3000
 DRY_RUN_HELDOUT_CHARS = 300
 # Each image kind's recipe and training function; they share the data, the judge and the gate.
 IMAGE_TRAINERS = {"gan": (GanRecipe, train_gan), "vae": (VaeRecipe, train_vae)}
+# Each text kind's recipe and training function; they share the corpus, its split and the gate.
+TEXT_TRAINERS = {"lstm": (LstmRecipe, train_lstm), "word": (WordRecipe, train_word)}
 
 
 @dataclass
@@ -63,7 +67,7 @@ def _now() -> str:
 
 
 def _recipe(
-    recipe_class: type[GanRecipe] | type[VaeRecipe] | type[LstmRecipe],
+    recipe_class: type[GanRecipe] | type[VaeRecipe] | type[LstmRecipe] | type[WordRecipe],
     options: TrainOptions,
     device: torch.device,
 ):
@@ -143,6 +147,9 @@ class _Evaluator:
         if self.kind == "lstm":
             assert self.corpus is not None
             return evaluate.bits_per_char(model, vocab, self.corpus.train, self.corpus.heldout)
+        if self.kind == "word":
+            assert self.corpus is not None
+            return word_bits_per_char(model, vocab, self.corpus.train, self.corpus.heldout)
         assert self.image_data is not None
         if self.judge is None:
             return evaluate.evaluate_unlabelled_images(model, self.image_data)
@@ -150,8 +157,8 @@ class _Evaluator:
 
 
 def comparable_split(kind: str, metadata: dict) -> bool:
-    """Whether a checkpoint's held-out score was measured the way this run measures (LSTM text split)."""
-    if kind != "lstm":
+    """Whether a checkpoint's held-out score was measured the way this run measures (the text split)."""
+    if kind not in TEXT_KINDS:
         return True
     return (metadata.get("data") or {}).get("heldout_split") == HELDOUT_SPLIT
 
@@ -191,15 +198,16 @@ def train_and_register(options: TrainOptions, callback: ProgressCallback | None 
             config.to_dict(),
             {"source": image_data.source, "fingerprint": image_data.fingerprint},
         )
-    elif options.kind == "lstm":
-        recipe = _recipe(LstmRecipe, options, device)
+    elif options.kind in TEXT_TRAINERS:
+        recipe_class, train_text = TEXT_TRAINERS[options.kind]
+        recipe = _recipe(recipe_class, options, device)
         source = Path(options.data) if options.data else options.text_corpus_dir
         if source is None:
             raise ValueError("no text corpus: pass --data PATH or set TEXT_CORPUS_DIR")
         corpus = load_text_corpus(source)
         if options.dry_run:
             corpus = _tiny_corpus(corpus)
-        model, vocab, info = train_lstm(recipe, corpus, device, reporter_factory, options.seed)
+        model, vocab, info = train_text(recipe, corpus, device, reporter_factory, options.seed)
         config_dict, data_info = (
             model.config.to_dict(),
             {

@@ -188,7 +188,12 @@ class FakeGenerationClient:
         self.initialized = 0
         self.shut_down = 0
         self.reloads = 0
-        self.serving = {"gan": "gan-test-1", "lstm": "lstm-test-1", "vae": "vae-test-1"}
+        self.serving = {
+            "gan": "gan-test-1",
+            "lstm": "lstm-test-1",
+            "vae": "vae-test-1",
+            "word": "word-test-1",
+        }
         self.promoted_on_reload: dict[str, str] = {}
         self.history = {kind: [f"{kind}-v1"] for kind in self.serving}
 
@@ -228,7 +233,10 @@ class FakeGenerationClient:
             raise InvalidRequest(f"prompt longer than {MAX_PROMPT_CHARS} characters")
         await asyncio.sleep(self.delay_s)
         return TextResult(
-            text=request.prompt + " and then <more> & more", model_version=self.serving["lstm"], seed=7
+            text=request.prompt + " and then <more> & more",
+            model_version=self.serving[request.model],
+            seed=7,
+            model=request.model,
         )
 
     async def models(self) -> list[ModelInfo]:
@@ -238,6 +246,7 @@ class FakeGenerationClient:
             ModelInfo(kind="gan", version=self.serving["gan"], metrics={"fid": 12.5}),
             ModelInfo(kind="lstm", version=self.serving["lstm"], metrics={"perplexity": 3.2}),
             ModelInfo(kind="vae", version=self.serving["vae"], metrics={"fd_ratio": 1.7}),
+            ModelInfo(kind="word", version=self.serving["word"], metrics={"bpc": 2.3}),
         ]
 
     async def reload(self) -> list[ModelInfo]:

@@ -32,7 +32,7 @@ def test_only_kinds_without_a_model_are_missing() -> None:
     assert missing_generators(generation) == []
     del generation.serving["lstm"]
     assert missing_generators(generation) == ["lstm"]
-    assert missing_generators(FakeGenerationClient(available=False)) == ["gan", "lstm", "vae"]
+    assert missing_generators(FakeGenerationClient(available=False)) == ["gan", "lstm", "vae", "word"]
 
 
 def test_a_generation_service_trains_its_own_models() -> None:

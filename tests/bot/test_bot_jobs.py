@@ -210,7 +210,7 @@ async def test_recover_fails_interrupted_jobs_and_stops_their_orphaned_trainer(
         (["LSTM", "epochs=3"], (["lstm"], RetrainOptions(epochs=3))),
         (
             ["all", "steps=10", "epochs=2"],
-            (["gan", "lstm", "vae", "intent"], RetrainOptions(epochs=2, max_steps=10)),
+            (["gan", "lstm", "vae", "word", "intent"], RetrainOptions(epochs=2, max_steps=10)),
         ),
         (["Intent", "seed=3"], (["intent"], RetrainOptions(seed=3))),
         (["gan", "seed=42"], (["gan"], RetrainOptions(seed=42))),

@@ -66,7 +66,9 @@ async def test_admin_stats_reindex_and_models(fake: FakeTelegram, data_dir: Path
     assert "gan: serving gan-test-1 · fid=12.5" in models
     assert "intent (message routing): serving intent-v1" in models
     assert "• gan-v1 previous · 2026-11-25T10:00:00Z · score=1" in models
-    assert retrain.startswith("Usage: /retrain gan|vae|lstm|intent|all") and retrain.endswith("Running: none")
+    assert retrain.startswith("Usage: /retrain gan|vae|lstm|word|intent|all") and retrain.endswith(
+        "Running: none"
+    )
     assert [(entry["command"], entry["args"]) for entry in audit] == [
         ("retrain", ""),
         ("models", ""),

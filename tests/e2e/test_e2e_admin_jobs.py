@@ -138,29 +138,30 @@ async def test_a_second_retrain_is_refused_and_cancel_stops_jobs(
         admin.message("/retrain gan steps=5", user=ADMIN)
         [*_, refused] = await fake.wait_for_reply(admin.id, count=3)
         admin.message("/retrain all", user=ADMIN)
-        replies = await fake.wait_for_reply(admin.id, count=10)
-        [*_, refused_again, lstm_started, _, vae_started, _, intent_started, _] = replies
+        replies = await fake.wait_for_reply(admin.id, count=12)
+        [*_, refused_again, lstm_started, _, vae_started, _, word_started, _, intent_started, _] = replies
         lstm_job = JOB_ID.search(visible(lstm_started)).group(1)
         vae_job = JOB_ID.search(visible(vae_started)).group(1)
+        word_job = JOB_ID.search(visible(word_started)).group(1)
         intent_job = JOB_ID.search(visible(intent_started)).group(1)
         admin.message(f"/retrain cancel {gan_job}", user=ADMIN)
-        [*_, cancelled] = await fake.wait_for_reply(admin.id, count=11, timeout=20)
+        [*_, cancelled] = await fake.wait_for_reply(admin.id, count=13, timeout=20)
         admin.message("/retrain cancel gan-ffff", user=ADMIN)
-        [*_, unknown] = await fake.wait_for_reply(admin.id, count=12)
-        for count, job in enumerate((lstm_job, vae_job, intent_job), start=13):
+        [*_, unknown] = await fake.wait_for_reply(admin.id, count=14)
+        for count, job in enumerate((lstm_job, vae_job, word_job, intent_job), start=15):
             admin.message(f"/retrain cancel {job}", user=ADMIN)
             await fake.wait_for_reply(admin.id, count=count, timeout=20)
         # Each job's outcome is recorded before its progress message is edited to say so.
         await fake.wait_for(
-            lambda call: call.method == "editMessageText" and "cancelled after" in call.text, count=4
+            lambda call: call.method == "editMessageText" and "cancelled after" in call.text, count=5
         )
         records = {record.id: record.status for record in application.bot_data.services.store.jobs()}
     expected_refusal = f"gan is already being retrained by job {gan_job} (/retrain cancel {gan_job})."
     assert visible(refused) == visible(refused_again) == expected_refusal
     assert visible(cancelled) == f"Job {gan_job} (gan) cancelled. The champion is unchanged."
-    running = f"{lstm_job} (lstm), {vae_job} (vae), {intent_job} (intent)"
+    running = f"{lstm_job} (lstm), {vae_job} (vae), {word_job} (word), {intent_job} (intent)"
     assert visible(unknown) == f"No running job gan-ffff. Running: {running}"
-    assert records == dict.fromkeys((gan_job, lstm_job, vae_job, intent_job), "cancelled")
+    assert records == dict.fromkeys((gan_job, lstm_job, vae_job, word_job, intent_job), "cancelled")
     # The refused one never ran (the first may be cancelled before its trainer wrote its arguments).
     argv_file = data_dir / "argv-gan.json"
     assert not argv_file.exists() or "--max-steps" not in argv_file.read_text()

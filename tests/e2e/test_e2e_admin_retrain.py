@@ -163,7 +163,7 @@ async def test_a_worse_candidate_is_not_promoted(fake: FakeTelegram, models_data
         admin = private_chat(fake, ADMIN)
         admin.message("/retrain lstm steps=1 seed=0", user=ADMIN)
         *_, report, sample = await fake.wait_for_reply(admin.id, count=4, timeout=120)
-        served = await generation.text(TextRequest(prompt="The", length=20, seed=SEED))
+        served = await generation.text(TextRequest(model="lstm", prompt="The", length=20, seed=SEED))
     lines = visible(report).splitlines()
     candidate = re.match(r"Candidate (\S+): bpc=([\d.]+)", lines[1])
     assert candidate is not None and lines[2].startswith(f"Champion {champion}: bpc=")
@@ -178,7 +178,7 @@ async def test_cancel_and_a_killed_trainer_leave_the_champion_serving(
 ) -> None:
     data_dir = models_data_dir
     state = registry_state(data_dir, "lstm")
-    async with real_bot(fake, data_dir) as (application, _):
+    async with real_bot(fake, data_dir, text_model="char") as (application, _):
         store = application.bot_data.services.store
         admin = private_chat(fake, ADMIN)
 

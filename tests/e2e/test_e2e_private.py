@@ -212,7 +212,17 @@ async def test_text_command_escapes_generated_text(fake: FakeTelegram, data_dir:
         [reply] = await fake.wait_for_reply(chat.id)
     text = visible(reply)
     assert text.startswith("Our startup and then <more> & more")
-    assert "lstm-test-1" in text
+    assert "word LSTM model word-test-1 · seed 7" in text
+
+
+async def test_text_model_setting_picks_the_text_generator(fake: FakeTelegram, data_dir: Path) -> None:
+    generation = FakeGenerationClient()
+    async with run_bot(fake, data_dir, generation=generation, text_model="char"):
+        chat = private_chat(fake)
+        chat.message("/text Our startup")
+        [reply] = await fake.wait_for_reply(chat.id)
+    assert "char LSTM model lstm-test-1 · seed 7" in visible(reply)
+    assert [request.model for request in generation.requests] == ["lstm"]
 
 
 async def test_generators_unavailable_are_reported_at_once(fake: FakeTelegram, data_dir: Path) -> None:

@@ -56,7 +56,7 @@ class SharedKnowledge:
 
 @pytest.fixture(scope="session")
 def trainers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, list[subprocess.Popen]]]:
-    """Dry-run training of both generators into a fresh DATA_DIR, started in the background."""
+    """Dry-run training of an image and both text generators into a fresh DATA_DIR, in the background."""
     data_dir = tmp_path_factory.mktemp("generation")
     env = {**os.environ, "DATA_DIR": str(data_dir), "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     processes = [
@@ -68,7 +68,7 @@ def trainers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, l
             stderr=subprocess.PIPE,
             text=True,
         )
-        for kind in ("gan", "lstm")
+        for kind in ("gan", "lstm", "word")
     ]
     yield data_dir, processes
     for process in processes:
@@ -160,7 +160,8 @@ async def test_real_generators_draw_and_write(
         [*_, about] = await fake.wait_for_reply(chat.id, count=3)
     assert photo.method == "sendPhoto" and photo.files["photo"].startswith(b"\x89PNG")
     assert f"2 × digit 3 · GAN model {models['gan']} · seed " in photo.text
-    assert visible(text).startswith("The startup") and models["lstm"] in visible(text)
+    assert visible(text).startswith("The startup") and models["word"] in visible(text)
+    assert f"word LSTM model {models['word']} · seed " in visible(text)
     stats = real_knowledge.stats()
     assert f"{stats['sections']} sections" in visible(about) and models["gan"] in visible(about)
 
@@ -226,7 +227,7 @@ async def test_python_m_bot_run_on_a_fresh_data_dir_answers_draws_writes_and_nev
     assert "\nSources\n" in visible(reply)
     assert photo.method == "sendPhoto" and "digit 7" in photo.text
     assert shipped.shipped_version("gan") in photo.text
-    assert visible(text).startswith("Large models") and shipped.shipped_version("lstm") in visible(text)
+    assert visible(text).startswith("Large models") and shipped.shipped_version("word") in visible(text)
     assert "training the default recipe" not in log
     assert not (data_dir / "models" / "gan" / "versions").exists()
     assert TOKEN not in log and TOKEN.split(":")[1] not in log

@@ -84,7 +84,7 @@ async def test_retrain_runs_on_the_service_with_live_progress_a_report_and_the_n
     monkeypatch.setenv("FAKE_TRAINER_STEPS", "30")
     monkeypatch.setenv("FAKE_TRAINER_STEP_S", "0.05")
     store.champions["lstm"] = "lstm-v2"  # what the stand-in's report says it promoted
-    async with remote_bot(fake, data_dir, service.url) as application:
+    async with remote_bot(fake, data_dir, service.url, text_model="char") as application:
         admin = private_chat(fake, ADMIN)
         admin.message("/retrain lstm epochs=2", user=ADMIN)
         started, _ = await fake.wait_for_reply(admin.id, count=2)

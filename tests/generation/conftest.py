@@ -42,7 +42,7 @@ def train_argv(kind: str, models_dir: Path, corpus: Path, *extra: str) -> list[s
         "--models-dir",
         str(models_dir),
     ]
-    if kind == "lstm":
+    if kind in ("lstm", "word"):
         argv += ["--data", str(corpus)]
     return [*argv, *extra]
 
@@ -56,7 +56,7 @@ def corpus_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def trained_models(tmp_path_factory: pytest.TempPathFactory, corpus_dir: Path) -> Path:
     """DATA_DIR/models with a dry-run champion of each kind (trained through the CLI entry point)."""
     models_dir = tmp_path_factory.mktemp("data") / "models"
-    for kind in ("gan", "lstm", "vae"):
+    for kind in ("gan", "lstm", "vae", "word"):
         steps = "40" if kind == "lstm" else "6"  # the LSTM champion must clearly beat an untrained one
         assert train_main(train_argv(kind, models_dir, corpus_dir, "--max-steps", steps)) == 0
     return models_dir

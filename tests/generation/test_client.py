@@ -160,7 +160,7 @@ async def test_connection_failures_and_overload_are_retried() -> None:
         ok([]), DROP, error(503, "overloaded", "busy", {"Retry-After": "0.01"}), ok_text(7)
     ) as script:
         client = await scripted_client(script)
-        result = await client.text(TextRequest(length=2, seed=7))
+        result = await client.text(TextRequest(model="lstm", length=2, seed=7))
         await client.shutdown()
     assert result.seed == 7
     assert [r.path for r in script.requests] == ["/v1/models", "/v1/text", "/v1/text", "/v1/text"]
@@ -177,7 +177,7 @@ async def test_answers_that_another_try_would_not_change_are_not_retried() -> No
         async with ScriptedService(ok([]), answer) as script:
             client = await scripted_client(script)
             with pytest.raises(expected):
-                await client.text(TextRequest(length=2))
+                await client.text(TextRequest(model="lstm", length=2))
             # Only "no such model" makes the kind unavailable; one failed request does not.
             assert client.available_for("lstm") is still_available
             assert client.backend.breaker.state == "closed"
@@ -189,7 +189,7 @@ async def test_no_model_on_the_service_makes_that_kind_unavailable() -> None:
     async with ScriptedService(ok([]), error(503, "unavailable", "no text model is loaded yet")) as script:
         client = await scripted_client(script)
         with pytest.raises(GeneratorUnavailable, match="no text model"):
-            await client.text(TextRequest(length=2))
+            await client.text(TextRequest(model="lstm", length=2))
         assert not client.available_for("lstm")
         assert client.backend.breaker.state == "closed"  # the service itself is fine
         await client.shutdown()
@@ -219,7 +219,7 @@ async def test_a_refused_connection_is_reported_quickly_as_unreachable() -> None
     await client.initialize()
     started = time.monotonic()
     with pytest.raises(GeneratorUnavailable, match="not reachable"):
-        await client.text(TextRequest(length=2))
+        await client.text(TextRequest(model="lstm", length=2))
     assert time.monotonic() - started < 2.0  # refused at once, not after the 5 s budget
     await client.shutdown()
 
@@ -253,7 +253,7 @@ async def test_in_process_mode_batches_off_the_event_loop(tmp_path: Path) -> Non
     beating = asyncio.create_task(heartbeat())
     results = await asyncio.gather(*(client.image(ImageRequest(count=1, seed=s)) for s in range(8)))
     beating.cancel()
-    text = await client.text(TextRequest(prompt="AI ", length=5, seed=2))
+    text = await client.text(TextRequest(model="lstm", prompt="AI ", length=5, seed=2))
     models = await client.models()
     store.champions["lstm"] = "lstm-v2"
     reloaded = await client.reload()
@@ -262,8 +262,18 @@ async def test_in_process_mode_batches_off_the_event_loop(tmp_path: Path) -> Non
     assert [r.seed for r in results] == list(range(8)) and store.batch_sizes("gan") == [8]
     assert ticks >= 10  # the loop kept running while the model worked in its thread
     assert text.text.startswith("AI ") and text.model_version == "lstm-v1"
-    assert {m.kind: m.version for m in models} == {"gan": "gan-v1", "lstm": "lstm-v1", "vae": None}
-    assert {m.kind: m.version for m in reloaded} == {"gan": "gan-v1", "lstm": "lstm-v2", "vae": None}
+    assert {m.kind: m.version for m in models} == {
+        "gan": "gan-v1",
+        "lstm": "lstm-v1",
+        "vae": None,
+        "word": None,
+    }
+    assert {m.kind: m.version for m in reloaded} == {
+        "gan": "gan-v1",
+        "lstm": "lstm-v2",
+        "vae": None,
+        "word": None,
+    }
     assert not client.available
 
 

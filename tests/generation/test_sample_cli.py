@@ -56,10 +56,18 @@ def test_unknown_image_model_gets_the_usage_and_no_image(
 
 
 def test_text_prints_prompt_and_continuation(data_dir: Path, capsys: pytest.CaptureFixture) -> None:
-    assert sample_main(["text", "Hello", "--length", "12", "--seed", "4"]) == 0
+    assert sample_main(["text", "Hello", "--model", "char", "--length", "12", "--seed", "4"]) == 0
     first = capsys.readouterr().out
     assert first.startswith("Hello") and len(first.rstrip("\n")) == 17
+    assert sample_main(["text", "Hello", "--model", "char", "--length", "12", "--seed", "4"]) == 0
+    assert capsys.readouterr().out == first
+
+
+def test_text_is_written_by_the_word_model_by_default(data_dir: Path, capsys: pytest.CaptureFixture) -> None:
     assert sample_main(["text", "Hello", "--length", "12", "--seed", "4"]) == 0
+    first = capsys.readouterr().out
+    assert first.startswith("Hello") and len(first.rstrip("\n")) >= 17  # on to a sentence end
+    assert sample_main(["text", "Hello", "--model", "word", "--length", "12", "--seed", "4"]) == 0
     assert capsys.readouterr().out == first
 
 
@@ -68,6 +76,8 @@ def test_friendly_errors(
 ) -> None:
     monkeypatch.setenv("DATA_DIR", str(tmp_path))
     assert sample_main(["text", "hi"]) == 1
+    assert "python -m generation.train word" in capsys.readouterr().err
+    assert sample_main(["text", "hi", "--model", "char"]) == 1
     assert "python -m generation.train lstm" in capsys.readouterr().err
     assert sample_main(["image", "--digit", "12", "--out", str(tmp_path / "x.png")]) == 2
     assert "--digit" in capsys.readouterr().err

@@ -69,13 +69,18 @@ async def test_image_and_text_round_trip_with_version_and_seed(service: ServiceT
     async with connected(service.url) as client:
         image = await client.image(ImageRequest(digit=7, count=4, seed=42))
         again = await client.image(ImageRequest(digit=7, count=4, seed=42))
-        text = await client.text(TextRequest(prompt="Founders ", length=20, seed=3))
+        text = await client.text(TextRequest(model="lstm", prompt="Founders ", length=20, seed=3))
         models = await client.models()
     assert image.png.startswith(b"\x89PNG") and image.png == again.png
     assert (image.model_version, image.seed, image.digits) == ("gan-v1", 42, [7, 7, 7, 7])
     assert text.text.startswith("Founders ") and len(text.text) == len("Founders ") + 20
     assert (text.model_version, text.seed) == ("lstm-v1", 3)
-    assert {(m.kind, m.version) for m in models} == {("gan", "gan-v1"), ("lstm", "lstm-v1"), ("vae", None)}
+    assert {(m.kind, m.version) for m in models} == {
+        ("gan", "gan-v1"),
+        ("lstm", "lstm-v1"),
+        ("vae", None),
+        ("word", None),
+    }
     assert all(m.metrics == {"quality": 1.0} for m in models if m.version)
 
 
@@ -99,7 +104,7 @@ async def test_health_checks_are_open_and_everything_else_needs_the_token(servic
         wrong = await http.post("/v1/text", json={}, headers={"Authorization": "Bearer nope"})
     assert health.status_code == 200
     assert ready.status_code == 200
-    assert ready.json()["models"] == {"gan": "gan-v1", "lstm": "lstm-v1", "vae": None}
+    assert ready.json()["models"] == {"gan": "gan-v1", "lstm": "lstm-v1", "vae": None, "word": None}
     assert anonymous.status_code == 401 and anonymous.json()["detail"] == "a bearer token is required"
     assert wrong.status_code == 401 and wrong.json()["detail"] == "the token is not valid"
     assert TOKEN not in wrong.text
@@ -111,7 +116,7 @@ async def test_client_with_an_invalid_token_says_so(service: ServiceThread) -> N
             await client.image(ImageRequest(count=1))
     async with connected(service.url, token=None) as client:
         with pytest.raises(GeneratorUnavailable, match="GENERATION_TOKEN"):
-            await client.text(TextRequest(length=5))
+            await client.text(TextRequest(model="lstm", length=5))
 
 
 async def test_requests_over_the_limits_get_4xx_with_a_clear_message(service: ServiceThread) -> None:
@@ -164,12 +169,12 @@ async def test_a_request_past_its_deadline_gets_a_clean_error_and_the_service_st
         async with connected(service.url, generation_timeout_s=0.3) as client:
             started = time.monotonic()
             with pytest.raises(DeadlineExceeded):
-                await client.text(TextRequest(length=5))
+                await client.text(TextRequest(model="lstm", length=5))
             assert time.monotonic() - started < 0.85  # the deadline, not the model's 1 s
         async with httpx.AsyncClient(base_url=service.url) as http:
             assert (await http.get("/healthz")).status_code == 200
         async with connected(service.url, generation_timeout_s=5.0) as client:
-            assert (await client.text(TextRequest(length=5, seed=1))).seed == 1
+            assert (await client.text(TextRequest(model="lstm", length=5, seed=1))).seed == 1
 
 
 async def test_reload_while_requests_are_in_flight_drops_none(
@@ -191,7 +196,12 @@ async def test_reload_while_requests_are_in_flight_drops_none(
     assert [r.seed for r in results] == list(range(40))  # every request answered
     assert {r.model_version for r in results} == {"gan-v1", "gan-v2"}  # the swap happened mid-traffic
     assert after.model_version == "gan-v2"
-    assert {(m.kind, m.version) for m in reloaded} == {("gan", "gan-v2"), ("lstm", "lstm-v1"), ("vae", None)}
+    assert {(m.kind, m.version) for m in reloaded} == {
+        ("gan", "gan-v2"),
+        ("lstm", "lstm-v1"),
+        ("vae", None),
+        ("word", None),
+    }
     assert [g.version for g in store.loaded] == ["gan-v1", "lstm-v1", "gan-v2"]  # unchanged lstm not reloaded
     assert all(g.warmed_up for g in store.loaded)
 
@@ -265,7 +275,7 @@ async def test_service_down_fails_fast_then_recovers_when_it_comes_back(
         started = time.monotonic()
         # The breaker's own refusal ("trying again in N s") is raised before any network I/O.
         with pytest.raises(GeneratorUnavailable, match="trying again"):
-            await client.text(TextRequest(length=5))
+            await client.text(TextRequest(model="lstm", length=5))
         assert time.monotonic() - started < 0.5
 
         with ServiceThread(service_settings(tmp_path), fake_engine(store, tmp_path), port=port):

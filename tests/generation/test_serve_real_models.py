@@ -109,8 +109,12 @@ async def test_cli_service_serves_the_champions_like_the_in_process_client(
         in_process = await local.image(ImageRequest(digit=3, count=4, seed=11))
         vae = ImageRequest(model="vae", digit=3, count=4, seed=11)
         vae_remote, vae_in_process = await remote.image(vae), await local.image(vae)
-        text = await remote.text(TextRequest(prompt="Startups ", length=40, seed=5))
-        text_in_process = await local.text(TextRequest(prompt="Startups ", length=40, seed=5))
+        text = await remote.text(TextRequest(model="lstm", prompt="Startups ", length=40, seed=5))
+        text_in_process = await local.text(TextRequest(model="lstm", prompt="Startups ", length=40, seed=5))
+        words = await remote.text(TextRequest(model="word", prompt="Startups 创业", length=40, seed=5))
+        words_in_process = await local.text(
+            TextRequest(model="word", prompt="Startups 创业", length=40, seed=5)
+        )
     finally:
         await remote.shutdown()
         await local.shutdown()
@@ -126,6 +130,8 @@ async def test_cli_service_serves_the_champions_like_the_in_process_client(
     assert vae_remote.png != alone.png
     assert text.text.startswith("Startups ") and text.model_version == champions["lstm"]
     assert text.text == text_in_process.text
+    assert (words.model, words.model_version) == ("word", champions["word"])
+    assert words.text.startswith("Startups 创业") and words.text == words_in_process.text
 
 
 async def test_cli_service_refuses_bad_tokens_and_over_limit_requests(cli_service: str) -> None:
@@ -155,11 +161,13 @@ async def test_reload_swaps_in_a_newly_promoted_champion_under_traffic(
         new = next(v.version for v in registry.versions("lstm") if v.version != old)
         registry.promote("lstm", new)  # as an admin's /rollback or a winning retrain would
 
-        traffic = [asyncio.create_task(client.text(TextRequest(length=60, seed=s))) for s in range(12)]
+        traffic = [
+            asyncio.create_task(client.text(TextRequest(model="lstm", length=60, seed=s))) for s in range(12)
+        ]
         await asyncio.sleep(0.05)
         reloaded = await client.reload()
         results = await asyncio.gather(*traffic)
-        after = await client.text(TextRequest(length=10, seed=1))
+        after = await client.text(TextRequest(model="lstm", length=10, seed=1))
         await client.shutdown()
 
     assert {m.kind: m.version for m in reloaded}["lstm"] == new
@@ -179,4 +187,9 @@ async def test_service_without_models_is_up_but_not_ready(tmp_path: Path) -> Non
         with pytest.raises(GeneratorUnavailable, match="no image model"):
             await client.image(ImageRequest(count=1))
         await client.shutdown()
-    assert ready.status_code == 503 and ready.json()["models"] == {"gan": None, "lstm": None, "vae": None}
+    assert ready.status_code == 503 and ready.json()["models"] == {
+        "gan": None,
+        "lstm": None,
+        "vae": None,
+        "word": None,
+    }

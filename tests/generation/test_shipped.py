@@ -10,6 +10,7 @@ from generation.api import IMAGE_KINDS, MODEL_KINDS, ImageRequest, TextRequest
 from generation.models.checkpoint import load_checkpoint
 from generation.registry import ModelRegistry
 from generation.service.inference import ImageGenerator, TextGenerator, load_champion
+from generation.service.word_generator import WordTextGenerator
 from generation.settings import PACKAGE_SHIPPED_DIR
 from generation.train import evaluate
 from generation.train.data import HELDOUT_SPLIT
@@ -17,9 +18,10 @@ from generation.train.gan import GanRecipe
 from generation.train.lstm import LstmRecipe
 from generation.train.ship import SHIPPED_SEED
 from generation.train.vae import VaeRecipe
+from generation.train.word import WordRecipe
 
-RECIPES = {"gan": GanRecipe, "lstm": LstmRecipe, "vae": VaeRecipe}
-MAX_SHIPPED_BYTES = 10 * 1024 * 1024
+RECIPES = {"gan": GanRecipe, "lstm": LstmRecipe, "vae": VaeRecipe, "word": WordRecipe}
+MAX_SHIPPED_BYTES = 12 * 1024 * 1024
 
 
 @pytest.mark.parametrize("kind", MODEL_KINDS)
@@ -49,8 +51,12 @@ def test_a_fresh_data_dir_serves_the_shipped_champions(tmp_path: Path) -> None:
     assert images.version == ModelRegistry(tmp_path / "models", PACKAGE_SHIPPED_DIR).champion("gan").version
     [grid] = images.generate_batch([ImageRequest(digit=7, count=4, seed=1)])
     assert grid.png.startswith(b"\x89PNG") and grid.digits == [7, 7, 7, 7]
-    [text] = texts.generate_batch([TextRequest(prompt="Large models", length=120, seed=1)])
+    [text] = texts.generate_batch([TextRequest(model="lstm", prompt="Large models", length=120, seed=1)])
     assert text.text.startswith("Large models") and len(text.text) == len("Large models") + 120
+    words = load_champion(tmp_path / "models", "word", "cpu", PACKAGE_SHIPPED_DIR)
+    assert isinstance(words, WordTextGenerator)
+    [written] = words.generate_batch([TextRequest(model="word", prompt="Large models", length=120, seed=1)])
+    assert written.text.startswith("Large models") and len(written.text) >= len("Large models") + 120
     vae = load_champion(tmp_path / "models", "vae", "cpu", PACKAGE_SHIPPED_DIR)
     assert isinstance(vae, ImageGenerator) and vae.kind == "vae"
     [vae_grid] = vae.generate_batch([ImageRequest(model="vae", digit=7, count=4, seed=1)])

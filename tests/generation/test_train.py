@@ -25,7 +25,7 @@ from generation.train.run import TrainOptions, report_line, train_and_register
 from tests.generation.conftest import last_json_line, train_argv
 
 
-@pytest.mark.parametrize("kind", ["gan", "lstm", "vae"])
+@pytest.mark.parametrize("kind", ["gan", "lstm", "vae", "word"])
 def test_dry_run_cli_registers_and_promotes_a_first_model(
     kind: str, tmp_path: Path, corpus_dir: Path, capsys: pytest.CaptureFixture
 ) -> None:
@@ -153,7 +153,7 @@ def test_promotion_rule(kind: str, candidate: dict, champion: dict | None, expec
 
 
 def test_dry_run_metrics_are_finite(trained_models: Path) -> None:
-    for kind in ("gan", "lstm", "vae"):
+    for kind in ("gan", "lstm", "vae", "word"):
         champion = ModelRegistry(trained_models).champion(kind)
         assert champion is not None
         assert champion.metrics and all(math.isfinite(value) for value in champion.metrics.values())
