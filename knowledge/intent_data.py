@@ -11,7 +11,7 @@ import json
 import random
 import re
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,8 +23,8 @@ INTENT_SET = EVAL_DIR / "intent_blind.jsonl"
 # definitions: real-user phrasing the templates lack. Training data only; never scored.
 EXTRA_SET = EVAL_DIR / "intent_extra.jsonl"
 QUESTION_SETS = ("dev.jsonl", "probe.jsonl", "blind.jsonl")
-# Real users' questions the first fit leaves out, to measure how many of them it routes away from the
-# knowledge base (the refit trains on them too).
+# Its questions (tuning part) are the real users' questions the first fit leaves out, to measure how
+# many of them it routes away from the knowledge base (the refit trains on them too).
 CALIBRATION_SET = "blind.jsonl"
 TUNE = "tune"
 
@@ -596,10 +596,10 @@ def generate_examples(
     seed: int = 0,
     per_class: int = 900,
     typo_rate: float = 0.2,
-    question_sets: tuple[str, ...] = QUESTION_SETS,
+    held_out: Collection[str] = (),
 ) -> list[Example]:
-    """Templated and harvested examples (the knowledge sets' questions from `question_sets`), about
-    `per_class` for each intent, in a seeded order."""
+    """Templated and harvested examples (the knowledge sets' questions, but those in `held_out`),
+    about `per_class` for each intent, in a seeded order."""
     from knowledge.intent import INTENTS
 
     rng = random.Random(seed)
@@ -608,9 +608,10 @@ def generate_examples(
         return options[rng.randrange(len(options))]
 
     headings, faq, glossary, terms = _headings_and_faq()
-    eval_questions, eval_offtopic = _eval_questions(question_sets)
+    eval_questions, eval_offtopic = _eval_questions()
     harvested = [Example(text, "question", "corpus") for text in faq]
-    harvested += [Example(text, "question", "evalset") for text in eval_questions]
+    left_out = set(held_out)
+    harvested += [Example(text, "question", "evalset") for text in eval_questions if text not in left_out]
     harvested += [Example(text, "offtopic", "evalset") for text in eval_offtopic]
     makers = {
         "image": _image,
@@ -640,13 +641,10 @@ def generate_examples(
     return examples
 
 
-def calibration_examples() -> list[Example]:
-    """The calibration set's rows (its tuning part) as the generator would harvest them: questions,
-    and off-topic ones."""
-    questions, offtopic = _eval_questions((CALIBRATION_SET,))
-    return [Example(text, "question", "calibration") for text in questions] + [
-        Example(text, "offtopic", "calibration") for text in offtopic
-    ]
+def calibration_questions() -> list[Example]:
+    """The calibration set's questions (tuning part) as the generator would harvest them."""
+    questions, _ = _eval_questions((CALIBRATION_SET,))
+    return [Example(text, "question", "calibration") for text in questions]
 
 
 def language_of(text: str) -> str:

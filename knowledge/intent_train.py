@@ -30,10 +30,8 @@ from knowledge.intent import (
     shared_layers,
 )
 from knowledge.intent_data import (
-    CALIBRATION_SET,
-    QUESTION_SETS,
     Example,
-    calibration_examples,
+    calibration_questions,
     extra_examples,
     generate_examples,
     tune_examples,
@@ -221,8 +219,12 @@ def train_intent(
     real questions."""
     started = time.perf_counter()
     torch.manual_seed(recipe.seed)
-    first_fit_sets = tuple(name for name in QUESTION_SETS if name != CALIBRATION_SET)
-    examples = generate_examples(recipe.seed, recipe.per_class, recipe.typo_rate, first_fit_sets)
+    questions = calibration_questions()
+    if recipe.calibration_sample:
+        questions = questions[: recipe.calibration_sample]
+    examples = generate_examples(
+        recipe.seed, recipe.per_class, recipe.typo_rate, held_out={example.text for example in questions}
+    )
     extra = extra_examples()
     if recipe.extra_sample:
         extra = extra[: recipe.extra_sample]
@@ -233,10 +235,6 @@ def train_intent(
     train_states = cache_states(encoder, sentence_encoder, examples).plus(
         cache_states(encoder, sentence_encoder, extra), recipe.tune_repeats
     )
-    calibration = calibration_examples()
-    if recipe.calibration_sample:
-        calibration = calibration[: recipe.calibration_sample]
-    questions = [example for example in calibration if example.intent == FALLBACK_INTENT]
     tune_set = TuneSet(
         cache_states(encoder, sentence_encoder, tune),
         [example.intent for example in tune],
@@ -252,11 +250,8 @@ def train_intent(
     network = new_network(encoder, recipe.seed, recipe.dropout)
     network.load_state_dict(state)
     if recipe.refit_with_tune and epoch:
-        # Everything the first fit left out: the tune part, the held-out questions (and the off-topic
-        # rows of their set).
-        merged = train_states.plus(tune_set.states, recipe.tune_repeats).plus(
-            cache_states(encoder, sentence_encoder, calibration)
-        )
+        # Everything the first fit left out: the tune part and the held-out questions.
+        merged = train_states.plus(tune_set.states, recipe.tune_repeats).plus(tune_set.questions)
         *_, state = _fit(encoder, recipe, merged, epoch, None, log, progress)
         network.load_state_dict(state)
     network.eval()

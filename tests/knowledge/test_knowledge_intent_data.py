@@ -13,8 +13,7 @@ from knowledge.intent_data import (
     CALIBRATION_SET,
     EVAL_DIR,
     INTENT_SET,
-    QUESTION_SETS,
-    calibration_examples,
+    calibration_questions,
     corpus_terms,
     extra_examples,
     generate_examples,
@@ -44,7 +43,7 @@ def test_locked_rows_are_never_read(tmp_path, monkeypatch) -> None:
     """With every locked row removed from the evaluation files, the data comes out the same."""
     import knowledge.intent_data as intent_data
 
-    before = generate_examples(seed=0, per_class=50), tune_examples(), calibration_examples()
+    before = generate_examples(seed=0, per_class=50), tune_examples(), calibration_questions()
     for path in [INTENT_SET, *(EVAL_DIR / name for name in intent_data.QUESTION_SETS)]:
         rows = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
         kept = [line for line in rows if json.loads(line).get("split") != "locked"]
@@ -53,30 +52,27 @@ def test_locked_rows_are_never_read(tmp_path, monkeypatch) -> None:
     after = (
         generate_examples(seed=0, per_class=50),
         tune_examples(tmp_path / INTENT_SET.name),
-        calibration_examples(),
+        calibration_questions(),
     )
     assert after == before
 
 
 def test_the_first_fit_can_leave_the_calibration_questions_out() -> None:
-    """Training data generated without the calibration set holds none of its questions, which come back
-    (tuning part only) as calibration examples."""
-    others = tuple(name for name in QUESTION_SETS if name != CALIBRATION_SET)
-    texts = {example.text for example in generate_examples(seed=0, per_class=50, question_sets=others)}
-    calibration = calibration_examples()
-    assert calibration and {example.intent for example in calibration} <= {"question", "offtopic"}
-    in_other_sets = {
-        json.loads(line)["question"]
-        for name in others
-        for line in (EVAL_DIR / name).read_text(encoding="utf-8").splitlines()
-        if line.strip()
-    }
-    assert not texts & {example.text for example in calibration} - in_other_sets
+    """Training data generated with the calibration questions held out holds none of them (nor any
+    locked row), and the rest of the harvest is unchanged."""
+    questions = calibration_questions()
+    texts = {example.text for example in questions}
+    assert questions and {example.intent for example in questions} == {"question"}
     rows = [
         json.loads(line) for line in (EVAL_DIR / CALIBRATION_SET).read_text(encoding="utf-8").splitlines()
     ]
-    locked = {row["question"] for row in rows if row.get("split") == "locked"}
-    assert not locked & {example.text for example in calibration}
+    assert not texts & {row["question"] for row in rows if row.get("split") == "locked"}
+    full = generate_examples(seed=0, per_class=50)
+    first_fit = generate_examples(seed=0, per_class=50, held_out=texts)
+    assert texts <= {example.text for example in full if example.source == "evalset"}
+    assert not texts & {example.text for example in first_fit if example.source == "evalset"}
+    harvested = [e for e in full if e.source != "template" and e.text not in texts]
+    assert sorted(harvested, key=repr) == sorted((e for e in first_fit if e.source != "template"), key=repr)
 
 
 def _normalised(text: str) -> str:
