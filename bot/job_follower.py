@@ -54,6 +54,9 @@ class JobFollower:
         self.message_id: int | None = None
         self._shown = ""
         self._last_edit = 0.0
+        # One edit at a time, timed from when the previous one was answered: what Telegram sees is
+        # spaced by the interval even when an edit is slow to arrive.
+        self._editing = asyncio.Lock()
 
     def follow(self, job: Job, message_id: int | None, shown: str) -> None:
         """Start editing the progress message (which says `shown`) as the job progresses, in a task the
@@ -107,24 +110,28 @@ class JobFollower:
 
     async def _edit(self, html: str, *, final: bool = False) -> None:
         """Edit the progress message unless it already says this; never more often than the interval."""
-        if self.message_id is None or html == self._shown:
-            return
-        wait = self._last_edit + self.interval_s - time.monotonic()
-        if wait > 0:
-            if not final:
+        async with self._editing:
+            if self.message_id is None or html == self._shown:
                 return
-            await asyncio.sleep(wait)
-        self._last_edit = time.monotonic()
-        try:
-            await self.context.bot.edit_message_text(html, chat_id=self.chat_id, message_id=self.message_id)
-            self._shown = html
-        except RetryAfter as exc:  # Telegram asks us to slow down: skip this edit
-            logger.info("progress edit throttled by Telegram for %s s", exc.retry_after)
-        except BadRequest as exc:
-            if "not modified" not in exc.message.lower():
-                logger.warning("could not edit the progress message: %s", exc.message)
-        except TelegramError as exc:
-            logger.warning("could not edit the progress message: %s", type(exc).__name__)
+            wait = self._last_edit + self.interval_s - time.monotonic()
+            if wait > 0:
+                if not final:
+                    return
+                await asyncio.sleep(wait)
+            try:
+                await self.context.bot.edit_message_text(
+                    html, chat_id=self.chat_id, message_id=self.message_id
+                )
+                self._shown = html
+            except RetryAfter as exc:  # Telegram asks us to slow down: skip this edit
+                logger.info("progress edit throttled by Telegram for %s s", exc.retry_after)
+            except BadRequest as exc:
+                if "not modified" not in exc.message.lower():
+                    logger.warning("could not edit the progress message: %s", exc.message)
+            except TelegramError as exc:
+                logger.warning("could not edit the progress message: %s", type(exc).__name__)
+            finally:
+                self._last_edit = time.monotonic()
 
     async def finish(self, job: Job) -> None:
         """The job ended: hot-swap a promoted model, close the progress message, send the report."""
