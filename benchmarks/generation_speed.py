@@ -17,7 +17,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -25,7 +25,7 @@ import torch
 from generation.api import IMAGE_KINDS, ImageKind, ImageRequest, TextRequest
 from generation.models.checkpoint import Checkpoint
 from generation.models.gan import GanConfig, Generator
-from generation.models.lstm import CharLSTM, LstmConfig
+from generation.models.lstm import CharLSTM
 from generation.models.vae import VaeConfig, VaeDecoder
 from generation.models.vocab import CharVocab
 from generation.service.inference import ImageGenerator, TextGenerator, load_champion
@@ -72,9 +72,7 @@ def untrained_text_generator(settings: GenerationSettings, device: str, hidden: 
     lstm = LstmRecipe()
     corpus = load_text_corpus(settings.text_corpus_dir)
     vocab = CharVocab.build(corpus.train, min_count=lstm.min_char_count)
-    config = LstmConfig(
-        len(vocab), lstm.embed_dim, hidden or lstm.hidden_size, lstm.layers, lstm.dropout, lstm.tie_embeddings
-    )
+    config = replace(lstm, hidden_size=hidden or lstm.hidden_size).network(len(vocab))
     checkpoint = Checkpoint("lstm", CharLSTM(config).eval(), {"version": "untrained"}, vocab=vocab)
     return TextGenerator(checkpoint, torch.device(device))
 

@@ -177,9 +177,10 @@ def routed_away(question_probs: torch.Tensor, threshold: float) -> float:
 def choose_threshold(
     probs: torch.Tensor, truth: list[str], question_probs: torch.Tensor
 ) -> tuple[float, IntentScores, float]:
-    """The threshold with the best macro-F1 on the tune part among those routing at most
-    ROUTED_AWAY_BUDGET of the held-out real questions away (rounded to whole questions) (the lowest of equals: fewest fallbacks);
-    when none does, the one routing fewest away. Returns (threshold, its scores, its routed-away share)."""
+    """The threshold with the best macro-F1 on the tune part (the lowest of equals: fewest fallbacks)
+    among those routing at most ROUTED_AWAY_BUDGET of the held-out real questions away, counted in whole
+    questions; when none does, those routing fewest away. Returns (threshold, its scores, its
+    routed-away share)."""
     candidates = [(t, score(truth, routed(probs, t)), routed_away(question_probs, t)) for t in THRESHOLDS]
     # Counted in whole questions, rounded: a share of a few hundred questions moves in coarse steps.
     allowed = round(ROUTED_AWAY_BUDGET * len(question_probs)) / max(1, len(question_probs))

@@ -56,6 +56,12 @@ class LstmRecipe:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def network(self, vocab_size: int) -> LstmConfig:
+        """The shape of the network this recipe trains over a vocabulary of `vocab_size`."""
+        return LstmConfig(
+            vocab_size, self.embed_dim, self.hidden_size, self.layers, self.dropout, self.tie_embeddings
+        )
+
     @classmethod
     def dry_run(cls) -> LstmRecipe:
         return cls(epochs=1, batch_size=4, seq_len=32, embed_dim=16, hidden_size=32, layers=1, max_steps=8)
@@ -129,11 +135,8 @@ def train_lstm(
     """The character vocabulary of the training text, then the network trained on its stream."""
     torch.manual_seed(seed)
     vocab = CharVocab.build(corpus.train, min_count=recipe.min_char_count)
-    config = LstmConfig(
-        len(vocab), recipe.embed_dim, recipe.hidden_size, recipe.layers, recipe.dropout, recipe.tie_embeddings
-    )
     ids = training_stream(corpus, vocab)
-    model, info = fit_stream(recipe, config, ids, device, reporter_factory)
+    model, info = fit_stream(recipe, recipe.network(len(vocab)), ids, device, reporter_factory)
     return model, vocab, {**info, "train_chars": len(ids)}
 
 

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 
 import torch
 
-from generation.models.lstm import LstmConfig
 from generation.models.subword import EOS_ID, SPECIAL_TOKENS, SubwordVocab, pieces
 from generation.models.word_lm import WordLM, WordLmConfig
 from generation.train.data import TextCorpus
@@ -103,9 +102,7 @@ def train_word(
     torch.manual_seed(seed)
     vocab = learn_vocab(corpus.train, recipe.vocab_size, recipe.min_char_count)
     ids = training_stream(corpus, vocab)
-    network = LstmConfig(
-        len(vocab), recipe.embed_dim, recipe.hidden_size, recipe.layers, recipe.dropout, recipe.tie_embeddings
-    )
+    network = recipe.network(len(vocab))
     lstm, info = fit_stream(recipe, network, ids, device, reporter_factory)
     config = WordLmConfig(
         **network.to_dict(),
