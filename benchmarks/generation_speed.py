@@ -137,7 +137,7 @@ def text_speed(texts: TextGenerator | WordTextGenerator) -> TextSpeed:
     sequential, sequential_cpu = timed_ms(
         lambda: [texts.generate_batch([request]) for request in requests], 1
     )
-    batched, batched_cpu = timed_ms(lambda: texts.generate_batch(requests), 2)
+    batched, batched_cpu = timed_ms(lambda: texts.generate_batch(requests), 3)
     return TextSpeed(single, sequential, batched, sequential_cpu, batched_cpu)
 
 
@@ -173,7 +173,11 @@ def main(argv: list[str] | None = None) -> int:
         f"device {args.device}, torch threads {torch.get_num_threads()}, matrix products in "
         f"{str(compute_dtype(torch.device(args.device))).removeprefix('torch.')}, {versions}, "
         f"lstm {texts.version} (hidden {texts.model.config.hidden_size}, vocabulary {len(texts.vocab)})"
-        + ("" if words is None else f", word {words.version} (vocabulary {len(words.vocab)})")
+        + (
+            ""
+            if words is None
+            else f", word {words.version} (vocabulary {len(words.vocab)}, runs on {words.device.type})"
+        )
     )
 
     speeds = {kind: image_speed(generator, args.repeats) for kind, generator in images.items()}

@@ -1,5 +1,5 @@
 """The prepared GPU check (`make gpu-check`): on a machine with a CUDA device, train every default
-recipe (GAN, VAE, LSTM) on it, time the same recipes on 2 CPU threads (the VAE's recipe uses one), and
+recipe (GAN, VAE, character LSTM, word LSTM) on it, time the same recipes on 2 CPU threads (the VAE's recipe uses one), and
 run the generation speed benchmark on the GPU and on 2 CPU threads with the GPU-trained models; every
 figure is printed beside its CPU counterpart. Sized for about 8 minutes on one GPU.
 
@@ -25,17 +25,14 @@ from pathlib import Path
 
 TRAIN_SPEEDUP_TARGET = 5.0
 CPU_THREADS = 2
-KINDS = ("gan", "vae", "lstm")
 TIMEOUT_S = 300
 
 
 def default_recipe_overrides(kind: str) -> list[str]:
     """`--set` options that make a CUDA run use the default (CPU) recipe, where the CUDA one differs."""
-    from generation.train.gan import GanRecipe
-    from generation.train.lstm import LstmRecipe
-    from generation.train.vae import VaeRecipe
+    from generation.train.run import IMAGE_TRAINERS, TEXT_TRAINERS
 
-    recipe_class = {"gan": GanRecipe, "vae": VaeRecipe, "lstm": LstmRecipe}[kind]
+    recipe_class, _ = {**IMAGE_TRAINERS, **TEXT_TRAINERS}[kind]
     default, cuda = asdict(recipe_class()), asdict(recipe_class.for_cuda())
     return [
         f"--set={key}={default[key]}"
@@ -63,9 +60,11 @@ def train(kind: str, device: str, models_dir: Path, extra: list[str]) -> dict:
 def compare_training(device: str, cpu_steps: int, dry_run: bool, models_dir: Path) -> bool:
     """Train each default recipe on `device` and a capped run on 2 CPU threads; True when both meet
     the speed-up target (always True for a dry run, whose recipes are too small to say anything)."""
+    from generation.api import MODEL_KINDS
+
     ok = True
     print(f"{'recipe':6} {'steps':>6} {device + ' s':>9} {'2-CPU s (scaled)':>17} {'speed-up':>9}  target")
-    for kind in KINDS:
+    for kind in MODEL_KINDS:
         setting = ["--dry-run"] if dry_run else default_recipe_overrides(kind)
         on_device = train(kind, device, models_dir, setting)
         capped = ["--max-steps", str(min(cpu_steps, on_device["steps"])), "--threads", str(CPU_THREADS)]

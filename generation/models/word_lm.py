@@ -107,7 +107,7 @@ class WordLM(nn.Module):
         ngram = self.ngram()
         if ngram is not None and histories is not None:
             weight = self.config.ngram_weight
-            probs = probs.mul_(1 - weight).add_(ngram.distributions(histories), alpha=weight)
+            probs = ngram.add_to(probs.mul_(1 - weight), histories, weight)
         if cache is not None and self.config.cache_weight > 0:
             weight = self.config.cache_weight * (
                 cache_filled.float().unsqueeze(1) if cache_filled is not None else 1.0

@@ -130,28 +130,28 @@ class WordTextGenerator:
             self._remember(rows, top, table[:, position + 1], lengths > position + 1)
         return rows, last
 
-    def _probabilities(
-        self, rows: _Rows, top: torch.Tensor, histories: list[list[int]], may_end: torch.Tensor
-    ) -> torch.Tensor:
-        """The model's next-token distribution per row, with UNK (and EOS where `may_end` is False) out."""
+    def _probabilities(self, rows: _Rows, top: torch.Tensor, histories: list[list[int]]) -> torch.Tensor:
+        """The model's next-token distribution per row (the mixture the scorer measures)."""
         used = rows.keys.shape[1]  # grown as the rows' caches fill
         cache = self.model.cache_distribution(
             top, rows.keys[:, :used], rows.targets[:, :used], rows.valid[:, :used]
         )
-        probs = self.model.mix(self.stepper.logits(top), histories, cache, rows.valid.any(dim=1))
-        probs[:, UNK_ID] = 0.0
-        probs[:, EOS_ID] = probs[:, EOS_ID] * may_end.float()
-        return probs
+        return self.model.mix(self.stepper.logits(top), histories, cache, rows.valid.any(dim=1))
 
-    def _guarded_log(self, probs: torch.Tensor, partials: list[str]) -> torch.Tensor:
-        """Log-probabilities with the tokens the vocabulary guard refuses at -inf (a row it would leave
-        with nothing keeps the model's distribution)."""
-        allowed = torch.stack([self.words.allowed(partial) for partial in partials])
-        guarded = probs * allowed
-        empty = guarded.sum(dim=1) <= 0
+    def _guarded_log(self, probs: torch.Tensor, partials: list[str], may_end: torch.Tensor) -> torch.Tensor:
+        """Log-probabilities with UNK, EOS where `may_end` is False, and the tokens the vocabulary
+        guard refuses at -inf; a row the guard would leave with nothing keeps the model's choice.
+
+        Masks are added as 0/-inf rows: taking the log of zeros or masking in place is many times
+        slower on CPU than an addition."""
+        log_probs = probs.clamp_min_(torch.finfo(probs.dtype).tiny).log_()
+        log_probs[:, UNK_ID] = float("-inf")
+        log_probs[:, EOS_ID] += torch.zeros(len(may_end)).masked_fill_(~may_end, float("-inf"))
+        guarded = log_probs + torch.stack([self.words.penalty(partial) for partial in partials])
+        empty = guarded.amax(dim=1) == float("-inf")
         if bool(empty.any()):
-            guarded[empty] = probs[empty]
-        return guarded.log_()
+            guarded[empty] = log_probs[empty]
+        return guarded
 
     @torch.inference_mode()
     def generate_batch(self, requests: list[TextRequest]) -> list[TextResult]:
@@ -181,8 +181,8 @@ class WordTextGenerator:
         alive = torch.arange(len(requests))
         for step in range(steps):
             may_end = written[alive] >= wanted[alive]
-            probs = self._probabilities(rows, top, [histories[int(row)] for row in alive], may_end)
-            log_probs = self._guarded_log(probs, [partials[int(row)] for row in alive])
+            probs = self._probabilities(rows, top, [histories[int(row)] for row in alive])
+            log_probs = self._guarded_log(probs, [partials[int(row)] for row in alive], may_end)
             settings = (inverse_temperature[alive], top_p[alive], top_k[alive])
             ids = sample_ids(log_probs.clone(), uniforms[alive, step], *settings)
             drawn = ids.tolist()

@@ -77,6 +77,50 @@ def test_ngram_gives_distributions_that_favour_what_followed() -> None:
     assert probs[0].argmax() == 4 and probs[0, 4] > probs[0, 5] > probs[0, 0] > 0
 
 
+def _kneser_ney(
+    stream: list[int], vocab_size: int, order: int, history: tuple[int, ...], token: int
+) -> float:
+    """Interpolated Kneser-Ney written out recursively, one probability at a time."""
+    discount = 0.75
+
+    def continuations(context: tuple[int, ...], raw: bool) -> dict[int, int]:
+        counts: dict[int, int] = {}
+        grams = {tuple(stream[i : i + len(context) + 2]) for i in range(len(stream))}
+        for end in range(len(stream)):
+            if tuple(stream[end - len(context) : end]) != context or end < len(context):
+                continue
+            if raw:
+                counts[stream[end]] = counts.get(stream[end], 0) + 1
+        if not raw:
+            for gram in grams:
+                if len(gram) == len(context) + 2 and gram[1:-1] == context:
+                    counts[gram[-1]] = counts.get(gram[-1], 0) + 1
+        return counts
+
+    def probability(context: tuple[int, ...], raw: bool) -> float:
+        counts = continuations(context, raw)
+        lower = probability(context[1:], False) if context else 1.0 / vocab_size
+        if not counts:
+            return lower
+        total = sum(counts.values())
+        return max(counts.get(token, 0) - discount, 0.0) / total + discount * len(counts) / total * lower
+
+    return probability(history[len(history) - min(len(history), order - 1) :], True)
+
+
+def test_ngram_matches_kneser_ney_written_out_and_adds_into_a_mixture() -> None:
+    stream = [2, 3, 4, 2, 3, 4, 2, 3, 5, 6, 2, 4, 4, 3]
+    ngram = TokenNgram(stream, vocab_size=8, order=3)
+    histories = [[2, 3], [], [9, 9], [4], [3, 4, 2, 4]]
+    probs = ngram.distributions(histories)
+    for row, history in enumerate(histories):
+        expected = [_kneser_ney(stream, 8, 3, tuple(history), token) for token in range(8)]
+        assert probs[row].tolist() == pytest.approx(expected, abs=1e-6)
+    base = torch.rand(len(histories), 8)
+    mixed = ngram.add_to(base.clone() * 0.6, histories, 0.4)
+    assert torch.allclose(mixed, base * 0.6 + probs * 0.4, atol=1e-6)
+
+
 def test_cache_votes_for_what_followed_similar_states() -> None:
     model = WordLM(WordLmConfig(vocab_size=5, embed_dim=4, hidden_size=3, layers=1, cache_theta=5.0))
     keys = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
