@@ -40,12 +40,7 @@ NETWORKS: dict[str, tuple[Callable[[Any], nn.Module], Callable[..., Any]]] = {
 }
 TextVocab = CharVocab | SubwordVocab
 # The text kinds' vocabularies, read back from their JSON form in the metadata.
-VOCABS: dict[str, Callable[[Any], TextVocab]] = {"lstm": CharVocab.from_list, "word": SubwordVocab.from_dict}
-
-
-def vocab_json(vocab: TextVocab) -> list[str] | dict[str, list]:
-    """A vocabulary's JSON form, as the metadata keeps it."""
-    return vocab.to_dict() if isinstance(vocab, SubwordVocab) else vocab.to_list()
+VOCABS: dict[str, Callable[[Any], TextVocab]] = {"lstm": CharVocab.from_json, "word": SubwordVocab.from_json}
 
 
 class CheckpointError(ValueError):
@@ -112,7 +107,7 @@ def save_checkpoint(
         meta = dict(metadata or {})
         meta.update(format=FORMAT_VERSION, kind=kind, config=config, weights_sha256=_sha256(weights))
         if vocab is not None:
-            meta["vocab"] = vocab_json(vocab)
+            meta["vocab"] = vocab.to_json()
         meta.setdefault("metrics", {})
         meta_temp.write_text(json.dumps(meta, ensure_ascii=False, indent=1), encoding="utf-8")
         os.replace(meta_temp, directory / META_FILE)

@@ -111,12 +111,12 @@ class SubwordVocab:
         """Text of generated ids; the special tokens stand for no characters."""
         return "".join(self.tokens[index] for index in ids if index >= len(SPECIAL_TOKENS))
 
-    def to_dict(self) -> dict[str, list]:
+    def to_json(self) -> dict[str, list]:
         """JSON-safe form: tokens in id order and merges in rank order."""
         return {"tokens": list(self.tokens), "merges": [list(pair) for pair in self.merges]}
 
     @classmethod
-    def from_dict(cls, data: dict) -> SubwordVocab:
+    def from_json(cls, data: dict) -> SubwordVocab:
         try:
             return cls(data["tokens"], [(left, right) for left, right in data["merges"]])
         except (KeyError, TypeError) as exc:

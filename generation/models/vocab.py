@@ -46,12 +46,12 @@ class CharVocab:
     def decode(self, ids: Iterable[int]) -> str:
         return "".join(self.chars[index] for index in ids)
 
-    def to_list(self) -> list[str]:
+    def to_json(self) -> list[str]:
         """JSON-safe form (the order is the id order)."""
         return list(self.chars)
 
     @classmethod
-    def from_list(cls, chars: list[str]) -> CharVocab:
+    def from_json(cls, chars: list[str]) -> CharVocab:
         if not chars or chars[0] != UNK:
             raise ValueError("vocabulary must start with the UNK character")
         return cls(chars)

@@ -8,7 +8,7 @@ buffer (`memory`) beside the network's weights.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 
 import torch
 from torch import nn
@@ -18,15 +18,10 @@ from generation.models.ngram import TokenNgram
 
 
 @dataclass(frozen=True)
-class WordLmConfig:
-    """Network shape and mixture settings; stored in checkpoint metadata."""
+class WordLmConfig(LstmConfig):
+    """The network's shape (LstmConfig's fields) and the mixture's settings; stored flat in checkpoint
+    metadata."""
 
-    vocab_size: int
-    embed_dim: int = 128
-    hidden_size: int = 256
-    layers: int = 2
-    dropout: float = 0.3
-    tie_embeddings: bool = True
     memory_tokens: int = 0  # length of the training token stream the n-gram is built from
     cache_size: int = 1000  # recent positions the cache looks back over
     cache_theta: float = 1.0  # sharpness of the cache's hidden-state match
@@ -36,11 +31,8 @@ class WordLmConfig:
     ngram_weight: float = 0.4  # the n-gram's share of the mixture (0: no n-gram)
 
     def network(self) -> LstmConfig:
-        names = {field.name for field in fields(LstmConfig)}
-        return LstmConfig(**{key: value for key, value in asdict(self).items() if key in names})
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+        """The LSTM's own config (the fields LstmConfig has)."""
+        return LstmConfig(**{field.name: getattr(self, field.name) for field in fields(LstmConfig)})
 
 
 class WordLM(nn.Module):

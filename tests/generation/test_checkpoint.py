@@ -33,7 +33,7 @@ def lstm_checkpoint(tmp_path: Path, request: pytest.FixtureRequest) -> tuple[Pat
 def test_lstm_round_trip(lstm_checkpoint: tuple[Path, CharLSTM, CharVocab]) -> None:
     path, model, vocab = lstm_checkpoint
     loaded = load_checkpoint(path, "lstm")
-    assert loaded.vocab is not None and loaded.vocab.to_list() == vocab.to_list()
+    assert loaded.vocab is not None and loaded.vocab.to_json() == vocab.to_json()
     assert loaded.metrics == {"bpc": 3.0}
     ids = torch.tensor([vocab.encode("hello 你好")])
     with torch.no_grad():
@@ -96,7 +96,7 @@ def test_refuses_config_that_does_not_fit_weights(lstm_checkpoint: tuple[Path, C
 
 def test_refuses_vocabulary_of_the_wrong_size(lstm_checkpoint: tuple[Path, CharLSTM, CharVocab]) -> None:
     path, _, vocab = lstm_checkpoint
-    _edit_meta(path, vocab=[*vocab.to_list(), "x"] if "x" not in vocab else [*vocab.to_list(), "q"])
+    _edit_meta(path, vocab=[*vocab.to_json(), "x"] if "x" not in vocab else [*vocab.to_json(), "q"])
     with pytest.raises(CheckpointError, match="vocabulary"):
         load_checkpoint(path, "lstm")
 
@@ -122,6 +122,6 @@ def test_refuses_missing_or_garbled_files(
 
 def test_vocabulary_maps_unknown_characters_to_unk() -> None:
     vocab = CharVocab.build(["aab"], min_count=2)
-    assert vocab.to_list() == [UNK, "a"]
+    assert vocab.to_json() == [UNK, "a"]
     assert vocab.encode("abz") == [1, 0, 0]
-    assert CharVocab.from_list(vocab.to_list()).encode("a") == [1]
+    assert CharVocab.from_json(vocab.to_json()).encode("a") == [1]

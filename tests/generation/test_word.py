@@ -51,7 +51,7 @@ def test_tokenizer_round_trip_and_merges(vocab: SubwordVocab) -> None:
     assert vocab.decode(ids) == text
     assert len(ids) < len(text) / 2  # frequent words and word pairs are single tokens
     assert " startup" in vocab.tokenize(" startup")
-    copy = SubwordVocab.from_dict(vocab.to_dict())
+    copy = SubwordVocab.from_json(vocab.to_json())
     assert copy.tokens == vocab.tokens and copy.encode(text) == ids
 
 
