@@ -5,10 +5,23 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 
 History = tuple[int, ...]
+CHAIN_CACHE = 1 << 16  # histories whose chains are remembered (generation revisits common ones)
+
+
+@dataclass
+class _Chain:
+    """What one history's distribution sums: its sparse entries with their factors (the product of
+    the longer histories' backoffs), the dense entries' factors, and the share left to the uniform."""
+
+    entries: list[int]
+    factors: list[float]
+    dense: list[float]
+    scale: float
 
 
 class TokenNgram:
@@ -66,6 +79,29 @@ class TokenNgram:
         for entry, row in self._dense.items():
             span = slice(first[entry], first[entry] + int(self._count[entry]))
             self._dense_probs[row].index_put_((self._ids[span],), self._probs[span], accumulate=True)
+        self._chains: dict[History, _Chain] = {}
+
+    def _chain(self, tail: History) -> _Chain:
+        """The entries a history's distribution sums, longest history first, with their factors."""
+        chain = self._chains.get(tail)
+        if chain is not None:
+            return chain
+        chain = _Chain([], [], [0.0] * len(self._dense), 1.0)
+        for length in range(len(tail), -1, -1):
+            table = self._raw[length] if length == len(tail) else self._continuation[length]
+            entry = table.get(tail[len(tail) - length :])
+            if entry is None:
+                continue
+            if entry in self._dense:
+                chain.dense[self._dense[entry]] = chain.scale
+            else:
+                chain.entries.append(entry)
+                chain.factors.append(chain.scale)
+            chain.scale *= self._backoff[entry]
+        if len(self._chains) >= CHAIN_CACHE:
+            self._chains.clear()
+        self._chains[tail] = chain
+        return chain
 
     def distributions(self, histories: Sequence[Sequence[int]]) -> torch.Tensor:
         """P(next token | history) for each history (its last order-1 tokens count), (rows, vocab)."""
@@ -79,31 +115,20 @@ class TokenNgram:
 
         Interpolation unrolled: P = (product of every length's backoff) / vocab + the sum over history
         lengths of that length's discounted counts times the backoffs of the longer lengths."""
-        scale = [1.0] * len(histories)  # product of the backoffs applied so far (longest history first)
         rows: list[int] = []
         entries: list[int] = []
         factors: list[float] = []
-        dense: list[tuple[int, int, float]] = []  # (row, dense row, factor)
+        dense: list[list[float]] = []  # each row's factor for each dense entry
+        scales: list[float] = []
         for row, history in enumerate(histories):
-            tail = tuple(history[max(0, len(history) - self.order + 1) :])
-            for length in range(len(tail), -1, -1):
-                table = self._raw[length] if length == len(tail) else self._continuation[length]
-                entry = table.get(tail[len(tail) - length :])
-                if entry is None:
-                    continue
-                if entry in self._dense:
-                    dense.append((row, self._dense[entry], scale[row]))
-                else:
-                    rows.append(row)
-                    entries.append(entry)
-                    factors.append(scale[row])
-                scale[row] *= self._backoff[entry]
-        probs.add_(torch.tensor(scale).mul_(weight / self.vocab_size).unsqueeze(1))
-        if dense:
-            weights = torch.zeros(len(histories), len(self._dense))
-            row_ids, dense_ids, dense_factors = zip(*dense, strict=True)
-            weights[row_ids, dense_ids] = torch.tensor(dense_factors).mul_(weight)
-            probs.addmm_(weights, self._dense_probs)
+            chain = self._chain(tuple(history[max(0, len(history) - self.order + 1) :]))
+            rows.extend([row] * len(chain.entries))
+            entries.extend(chain.entries)
+            factors.extend(chain.factors)
+            dense.append(chain.dense)
+            scales.append(chain.scale)
+        probs.add_(torch.tensor(scales).mul_(weight / self.vocab_size).unsqueeze(1))
+        probs.addmm_(torch.tensor(dense), self._dense_probs, alpha=weight)
         if entries:
             chosen = torch.tensor(entries)
             counts = self._count[chosen]

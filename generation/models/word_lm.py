@@ -70,12 +70,21 @@ class WordLM(nn.Module):
         return self._ngram
 
     def cache_distribution(
-        self, query: torch.Tensor, keys: torch.Tensor, targets: torch.Tensor, valid: torch.Tensor
+        self,
+        query: torch.Tensor,
+        keys: torch.Tensor,
+        targets: torch.Tensor,
+        valid: torch.Tensor,
+        into: torch.Tensor | None = None,
+        weight: float = 1.0,
     ) -> torch.Tensor:
         """The cache's next-token distribution for each row: softmax(theta * query . key) over the
         row's valid stored hidden states, each voting for the token that followed it. query (rows,
         hidden); keys (rows, slots, hidden) or (slots, hidden) shared by all rows; targets the ids that
-        followed, (rows, slots) or (slots,); valid (rows, slots) bool. A row with nothing valid gets 0."""
+        followed, (rows, slots) or (slots,); valid (rows, slots) bool. A row with nothing valid gets 0.
+
+        With `into` (rows, vocab), mixes instead, in place: into * (1 - weight) + weight * the cache's
+        distribution, on the rows that have anything cached (the others are left as they are)."""
         if keys.dim() == 2:
             scores = query @ keys.T
             targets = targets.expand(query.shape[0], -1)
@@ -83,26 +92,25 @@ class WordLM(nn.Module):
             scores = torch.bmm(keys, query.unsqueeze(2)).squeeze(2)
         scores = (scores * self.config.cache_theta).masked_fill_(~valid, float("-inf"))
         weights = torch.softmax(scores, dim=1).nan_to_num_(0.0)
-        return torch.zeros(query.shape[0], self.config.vocab_size).scatter_add_(1, targets, weights)
+        if into is None:
+            return torch.zeros(query.shape[0], self.config.vocab_size).scatter_add_(1, targets, weights)
+        kept = 1.0 - weight * valid.any(dim=1, keepdim=True).float()
+        return into.mul_(kept).scatter_add_(1, targets, weights.mul_(weight))
 
     def mix(
         self,
         logits: torch.Tensor,
         histories: list[list[int]] | None = None,
-        cache: torch.Tensor | None = None,
-        cache_filled: torch.Tensor | None = None,
+        cache: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
     ) -> torch.Tensor:
         """The model's next-token probabilities (rows, vocab), float32: the LSTM's softmax, mixed with
-        the n-gram's for each row's token history, then with `cache` (rows, vocab) where
-        `cache_filled` (rows,) says the row has anything cached."""
+        the n-gram's for each row's token history, then with the cache's distribution where a row has
+        anything cached. `cache` is (query, keys, targets, valid) as cache_distribution takes them."""
         probs = torch.softmax(logits.float(), dim=-1)
         ngram = self.ngram()
         if ngram is not None and histories is not None:
             weight = self.config.ngram_weight
             probs = ngram.add_to(probs.mul_(1 - weight), histories, weight)
         if cache is not None and self.config.cache_weight > 0:
-            weight = self.config.cache_weight * (
-                cache_filled.float().unsqueeze(1) if cache_filled is not None else 1.0
-            )
-            probs = probs * (1 - weight) + cache * weight
+            probs = self.cache_distribution(*cache, into=probs, weight=self.config.cache_weight)
         return probs

@@ -144,11 +144,18 @@ def text_stepper(model: CharLSTM, device: torch.device) -> CharStepper:
 
 
 def _sort_rows(probs: torch.Tensor) -> torch.Tensor:
-    """Each row's values in ascending order. numpy's vectorised sort is faster than
-    torch.sort for a batch of rows on CPU."""
+    """Each row's values in ascending order (numpy's sort is faster than torch's on the CPU)."""
     if probs.device.type == "cpu":
         return torch.from_numpy(np.sort(probs.numpy(), axis=-1))
     return probs.sort(dim=-1).values
+
+
+def _first_matches(probs: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """Each row's first id whose probability equals the row's value (numpy's comparison and argmax are
+    several times faster than torch's on the CPU for these shapes)."""
+    if probs.device.type == "cpu":
+        return torch.from_numpy((probs.numpy() == values.numpy()).argmax(axis=1))
+    return (probs == values).view(torch.uint8).argmax(dim=1)
 
 
 def sample_ids(
@@ -180,10 +187,9 @@ def sample_ids(
     below = mass.gather(1, dropped - 1)
     ranks = torch.searchsorted(mass, torch.addcmul(below, uniforms.unsqueeze(1), total - below), right=True)
     values = ascending.gather(1, ranks.clamp_(max=vocab - 1))
-    matches = probs == values
-    picks = matches.view(torch.uint8).argmax(dim=1)
+    picks = _first_matches(probs, values)
     # Equal probabilities share a value: the k-th of the tied ranks is the k-th tied id.
     repeats = ranks - torch.searchsorted(ascending, values)
     if bool(repeats.any()):
-        picks = (matches.cumsum(dim=1) > repeats).view(torch.uint8).argmax(dim=1)
+        picks = ((probs == values).cumsum(dim=1) > repeats).view(torch.uint8).argmax(dim=1)
     return picks

@@ -37,6 +37,7 @@ class _Rows:
     def __init__(self, state: tuple[torch.Tensor, torch.Tensor], keys, targets, valid, count) -> None:
         self.state = state
         self.keys, self.targets, self.valid, self.count = keys, targets, valid, count
+        self.used = 0  # slots any row has filled (the tensors are grown ahead, in doublings)
 
     def grow(self, slots: int) -> None:
         """Room for `slots` cached positions per row (the cache fills from its first slot on)."""
@@ -95,6 +96,7 @@ class WordTextGenerator:
         needed = min(self.slots, int(rows.count.max()) + 1)
         if needed > rows.keys.shape[1]:
             rows.grow(min(self.slots, max(needed, 2 * rows.keys.shape[1])))
+        rows.used = max(rows.used, needed)
         slots = rows.count[index] % self.slots
         rows.keys[index, slots] = top[index]
         rows.targets[index, slots] = following[index]
@@ -132,11 +134,9 @@ class WordTextGenerator:
 
     def _probabilities(self, rows: _Rows, top: torch.Tensor, histories: list[list[int]]) -> torch.Tensor:
         """The model's next-token distribution per row (the mixture the scorer measures)."""
-        used = rows.keys.shape[1]  # grown as the rows' caches fill
-        cache = self.model.cache_distribution(
-            top, rows.keys[:, :used], rows.targets[:, :used], rows.valid[:, :used]
-        )
-        return self.model.mix(self.stepper.logits(top), histories, cache, rows.valid.any(dim=1))
+        used = rows.used
+        cache = (top, rows.keys[:, :used], rows.targets[:, :used], rows.valid[:, :used])
+        return self.model.mix(self.stepper.logits(top), histories, cache)
 
     def _guarded_log(self, probs: torch.Tensor, partials: list[str], may_end: torch.Tensor) -> torch.Tensor:
         """Log-probabilities with UNK, EOS where `may_end` is False, and the tokens the vocabulary
@@ -169,6 +169,7 @@ class WordTextGenerator:
         ).float()
         histories = [[EOS_ID, *self.vocab.encode(request.prompt)] for request in requests]
         rows, top = self._read_prompts(histories)
+        # Per-row settings and counters, kept for the rows still writing (`live`: their request indices).
         inverse_temperature = torch.tensor([[1.0 / r.temperature] for r in requests])
         top_p = torch.tensor([[r.top_p] for r in requests])
         vocab_size = len(self.vocab)
@@ -178,15 +179,15 @@ class WordTextGenerator:
         produced: list[list[int]] = [[] for _ in requests]
         partials = [VocabularyGuard.start(request.prompt) for request in requests]
         written_text = [""] * len(requests)
-        alive = torch.arange(len(requests))
+        live = list(range(len(requests)))
         for step in range(steps):
-            may_end = written[alive] >= wanted[alive]
-            probs = self._probabilities(rows, top, [histories[int(row)] for row in alive])
-            log_probs = self._guarded_log(probs, [partials[int(row)] for row in alive], may_end)
-            settings = (inverse_temperature[alive], top_p[alive], top_k[alive])
-            ids = sample_ids(log_probs.clone(), uniforms[alive, step], *settings)
+            may_end = written >= wanted
+            probs = self._probabilities(rows, top, [histories[row] for row in live])
+            log_probs = self._guarded_log(probs, [partials[row] for row in live], may_end)
+            settings = (inverse_temperature, top_p, top_k)
+            ids = sample_ids(log_probs.clone(), uniforms[:, step], *settings)
             drawn = ids.tolist()
-            for rank, row in enumerate(alive.tolist()):
+            for rank, row in enumerate(live):
                 token = drawn[rank]
                 for _ in range(COPY_RETRIES):
                     piece = self.vocab.tokens[token] if token > EOS_ID else ""
@@ -196,7 +197,7 @@ class WordTextGenerator:
                     token = int(
                         sample_ids(
                             log_probs[rank : rank + 1].clone(),
-                            uniforms[row : row + 1, step],
+                            uniforms[rank : rank + 1, step],
                             *(setting[rank : rank + 1] for setting in settings),
                         )[0]
                     )
@@ -207,9 +208,9 @@ class WordTextGenerator:
                 piece = self.vocab.tokens[token] if token > EOS_ID else ""
                 written_text[row] += piece
                 partials[row] = VocabularyGuard.follow(partials[row], piece)
-            written[alive] += self._lengths[ids]
-            done = (ids == EOS_ID) | (written[alive] >= wanted[alive] + EXTRA_CHARS)
-            done |= (written[alive] >= wanted[alive]) & self._ends[ids]
+            written += self._lengths[ids]
+            done = (ids == EOS_ID) | (written >= wanted + EXTRA_CHARS)
+            done |= (written >= wanted) & self._ends[ids]
             previous = top
             top = self.stepper.advance(ids, rows.state).clone()
             self._remember(rows, previous, ids)
@@ -217,7 +218,10 @@ class WordTextGenerator:
                 keep = torch.nonzero(~done).flatten()
                 if len(keep) == 0:
                     break
-                alive, top = alive[keep], top[keep]
+                live = [live[rank] for rank in keep.tolist()]
+                top, uniforms = top[keep], uniforms[keep]
+                inverse_temperature, top_p, top_k = inverse_temperature[keep], top_p[keep], top_k[keep]
+                wanted, written = wanted[keep], written[keep]
                 rows.keep(keep)
         return [
             TextResult(

@@ -42,12 +42,10 @@ def word_bits_per_char(
             window = (positions[None, :] < rows[:, None]) & (
                 positions[None, :] >= rows[:, None] - model.config.cache_size
             )
-            cache = model.cache_distribution(hidden[rows], hidden, ids[1:], window)
             probs = model.mix(
                 logits[rows],
                 [ids[max(0, int(row) + 2 - order) : int(row) + 1].tolist() for row in rows],
-                cache,
-                window.any(dim=1),
+                (hidden[rows], hidden, ids[1:], window),
             )
             chosen = probs.gather(1, ids[rows + 1].unsqueeze(1)).squeeze(1).double()
             for offset, probability in enumerate(chosen.tolist()):
