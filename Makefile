@@ -33,7 +33,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m benchmarks
 
-# The prepared GPU check (about 8 minutes): both default recipes trained on the GPU and timed on 2 CPU
+# The prepared GPU check (about 8 minutes): every default recipe trained on the GPU and timed on 2 CPU
 # threads, and the generation speed benchmark on both. It runs on the lent GPU machine, whose python3
 # holds CUDA torch but not our settings packages: first, here, `make gpu-wheels` (into the git-ignored
 # .whl, pinned to this venv's versions), then carry .whl and run `make gpu-check` there.

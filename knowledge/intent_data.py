@@ -654,10 +654,21 @@ def language_of(text: str) -> str:
     return "mixed" if has_han and has_latin else "zh" if has_han else "en"
 
 
+def _writers_rows(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
 def extra_examples(path: Path = EXTRA_SET) -> list[Example]:
-    """The other writers' hand-written training messages."""
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return [Example(row["text"], row["label"], "extra") for row in rows]
+    """The other writers' hand-written training messages, in the file's order."""
+    return [Example(row["text"], row["label"], "extra") for row in _writers_rows(path)]
+
+
+def extra_examples_by_writer(path: Path = EXTRA_SET) -> dict[int, list[Example]]:
+    """The hand-written training messages, grouped by writer."""
+    groups: dict[int, list[Example]] = {}
+    for row in _writers_rows(path):
+        groups.setdefault(int(row["writer"]), []).append(Example(row["text"], row["label"], "extra"))
+    return groups
 
 
 def tune_examples(path: Path = INTENT_SET) -> list[Example]:

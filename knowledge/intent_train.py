@@ -215,9 +215,10 @@ def train_intent(
     recipe: IntentRecipe,
     log=print,
     progress: Progress | None = None,
+    extra: list[Example] | None = None,
 ) -> TrainedIntent:
-    """Train on generated data, choosing the epoch and the threshold on the tune part and the held-out
-    real questions."""
+    """Train on generated data and the hand-written messages (`extra`; default: every writer's),
+    choosing the epoch and the threshold on the tune part and the held-out real questions."""
     started = time.perf_counter()
     torch.manual_seed(recipe.seed)
     questions = calibration_questions()
@@ -226,7 +227,7 @@ def train_intent(
     examples = generate_examples(
         recipe.seed, recipe.per_class, recipe.typo_rate, held_out={example.text for example in questions}
     )
-    extra = extra_examples()
+    extra = extra_examples() if extra is None else extra
     if recipe.extra_sample:
         extra = extra[: recipe.extra_sample]
     tune = tune_examples()
