@@ -28,3 +28,4 @@ def test_each_writer_is_scored_by_a_model_trained_without_them(monkeypatch, caps
     out = capsys.readouterr().out
     held_out = sum(map(len, writers.values()))
     assert f"pooled over 3 writers, {held_out} messages" in out and "text_recall" in out
+    assert "the same models at one threshold for every writer" in out
