@@ -41,14 +41,19 @@ TARGETS = {"macro_f1": 0.90, "image_recall": 0.95, "text_recall": 0.95}
 MAX_ROUTED_AWAY = 0.02
 
 
+def _questions_routed_away(guesses: list[str], truth: list[str]) -> float:
+    """The share of the questions among `truth` that were read as anything else."""
+    questions = [guess for guess, intent in zip(guesses, truth, strict=True) if intent == FALLBACK_INTENT]
+    return sum(guess != FALLBACK_INTENT for guess in questions) / max(1, len(questions))
+
+
 def _threshold_sweep(probs: torch.Tensor, truth: list[str]) -> None:
     """Pooled figures at each threshold: what falling back to `question` more or less often trades."""
     print(f"{'threshold':>9} {'macro-F1':>8} {'text':>6} {'image':>6} {'offtopic':>8} {'routed away':>11}")
     for threshold in THRESHOLDS[::2]:
         guesses = routed(probs, threshold)
         scores = score(truth, guesses)
-        questions = [guess for guess, intent in zip(guesses, truth, strict=True) if intent == FALLBACK_INTENT]
-        away = sum(guess != FALLBACK_INTENT for guess in questions) / max(1, len(questions))
+        away = _questions_routed_away(guesses, truth)
         print(
             f"{threshold:>9.2f} {scores.macro_f1:>8.3f} {scores.recall['text']:>6.3f} "
             f"{scores.recall['image']:>6.3f} {scores.recall['offtopic']:>8.3f} {away:>11.3f}"
@@ -102,8 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         truth += [example.intent for example in held_out]
         predicted += guesses
     scores = score(truth, predicted)
-    questions = [guess for guess, intent in zip(predicted, truth, strict=True) if intent == FALLBACK_INTENT]
-    away = sum(guess != FALLBACK_INTENT for guess in questions) / max(1, len(questions))
+    away = _questions_routed_away(predicted, truth)
     print(f"\nrecipe {recipe}\npooled over {len(writers)} writers, {len(truth)} messages:\n{report(scores)}")
     figures = {
         "macro_f1": scores.macro_f1,
