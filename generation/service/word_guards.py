@@ -39,10 +39,10 @@ class VocabularyGuard:
         self.others[spaced] = False
         self.new_words = torch.zeros(size, dtype=torch.bool)  # " word" tokens that begin a training word
         self.new_words[[i for i in spaced if tokens[i][1:].lower() in self.prefixes]] = True
-        self.allowed = functools.lru_cache(maxsize=4096)(self._allowed)
+        # Remembered per partial word: generation meets the same few hundred again and again.
         self.penalty = functools.lru_cache(maxsize=4096)(self._penalty)
 
-    def _allowed(self, partial: str) -> torch.Tensor:
+    def allowed(self, partial: str) -> torch.Tensor:
         """Tokens allowed after the letters `partial` (lower-case; "" outside a word)."""
         complete = partial == "" or partial in self.words or partial not in self.prefixes
         mask = torch.zeros_like(self.others)
