@@ -1,7 +1,7 @@
 """The prepared GPU check (`make gpu-check`): on a machine with a CUDA device, train every default
-recipe (GAN, VAE, character LSTM, word LSTM) on it, time the same recipes on 2 CPU threads (the VAE's recipe uses one), and
-run the generation speed benchmark on the GPU and on 2 CPU threads with the GPU-trained models; every
-figure is printed beside its CPU counterpart. Sized for about 8 minutes on one GPU.
+recipe (GAN, VAE, character LSTM, word LSTM) on it, time the same recipes on 2 CPU threads (the VAE's
+recipe uses one), and run the generation speed benchmark on the GPU and on 2 CPU threads with the
+GPU-trained models; every figure is printed beside its CPU counterpart. Sized for about 8 minutes on one GPU.
 
     python -m benchmarks.gpu_check [--device cuda] [--cpu-steps N] [--dry-run]
 

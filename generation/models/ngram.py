@@ -74,7 +74,9 @@ class TokenNgram:
         self._backoff = backoff
         # The empty history's entries (raw and continuation) hold most of the vocabulary and serve
         # every row: they are added as dense rows, one matrix product for the batch.
-        self._dense = {entry: row for row, entry in enumerate({self._raw[0][()], self._continuation[0][()]})}
+        # (An order-1 model has no continuation counts, and an empty stream no entries at all.)
+        empty = [table[()] for table in (self._raw[0], self._continuation[0]) if () in table]
+        self._dense = {entry: row for row, entry in enumerate(empty)}
         self._dense_probs = torch.zeros(len(self._dense), vocab_size)
         for entry, row in self._dense.items():
             span = slice(first[entry], first[entry] + int(self._count[entry]))

@@ -116,6 +116,9 @@ def test_ngram_matches_kneser_ney_written_out_and_adds_into_a_mixture() -> None:
     for row, history in enumerate(histories):
         expected = [_kneser_ney(stream, 8, 3, tuple(history), token) for token in range(8)]
         assert probs[row].tolist() == pytest.approx(expected, abs=1e-6)
+    unigram = TokenNgram(stream, vocab_size=8, order=1).distributions(histories)
+    expected = [_kneser_ney(stream, 8, 1, (), token) for token in range(8)]
+    assert all(row == pytest.approx(expected, abs=1e-6) for row in unigram.tolist())
     base = torch.rand(len(histories), 8)
     mixed = ngram.add_to(base.clone() * 0.6, histories, 0.4)
     assert torch.allclose(mixed, base * 0.6 + probs * 0.4, atol=1e-6)
