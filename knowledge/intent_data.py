@@ -654,24 +654,24 @@ def language_of(text: str) -> str:
     return "mixed" if has_han and has_latin else "zh" if has_han else "en"
 
 
-def _writers_rows(path: Path) -> list[dict]:
+def _jsonl_rows(path: Path) -> list[dict]:
+    """The JSON objects of a .jsonl file, one per non-blank line."""
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def extra_examples(path: Path = EXTRA_SET) -> list[Example]:
     """The other writers' hand-written training messages, in the file's order."""
-    return [Example(row["text"], row["label"], "extra") for row in _writers_rows(path)]
+    return [Example(row["text"], row["label"], "extra") for row in _jsonl_rows(path)]
 
 
 def extra_examples_by_writer(path: Path = EXTRA_SET) -> dict[int, list[Example]]:
     """The hand-written training messages, grouped by writer."""
     groups: dict[int, list[Example]] = {}
-    for row in _writers_rows(path):
+    for row in _jsonl_rows(path):
         groups.setdefault(int(row["writer"]), []).append(Example(row["text"], row["label"], "extra"))
     return groups
 
 
 def tune_examples(path: Path = INTENT_SET) -> list[Example]:
     """The tune part of the blind intent set; its locked part is never read here."""
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return [Example(row["text"], row["label"], TUNE) for row in rows if row.get("split") == TUNE]
+    return [Example(row["text"], row["label"], TUNE) for row in _jsonl_rows(path) if row.get("split") == TUNE]
