@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
@@ -36,6 +37,11 @@ FALLBACK_INTENT: Intent = "question"
 WEIGHTS_FILE = "intent.safetensors"
 META_FILE = "meta.json"
 FORMAT_VERSION = 2
+# How the layer's output is pooled, recorded in the metadata: "normalised" scales the mean to unit
+# length, as the encoder's own embedding and the sentence vector are; checkpoints without the key
+# were trained on the plain mean.
+NORMALISED_POOLING = "normalised"
+PLAIN_POOLING = "mean"
 
 
 class IntentModelError(ValueError):
@@ -62,9 +68,10 @@ class IntentNetwork(nn.Module):
         eps: float,
         classes: int = len(INTENTS),
         dropout: float = 0.0,
+        normalised: bool = True,
     ) -> None:
         super().__init__()
-        self.heads, self.eps = heads, eps
+        self.heads, self.eps, self.normalised = heads, eps, normalised
         # ParameterDict keys may not contain dots.
         self.layer = nn.ParameterDict(
             {name.replace(".", "__"): nn.Parameter(tensor.detach().clone()) for name, tensor in layer.items()}
@@ -75,19 +82,37 @@ class IntentNetwork(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(dimension + SENTENCE_DIMENSION, classes)
 
+    @property
+    def pooling(self) -> str:
+        return NORMALISED_POOLING if self.normalised else PLAIN_POOLING
+
+    def features(self, states: torch.Tensor, mask: torch.Tensor, sentences: torch.Tensor) -> torch.Tensor:
+        """What the head reads: the layer's pooled output (after dropout) beside the sentence vector."""
+        weights = {name.replace("__", "."): tensor for name, tensor in self.layer.items()}
+        pooled = mean_pool(bert_layer(states, attention_bias(mask), weights, self.heads, self.eps), mask)
+        if self.normalised:
+            pooled = F.normalize(pooled, dim=-1)
+        return torch.cat([self.dropout(pooled), sentences], dim=1)
+
     def forward(self, states: torch.Tensor, mask: torch.Tensor, sentences: torch.Tensor) -> torch.Tensor:
         """(batch, tokens, dimension) states of the shared layers, the mask and the (batch,
         SENTENCE_DIMENSION) sentence vectors -> (batch, classes) logits."""
-        weights = {name.replace("__", "."): tensor for name, tensor in self.layer.items()}
-        hidden = bert_layer(states, attention_bias(mask), weights, self.heads, self.eps)
-        return self.head(torch.cat([self.dropout(mean_pool(hidden, mask)), sentences], dim=1))
+        return self.head(self.features(states, mask, sentences))
 
 
-def new_network(encoder: BertQueryEncoder, seed: int, dropout: float = 0.0) -> IntentNetwork:
+def new_network(
+    encoder: BertQueryEncoder, seed: int, dropout: float = 0.0, pooling: str = NORMALISED_POOLING
+) -> IntentNetwork:
     """A network whose layer starts as the encoder's last one and whose head is freshly seeded."""
+    if pooling not in (NORMALISED_POOLING, PLAIN_POOLING):
+        raise IntentModelError(f"unknown pooling {pooling!r}")
     torch.manual_seed(seed)
     return IntentNetwork(
-        encoder.layer_weights(encoder.layers - 1), encoder.heads, encoder.eps, dropout=dropout
+        encoder.layer_weights(encoder.layers - 1),
+        encoder.heads,
+        encoder.eps,
+        dropout=dropout,
+        normalised=pooling == NORMALISED_POOLING,
     )
 
 
@@ -185,6 +210,7 @@ def save_intent_model(
         meta = dict(metadata)
         meta.update(
             format=FORMAT_VERSION,
+            pooling=network.pooling,
             intents=list(INTENTS),
             threshold=threshold,
             weights_sha256=_sha256(temporary / WEIGHTS_FILE),
@@ -234,7 +260,7 @@ def load_intent_model(
     weights = directory / WEIGHTS_FILE
     if not weights.is_file() or _sha256(weights) != meta.get("weights_sha256"):
         raise IntentModelError("weights file missing or not the one its metadata records")
-    network = new_network(encoder, seed=0)
+    network = new_network(encoder, seed=0, pooling=str(meta.get("pooling", PLAIN_POOLING)))
     try:
         network.load_state_dict({name: t.float() for name, t in load_file(str(weights)).items()}, strict=True)
     except SafetensorError as exc:

@@ -1,5 +1,6 @@
 """Fine-tuning the intent classifier: the encoder's shared layers run once over every text (their
-states are cached), then the copied last layer and the head train with AdamW; the blind set's tune part
+states are cached), the head is fitted as a logistic regression on the copied last layer's features,
+then layer and head train together with AdamW (linear probe, then fine-tune); the blind set's tune part
 picks the epoch and the low-confidence threshold (under a cap on how many real questions, held out of
 that fit, it routes away from the knowledge base), and gates promotion to champion."""
 
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from sklearn.linear_model import LogisticRegression
 
 from knowledge.bert import BertQueryEncoder
 from knowledge.intent import (
@@ -61,6 +63,11 @@ class IntentRecipe:
     layer_learning_rate: float = 5e-5
     head_learning_rate: float = 3e-3
     dropout: float = 0.8  # on the fine-tuned layer's pooled output (see IntentNetwork)
+    # The head starts as a logistic regression (this inverse L2 strength) fitted on the untuned
+    # layer's features, then layer and head train together; 0: a freshly seeded head. Fine-tuning
+    # from a fitted head moves the pretrained features less, and a writer nobody trained on is read
+    # better that way.
+    probe_c: float = 1.0
     weight_decay: float = 0.01
     batch_size: int = 32
     tune_sample: int = 0  # 0: the whole tune part
@@ -154,6 +161,28 @@ def probabilities(network: IntentNetwork, cached: CachedStates, batch_size: int 
         states, mask, sentences, _ = cached.batch(rows[start : start + batch_size])
         parts.append(network(states, mask, sentences).softmax(dim=-1))
     return torch.cat(parts)
+
+
+@torch.no_grad()
+def fit_head(network: IntentNetwork, cached: CachedStates, c: float, batch_size: int = 256) -> None:
+    """Set the head to the logistic regression (inverse L2 strength `c`) fitted on what the head reads
+    from the network as it is, dropout off; left as it is when the data hold fewer than three classes."""
+    labels = cached.labels.numpy()
+    if len(set(labels.tolist())) < 3:  # a binary regression has one row of weights, not one a class
+        return
+    network.eval()
+    rows = list(range(len(cached.states)))
+    features = []
+    for start in range(0, len(rows), batch_size):
+        states, mask, sentences, _ = cached.batch(rows[start : start + batch_size])
+        features.append(network.features(states, mask, sentences))
+    probe = LogisticRegression(C=c, max_iter=3000).fit(torch.cat(features).numpy(), labels)
+    weight = torch.zeros_like(network.head.weight)
+    bias = torch.full_like(network.head.bias, -1e4)  # a class absent from the data is never predicted
+    weight[probe.classes_] = torch.as_tensor(probe.coef_, dtype=weight.dtype)
+    bias[probe.classes_] = torch.as_tensor(probe.intercept_, dtype=bias.dtype)
+    network.head.weight.copy_(weight)
+    network.head.bias.copy_(bias)
 
 
 def routed(probs: torch.Tensor, threshold: float) -> list[str]:
@@ -292,6 +321,8 @@ def _fit(
     keep the epoch that scores best on it. Returns (threshold, tune scores, held-out questions routed
     away, epoch, weights)."""
     network = new_network(encoder, recipe.seed, recipe.dropout)
+    if recipe.probe_c:
+        fit_head(network, train_states, recipe.probe_c)
     optimizer = torch.optim.AdamW(
         [
             {"params": network.layer.parameters(), "lr": recipe.layer_learning_rate},

@@ -74,6 +74,48 @@ def test_checkpoint_round_trip_predicts_the_same(classifier, encoder, tmp_path) 
     assert not [path.name for path in tmp_path.iterdir() if path.name.startswith(".")]  # no temporaries left
 
 
+def test_a_checkpoint_records_its_pooling_and_one_without_it_loads_as_the_plain_mean(
+    encoder, tmp_path
+) -> None:
+    """Checkpoints trained before the pooled output was normalised keep reading the plain mean."""
+    plain = new_network(encoder, seed=2, pooling="mean")
+    folder = save_intent_model(tmp_path / "model", plain, 0.3, {})
+    meta = read_intent_metadata(folder)
+    assert meta["pooling"] == "mean"
+    del meta["pooling"]
+    (folder / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
+    loaded = load_intent_model(folder, encoder, sentence_encoder())
+    assert not loaded.network.normalised
+    assert loaded.predict(TEXTS) == IntentClassifier(encoder, plain, 0.3, {}, sentence_encoder()).predict(
+        TEXTS
+    )
+    normalised = save_intent_model(tmp_path / "normalised", new_network(encoder, seed=2), 0.3, {})
+    assert load_intent_model(normalised, encoder, sentence_encoder()).network.normalised
+
+
+def test_the_head_starts_as_the_logistic_regression_on_the_layers_features(encoder) -> None:
+    """fit_head leaves a head whose predictions are the regression's, on the features it was fitted on."""
+    from sklearn.linear_model import LogisticRegression
+
+    from knowledge.intent_data import Example
+    from knowledge.intent_train import cache_states, fit_head
+
+    texts = [*TEXTS, "画一个数字3", "what is the weather in Paris?", "写一首诗", "你好", "怎么融资？"]
+    labels = ["image", "text", "question", "smalltalk", "image", "offtopic", "text", "smalltalk", "question"]
+    cached = cache_states(
+        encoder, sentence_encoder(), [Example(t, i, "test") for t, i in zip(texts, labels, strict=True)]
+    )
+    network = new_network(encoder, seed=0, dropout=0.5)
+    fit_head(network, cached, c=1.0)
+    states, mask, sentences, truth = cached.batch(list(range(len(texts))))
+    with torch.no_grad():
+        features = network.features(states, mask, sentences).numpy()
+        logits = network.head(torch.as_tensor(features))
+    reference = LogisticRegression(C=1.0, max_iter=3000).fit(features, truth.numpy())
+    assert torch.equal(logits.argmax(dim=1), torch.as_tensor(reference.predict(features)))
+    assert torch.equal(logits.argmax(dim=1), truth)  # nine examples, 896 features: fitted exactly
+
+
 def test_a_tampered_weights_file_is_refused(classifier, encoder, tmp_path) -> None:
     from knowledge.intent import WEIGHTS_FILE, IntentModelError
 
