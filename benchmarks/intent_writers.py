@@ -9,7 +9,7 @@ usual) without that writer's messages and classifies them; the figures pool ever
 predictions. A new writer is what the locked set and anyone else's phrase set are, so this is the
 estimate to choose recipe settings by; it never reads the locked part. Questions "routed away" here are
 the writers' own, many of them about writing or drawing, so harder than the knowledge base's real ones.
-Takes about two minutes a writer on 2 cores (`--dry-run`: the trainer's tiny recipe, for the plumbing).
+Takes about three minutes a writer on 2 cores (`--dry-run`: the trainer's tiny recipe, for the plumbing).
 Exits 1 when a pooled figure misses its target.
 """
 

@@ -48,6 +48,9 @@ PROGRESS_EVERY = 20  # optimiser steps between progress reports
 # estimated on a couple of hundred questions, and a model refitted with them only gets surer of them.
 ROUTED_AWAY_BUDGET = 0.01
 GATE_METRIC = "macro_f1"  # on the tune part: what a candidate must beat the champion on
+# On a tie (the tune part is small enough to be classified perfectly), the lower mean log-loss on
+# it decides: how sure the model is of the right class, which still tells two perfect models apart.
+GATE_TIEBREAK = "tune_log_loss"
 # (phase, step, total steps, loss so far in this epoch): "train" while choosing the epoch, "refit" after
 Progress = Callable[[str, int, int, float], None]
 
@@ -185,6 +188,13 @@ def fit_head(network: IntentNetwork, cached: CachedStates, c: float, batch_size:
     network.head.bias.copy_(bias)
 
 
+def log_loss(probs: torch.Tensor, labels: torch.Tensor) -> float:
+    """Mean negative log-probability of the true class (0.0 for no rows)."""
+    if not len(labels):
+        return 0.0
+    return float(-probs[torch.arange(len(labels)), labels].clamp(min=1e-12).log().mean())
+
+
 def routed(probs: torch.Tensor, threshold: float) -> list[str]:
     """Intents after the low-confidence fallback."""
     confidence, best = probs.max(dim=-1)
@@ -280,6 +290,7 @@ def train_intent(
     )
     network = new_network(encoder, recipe.seed, recipe.dropout)
     network.load_state_dict(state)
+    tune_loss = log_loss(probabilities(network, tune_set.states), tune_set.states.labels)
     if recipe.refit_with_tune and epoch:
         # Everything the first fit left out: the tune part and the held-out questions.
         merged = train_states.plus(tune_set.states, recipe.tune_repeats).plus(tune_set.questions)
@@ -301,7 +312,11 @@ def train_intent(
             "tune": len(tune),
             "held_out_questions": len(questions),
         },
-        "metrics": {"tune": scores.to_json(), "held_out_questions_routed_away": round(away, 4)},
+        "metrics": {
+            "tune": scores.to_json(),
+            GATE_TIEBREAK: round(tune_loss, 6),
+            "held_out_questions_routed_away": round(away, 4),
+        },
         "train_seconds": round(seconds, 1),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
@@ -321,7 +336,7 @@ def _fit(
     keep the epoch that scores best on it. Returns (threshold, tune scores, held-out questions routed
     away, epoch, weights)."""
     network = new_network(encoder, recipe.seed, recipe.dropout)
-    if recipe.probe_c:
+    if recipe.probe_c and epochs:  # no epochs: the network as initialised, nothing fitted
         fit_head(network, train_states, recipe.probe_c)
     optimizer = torch.optim.AdamW(
         [
@@ -390,24 +405,38 @@ class Promotion:
 
 
 def promote_if_better(candidate: Path, champion: Path, serving: Path | None = None) -> Promotion:
-    """Make the candidate the champion when its tune macro-F1 beats the serving model's: `serving`, or
-    the champion when not given (with neither, the candidate is promoted)."""
-    new_score = read_intent_metadata(candidate)["metrics"]["tune"][GATE_METRIC]
+    """Make the candidate the champion when its tune macro-F1 beats the serving model's (`serving`, or
+    the champion when not given; with neither, the candidate is promoted), or ties it with a lower tune
+    log-loss (a champion that recorded none loses the tie)."""
+    new_meta = read_intent_metadata(candidate)["metrics"]
+    new_score = new_meta["tune"][GATE_METRIC]
     try:
         old = read_intent_metadata(serving or champion)
         old_score = float(old["metrics"]["tune"][GATE_METRIC])
     except (IntentModelError, KeyError, TypeError, ValueError):
         old, old_score = None, None
-    if old_score is not None and new_score <= old_score:
+    if old_score is None:
+        reason = f"no champion yet; tune macro-F1 {new_score:.3f}"
+    elif new_score > old_score + 1e-9:
+        reason = f"tune macro-F1 {new_score:.3f} beats the champion's {old_score:.3f}"
+    elif new_score < old_score - 1e-9:
         reason = f"tune macro-F1 {new_score:.3f} does not beat the champion's {old_score:.3f}"
         return Promotion(False, reason, old)
+    else:
+        new_loss, old_loss = new_meta.get(GATE_TIEBREAK), old["metrics"].get(GATE_TIEBREAK)
+        tie = f"tune macro-F1 {new_score:.3f} ties the champion's"
+        if not isinstance(new_loss, float):
+            return Promotion(False, f"{tie} and the candidate recorded no tune log-loss", old)
+        if isinstance(old_loss, float) and new_loss >= old_loss:
+            reason = f"{tie}; its tune log-loss {new_loss:.4f} does not beat the champion's {old_loss:.4f}"
+            return Promotion(False, reason, old)
+        than = f"the champion's {old_loss:.4f}" if isinstance(old_loss, float) else "none recorded"
+        reason = f"{tie}; its tune log-loss {new_loss:.4f} beats {than}"
     staging = champion.with_name(f".{champion.name}.new")
     shutil.rmtree(staging, ignore_errors=True)  # a leftover from an interrupted run
     shutil.copytree(candidate, staging)
     replace_folder(staging, champion)
-    if old_score is None:
-        return Promotion(True, f"no champion yet; tune macro-F1 {new_score:.3f}", old)
-    return Promotion(True, f"tune macro-F1 {new_score:.3f} beats the champion's {old_score:.3f}", old)
+    return Promotion(True, reason, old)
 
 
 def train_and_save(

@@ -148,11 +148,12 @@ def test_dry_run_reports_as_the_bot_reads_and_the_gate_keeps_the_better_model(
     assert read_intent_metadata(champion)["recipe"]["seed"] == 3
     weights = read_intent_metadata(champion)["weights_sha256"]
 
-    assert main(["train-intent", "--dry-run", "--epochs", "0", "--progress-json"]) == 0  # untrained: worse
+    # The same recipe and seed train the same model: it ties on both the score and the log-loss.
+    assert main(["train-intent", "--dry-run", "--progress-json", "--seed", "3"]) == 0
     second = TrainReport.from_json(_json_lines(capsys.readouterr().out)[-1])
     assert not second.promoted and "does not beat" in second.reason
     assert second.champion is not None and second.champion.version == first.version
-    assert second.candidate["macro_f1"] < second.champion.metrics["macro_f1"]
+    assert second.candidate["macro_f1"] == pytest.approx(second.champion.metrics["macro_f1"], abs=1e-4)
     assert read_intent_metadata(champion)["weights_sha256"] == weights
 
 
@@ -168,6 +169,38 @@ def test_the_gate_compares_with_the_shipped_default_while_data_dir_has_no_champi
     verdict = promote_if_better(candidate, champion, shipped)
     assert not verdict.promoted and verdict.champion["version"] == "shipped" and not champion.exists()
     assert promote_if_better(candidate, champion).promoted  # nothing serving: any model beats none
+
+
+@pytest.mark.parametrize(
+    ("candidate_figures", "champion_figures", "promoted"),
+    [
+        ({"f1": 0.95, "loss": 0.9}, {"f1": 0.9, "loss": 0.1}, True),  # a better score wins outright
+        ({"f1": 0.9, "loss": 0.01}, {"f1": 0.95, "loss": 0.9}, False),
+        ({"f1": 1.0, "loss": 0.02}, {"f1": 1.0, "loss": 0.05}, True),  # a tie: the surer model wins
+        ({"f1": 1.0, "loss": 0.05}, {"f1": 1.0, "loss": 0.02}, False),
+        ({"f1": 1.0, "loss": 0.05}, {"f1": 1.0, "loss": 0.05}, False),
+        ({"f1": 1.0, "loss": 0.05}, {"f1": 1.0}, True),  # a champion from before log-loss was recorded
+        ({"f1": 1.0}, {"f1": 1.0, "loss": 0.05}, False),
+    ],
+)
+def test_a_tie_on_macro_f1_goes_to_the_lower_tune_log_loss(
+    tmp_path, candidate_figures: dict, champion_figures: dict, promoted: bool
+) -> None:
+    from knowledge.intent_train import GATE_TIEBREAK, promote_if_better
+
+    def metadata(version: str, figures: dict) -> dict:
+        metrics = {"tune": {"macro_f1": figures["f1"]}}
+        if "loss" in figures:
+            metrics[GATE_TIEBREAK] = figures["loss"]
+        return {"version": version, "metrics": metrics}
+
+    network = new_network(query_encoder(PACKAGED_EMBEDDING_MODEL), seed=0)
+    candidate, champion = tmp_path / "candidate", tmp_path / "champion"
+    save_intent_model(candidate, network, 0.5, metadata("new", candidate_figures))
+    save_intent_model(champion, network, 0.5, metadata("old", champion_figures))
+    verdict = promote_if_better(candidate, champion)
+    assert verdict.promoted == promoted and verdict.champion["version"] == "old"
+    assert read_intent_metadata(champion)["version"] == ("new" if promoted else "old")
 
 
 def test_cleanup_removes_only_half_written_folders(tmp_path, monkeypatch, capsys) -> None:
