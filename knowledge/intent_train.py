@@ -155,31 +155,31 @@ def cache_states(
 
 
 @torch.no_grad()
-def probabilities(network: IntentNetwork, cached: CachedStates, batch_size: int = 128) -> torch.Tensor:
-    """(n, classes) probabilities for every cached row."""
+def head_inputs(network: IntentNetwork, cached: CachedStates, batch_size: int = 128) -> torch.Tensor:
+    """(n, features) what the head reads for every cached row, dropout off."""
     network.eval()
     rows = list(range(len(cached.states)))
     parts = []
     for start in range(0, len(rows), batch_size):
         states, mask, sentences, _ = cached.batch(rows[start : start + batch_size])
-        parts.append(network(states, mask, sentences).softmax(dim=-1))
+        parts.append(network.features(states, mask, sentences))
     return torch.cat(parts)
 
 
 @torch.no_grad()
-def fit_head(network: IntentNetwork, cached: CachedStates, c: float, batch_size: int = 256) -> None:
+def probabilities(network: IntentNetwork, cached: CachedStates) -> torch.Tensor:
+    """(n, classes) probabilities for every cached row."""
+    return network.head(head_inputs(network, cached)).softmax(dim=-1)
+
+
+@torch.no_grad()
+def fit_head(network: IntentNetwork, cached: CachedStates, c: float) -> None:
     """Set the head to the logistic regression (inverse L2 strength `c`) fitted on what the head reads
     from the network as it is, dropout off; left as it is when the data hold fewer than three classes."""
     labels = cached.labels.numpy()
     if len(set(labels.tolist())) < 3:  # a binary regression has one row of weights, not one a class
         return
-    network.eval()
-    rows = list(range(len(cached.states)))
-    features = []
-    for start in range(0, len(rows), batch_size):
-        states, mask, sentences, _ = cached.batch(rows[start : start + batch_size])
-        features.append(network.features(states, mask, sentences))
-    probe = LogisticRegression(C=c, max_iter=3000).fit(torch.cat(features).numpy(), labels)
+    probe = LogisticRegression(C=c, max_iter=3000).fit(head_inputs(network, cached).numpy(), labels)
     weight = torch.zeros_like(network.head.weight)
     bias = torch.full_like(network.head.bias, -1e4)  # a class absent from the data is never predicted
     weight[probe.classes_] = torch.as_tensor(probe.coef_, dtype=weight.dtype)
