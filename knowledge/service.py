@@ -34,9 +34,15 @@ class KnowledgeBase:
     """Bilingual question answering over the corpus; `ask` is safe from several threads at once."""
 
     def __init__(
-        self, corpus_dir: Path, index_dir: Path, embedding_model: str, data_dir: Path | None = None
+        self,
+        corpus_dir: Path,
+        index_dir: Path,
+        embedding_model: str,
+        data_dir: Path | None = None,
+        questions_dir: Path | None = None,
     ) -> None:
         self.corpus_dir = corpus_dir
+        self.questions_dir = questions_dir  # expected questions per article; None: none
         self.index_dir = index_dir
         self.embedding_model = embedding_model
         self.data_dir = data_dir  # where a trained intent champion lives; None: the shipped one only
@@ -51,7 +57,13 @@ class KnowledgeBase:
 
     @classmethod
     def from_settings(cls, settings: KnowledgeSettings) -> KnowledgeBase:
-        return cls(Path(settings.corpus_dir), settings.index_dir, settings.embedding_model, settings.data_dir)
+        return cls(
+            Path(settings.corpus_dir),
+            settings.index_dir,
+            settings.embedding_model,
+            settings.data_dir,
+            Path(settings.questions_dir),
+        )
 
     def initialize(self) -> None:
         """Load the cached index, or build it when it is missing, stale or damaged."""
@@ -233,12 +245,16 @@ class KnowledgeBase:
         # The curated glossary shapes the Chinese units' English glosses, so it is part of the recipe.
         glossary = hashlib.sha256(CURATED.encode()).hexdigest()[:8]
         encoder_id = f"{model_fingerprint(self.embedding_model)}:{DOCUMENT_TOKENS}:{glossary}"
-        return corpus_fingerprint(self.corpus_dir, encoder_id)
+        return corpus_fingerprint(self.corpus_dir, encoder_id, self.questions_dir)
 
     def _build_and_save(self, encoder: Encoder, fingerprint: str):
         with self._build:
             index, report = build_index(
-                self.corpus_dir, encoder, fingerprint, multilingual=self._multilingual
+                self.corpus_dir,
+                encoder,
+                fingerprint,
+                multilingual=self._multilingual,
+                questions=self.questions_dir,
             )
             save(index, self.index_dir)
             return index, report

@@ -9,6 +9,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError
 
 PACKAGED_CORPUS = Path(__file__).parent / "corpus"
+PACKAGED_QUESTIONS = Path(__file__).parent / "questions"
 PACKAGED_EMBEDDING_MODEL = "packaged:all-MiniLM-L6-v2"
 
 
@@ -19,6 +20,8 @@ class KnowledgeSettings(BaseSettings):
 
     data_dir: Path = Path("var")
     corpus_dir: Path = PACKAGED_CORPUS
+    # Questions readers are expected to ask of each article, tied to their answers (knowledge.asked).
+    questions_dir: Path = PACKAGED_QUESTIONS
     # A local path or a Hugging Face model id; the default is the offline packaged model.
     embedding_model: str = PACKAGED_EMBEDDING_MODEL
     log_level: str = "INFO"

@@ -24,8 +24,10 @@ def fake_encoder(monkeypatch: pytest.MonkeyPatch) -> FakeEncoder:
     monkeypatch.setattr(knowledge.build, "cross_lingual_similarity", no_similarity)
     original = knowledge.build.build_index
 
-    def build_index(corpus_dir, encoder, fingerprint, similarity=no_similarity, multilingual=None):
-        return original(corpus_dir, encoder, fingerprint, similarity=similarity)
+    def build_index(
+        corpus_dir, encoder, fingerprint, similarity=no_similarity, multilingual=None, questions=None
+    ):
+        return original(corpus_dir, encoder, fingerprint, similarity=similarity, questions=questions)
 
     monkeypatch.setattr(knowledge.service, "build_index", build_index)
     return FakeEncoder()
@@ -43,10 +45,12 @@ def subset_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def real_kb(subset_corpus: Path, tmp_path_factory: pytest.TempPathFactory):
     """A KnowledgeBase with the real default encoder over two of the packaged articles."""
     from knowledge.service import KnowledgeBase
-    from knowledge.settings import PACKAGED_EMBEDDING_MODEL
+    from knowledge.settings import PACKAGED_EMBEDDING_MODEL, PACKAGED_QUESTIONS
 
     data_dir = tmp_path_factory.mktemp("data")
-    kb = KnowledgeBase(subset_corpus, data_dir / "index", PACKAGED_EMBEDDING_MODEL)
+    kb = KnowledgeBase(
+        subset_corpus, data_dir / "index", PACKAGED_EMBEDDING_MODEL, questions_dir=PACKAGED_QUESTIONS
+    )
     kb.initialize()
     kb.data_dir = data_dir  # for the CLI test, which reads the same index
     yield kb

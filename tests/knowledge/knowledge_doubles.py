@@ -40,3 +40,11 @@ class FakeEncoder:
 def no_similarity(zh: list[str], en: list[str]) -> np.ndarray:
     """Pairing by structure only (section numbers and order), without the multilingual encoder."""
     return np.zeros((len(zh), len(en)), dtype=np.float32)
+
+
+def one_article_corpus(root: Path, article: str) -> Path:
+    """A corpus folder under `root` holding one Markdown article, `guide.md`."""
+    folder = root / "corpus"
+    folder.mkdir()
+    (folder / "guide.md").write_text(article, encoding="utf-8")
+    return folder

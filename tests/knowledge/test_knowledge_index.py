@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from knowledge_doubles import FakeEncoder, no_similarity
+from knowledge_doubles import FakeEncoder, no_similarity, one_article_corpus
 
 from knowledge.build import build_index
 from knowledge.index import IndexError_, corpus_fingerprint, load, save
@@ -23,10 +23,7 @@ ARTICLE = (
 
 @pytest.fixture
 def corpus(tmp_path: Path) -> Path:
-    folder = tmp_path / "corpus"
-    folder.mkdir()
-    (folder / "guide.md").write_text(ARTICLE, encoding="utf-8")
-    return folder
+    return one_article_corpus(tmp_path, ARTICLE)
 
 
 def test_save_load_round_trip(corpus: Path, tmp_path: Path):

@@ -1,0 +1,106 @@
+"""Questions readers are expected to ask, each tied to the passage that answers it.
+
+A user's question is matched against these as well as against the passages: two questions read
+alike even where a question and its answer share few words, and across languages. They live in
+`<questions folder>/<article file stem>.jsonl`, one object a line:
+    {"heading": ..., "lang": "en"|"zh", "question": ..., "quote": <verbatim text from the answer>}
+(`line`, the heading's line in the article, is kept for readers). A question is tied to the unit
+whose text holds its quote, else to the first unit of the section under its heading; one that
+fits neither is left out with a warning, as is a line that does not parse.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+SUFFIX = ".jsonl"
+
+
+@dataclass(frozen=True)
+class ExpectedQuestion:
+    """One question a reader may ask, and where its answer is."""
+
+    doc: str  # the article's file stem
+    heading: str
+    question: str
+    quote: str
+
+
+def question_files(folder: Path | None) -> list[Path]:
+    """The question files of a folder, in a stable order (none when there is no folder)."""
+    if folder is None or not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix == SUFFIX)
+
+
+def read_expected_questions(folder: Path | None, docs: Iterable[str]) -> list[ExpectedQuestion]:
+    """The expected questions for the given articles; files for other articles are ignored."""
+    wanted = set(docs)
+    found: list[ExpectedQuestion] = []
+    for path in question_files(folder):
+        if path.stem not in wanted:
+            continue
+        for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                question = " ".join(str(row["question"]).split())
+                entry = ExpectedQuestion(path.stem, str(row.get("heading", "")), question, str(row["quote"]))
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                log.warning("%s:%d: not an expected-question line (%s); left out", path.name, number, exc)
+                continue
+            if question:
+                found.append(entry)
+    return found
+
+
+def answering_units(questions: list[ExpectedQuestion], sections, units) -> tuple[list[str], list[int]]:
+    """(question texts, the unit answering each), ordered by unit; questions that fit no unit are left out."""
+    texts = [_plain(unit.text) for unit in units]
+    by_doc: dict[str, list[int]] = {}
+    for n, unit in enumerate(units):
+        by_doc.setdefault(sections[unit.section].doc, []).append(n)
+    tied: list[tuple[int, str]] = []
+    lost = 0
+    for entry in questions:
+        unit = _unit_of(entry, by_doc.get(entry.doc, []), texts, sections, units)
+        if unit is None:
+            lost += 1
+        else:
+            tied.append((unit, entry.question))
+    if lost:
+        log.warning("%d expected questions fit no passage (quote and heading not found); left out", lost)
+    tied.sort(key=lambda pair: pair[0])
+    return [question for _, question in tied], [unit for unit, _ in tied]
+
+
+def _unit_of(entry: ExpectedQuestion, candidates: list[int], texts: list[str], sections, units) -> int | None:
+    quote = _plain(entry.quote)
+    if quote:
+        for n in candidates:
+            if quote in texts[n]:
+                return n
+    heading = _plain(_unnumbered(entry.heading))
+    if heading:
+        for n in candidates:
+            path = sections[units[n].section].path
+            if path and heading in _plain(_unnumbered(path[-1])):
+                return n
+    return None
+
+
+def _plain(text: str) -> str:
+    """Lower case, single spaces, no Markdown emphasis: how a quote is found in cleaned text."""
+    return " ".join(text.replace("**", "").replace("`", "").lower().split())
+
+
+def _unnumbered(heading: str) -> str:
+    return re.sub(r"^\s*(?:\d+\.)*\d+\.?\s*", "", heading)

@@ -1,0 +1,139 @@
+"""Expected questions: read per article, tied to the answering passage, stored, and scored per group."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+from knowledge_doubles import PACKAGED_CORPUS, FakeEncoder, no_similarity, one_article_corpus
+
+from knowledge.asked import answering_units, read_expected_questions
+from knowledge.build import build_index
+from knowledge.index import corpus_fingerprint, load, make_units, save
+from knowledge.ingest import ingest_folder
+from knowledge.retrieve import Retriever
+from knowledge.settings import PACKAGED_QUESTIONS
+
+ARTICLE = (
+    "# Pricing Guide\n\n## 1. Pricing\n\nCharge per **seat** and review prices   every quarter.\n\n"
+    "## 2. Hiring\n\nHire engineers who have shipped machine learning products before.\n\n"
+    "## 3. Culture\n\nWrite things down so that remote teammates can follow decisions.\n"
+)
+
+
+def _rows(*rows: dict) -> str:
+    return "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> Path:
+    return one_article_corpus(tmp_path, ARTICLE)
+
+
+@pytest.fixture
+def questions(tmp_path: Path) -> Path:
+    folder = tmp_path / "questions"
+    folder.mkdir()
+    (folder / "guide.jsonl").write_text(
+        _rows(
+            # quoted with the emphasis and spacing the cleaned text may lose
+            {
+                "heading": "1. Pricing",
+                "question": "how often  should we   reprice?",
+                "quote": "seat and review prices every quarter",
+            },
+            {
+                "heading": "2. Hiring",
+                "question": "who should my first engineers be",
+                "quote": "not in the article",
+            },
+            {"heading": "9. Nowhere", "question": "a question with no home", "quote": "no such text"},
+        )
+        + "not json\n"
+        + _rows({"heading": "3. Culture"}),  # no question
+        encoding="utf-8",
+    )
+    (folder / "other.jsonl").write_text(
+        _rows({"heading": "1. Pricing", "question": "for another article", "quote": "Charge per"}),
+        encoding="utf-8",
+    )
+    return folder
+
+
+def test_read_keeps_the_corpus_articles_and_skips_bad_lines(questions: Path, caplog):
+    with caplog.at_level(logging.WARNING, logger="knowledge.asked"):
+        found = read_expected_questions(questions, ["guide"])
+    assert [q.question for q in found] == [
+        "how often should we reprice?",
+        "who should my first engineers be",
+        "a question with no home",
+    ]
+    assert {q.doc for q in found} == {"guide"}
+    assert sum("not an expected-question line" in r.message for r in caplog.records) == 2
+    assert read_expected_questions(None, ["guide"]) == []
+    assert read_expected_questions(questions / "missing", ["guide"]) == []
+
+
+def test_questions_are_tied_by_quote_then_heading(corpus: Path, questions: Path, caplog):
+    ingested = ingest_folder(corpus)
+    units = make_units(ingested.sections)
+    with caplog.at_level(logging.WARNING, logger="knowledge.asked"):
+        texts, tied = answering_units(read_expected_questions(questions, ["guide"]), ingested.sections, units)
+    headings = [ingested.sections[units[n].section].path[-1] for n in tied]
+    assert texts == ["how often should we reprice?", "who should my first engineers be"]
+    assert headings == ["1. Pricing", "2. Hiring"]
+    assert tied == sorted(tied)
+    assert any("1 expected questions fit no passage" in r.message for r in caplog.records)
+
+
+def test_index_stores_the_questions_and_the_fingerprint_follows_them(
+    corpus: Path, questions: Path, tmp_path: Path
+):
+    index, _ = build_index(corpus, FakeEncoder(), "fp1", similarity=no_similarity, questions=questions)
+    assert len(index.asked) == len(index.multi_asked) == len(index.asked_units) == 2
+    assert index.manifest["expected_questions"] == 2
+    save(index, tmp_path / "index")
+    loaded = load(tmp_path / "index", expected_fingerprint="fp1")
+    assert np.array_equal(loaded.asked, index.asked)
+    assert np.array_equal(loaded.asked_units, index.asked_units)
+
+    before = corpus_fingerprint(corpus, "enc", questions)
+    assert corpus_fingerprint(corpus, "enc") != before
+    (questions / "guide.jsonl").write_text(_rows({"heading": "2. Hiring", "question": "q", "quote": "Hire"}))
+    assert corpus_fingerprint(corpus, "enc", questions) != before
+
+
+def test_an_expected_question_scores_its_whole_group(corpus: Path, questions: Path):
+    index, _ = build_index(corpus, FakeEncoder(), "fp1", similarity=no_similarity, questions=questions)
+    retriever = Retriever(index, FakeEncoder())
+    analysis = retriever.analyse("who should my first engineers be")
+    signals = retriever.signals(analysis, FakeEncoder().encode_query(analysis.corrected))
+    hiring = [n for n, u in enumerate(index.units) if index.sections[u.section].path[-1] == "2. Hiring"]
+    assert signals.asked.argmax() in hiring
+    assert signals.asked[hiring[0]] == pytest.approx(1.0, abs=1e-5)
+    culture = [n for n, u in enumerate(index.units) if index.sections[u.section].path[-1] == "3. Culture"]
+    assert signals.asked[culture[0]] == 0.0  # no expected question: no signal
+
+
+def test_an_index_without_questions_still_ranks(corpus: Path):
+    index, _ = build_index(corpus, FakeEncoder(), "fp1", similarity=no_similarity)
+    assert index.asked.shape == (0, FakeEncoder().dimension)
+    retriever = Retriever(index, FakeEncoder())
+    assert retriever.search("how should we price seats", k=2).hits
+    signals = retriever.signals(retriever.analyse("price"), FakeEncoder().encode_query("price"))
+    assert not signals.asked.any()
+
+
+def test_every_shipped_question_finds_its_passage():
+    """The packaged questions all name a corpus article and each is tied to a passage."""
+    ingested = ingest_folder(PACKAGED_CORPUS)
+    units = make_units(ingested.sections)
+    shipped = read_expected_questions(PACKAGED_QUESTIONS, ingested.titles)
+    files = sorted(p.stem for p in PACKAGED_QUESTIONS.glob("*.jsonl"))
+    assert files == sorted(ingested.titles)
+    texts, _ = answering_units(shipped, ingested.sections, units)
+    assert len(shipped) >= 1000
+    assert len(texts) >= 0.99 * len(shipped)
