@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 
+from knowledge.evaluate import Question
 from knowledge.features import BASE_FEATURES, QUESTION_FEATURES, UNIT_FEATURES, within_pool
 from knowledge.learned import SHIPPED, LinearModel, Policy, load_policy, save_policy
-from knowledge.train import ANSWERABLE_DECLINE_BUDGET, _answer_threshold, training_questions
+from knowledge.train import (
+    ANSWERABLE_DECLINE_BUDGET,
+    Example,
+    _answer_threshold,
+    budgeted,
+    training_questions,
+)
 
 
 def model(names: tuple[str, ...], bias: float = 0.0) -> LinearModel:
@@ -34,6 +41,25 @@ def test_the_answer_threshold_declines_at_most_the_budget_of_answerable_question
     threshold = _answer_threshold(probabilities)
     assert np.mean(probabilities < threshold) <= ANSWERABLE_DECLINE_BUDGET
     assert np.mean(probabilities < threshold + 0.01) > ANSWERABLE_DECLINE_BUDGET  # the highest such
+
+
+def _example(kind: str, split: str, expect: tuple[str, ...] = ("phrase",)) -> Example:
+    empty = np.zeros(0, dtype=np.float32)
+    question = Question(f"{kind}-{split}", "q", expect, kind, split)
+    return Example(question, None, None, empty, empty.reshape(0, len(UNIT_FEATURES)), empty, {})
+
+
+def test_the_decline_budget_is_counted_on_answerable_questions_written_blind():
+    examples = [
+        _example("en", ""),  # the team's dev set
+        _example("en", "tune"),
+        _example("offtopic", "tune", ()),
+        _example("uncovered", "tune"),
+        _example("zh", "tune"),
+    ]
+    assert budgeted(examples).tolist() == [False, True, False, False, True]
+    # Without blind questions, every answerable one counts.
+    assert budgeted(examples[:1] + examples[2:4]).tolist() == [True, False, False]
 
 
 def test_a_smaller_pool_keeps_the_candidates_some_signal_ranks_high_enough():
