@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+
+from knowledge.ingest import NUMBER_PREFIX
 
 log = logging.getLogger(__name__)
 
@@ -64,14 +65,14 @@ def read_expected_questions(folder: Path | None, docs: Iterable[str]) -> list[Ex
 
 def answering_units(questions: list[ExpectedQuestion], sections, units) -> tuple[list[str], list[int]]:
     """(question texts, the unit answering each), ordered by unit; questions that fit no unit are left out."""
-    texts = [_plain(unit.text) for unit in units]
+    keys = [_plain(unit.text) for unit in units]
     by_doc: dict[str, list[int]] = {}
     for n, unit in enumerate(units):
         by_doc.setdefault(sections[unit.section].doc, []).append(n)
     tied: list[tuple[int, str]] = []
     lost = 0
     for entry in questions:
-        unit = _unit_of(entry, by_doc.get(entry.doc, []), texts, sections, units)
+        unit = _unit_of(entry, by_doc.get(entry.doc, []), keys, sections, units)
         if unit is None:
             lost += 1
         else:
@@ -82,25 +83,25 @@ def answering_units(questions: list[ExpectedQuestion], sections, units) -> tuple
     return [question for _, question in tied], [unit for unit, _ in tied]
 
 
-def _unit_of(entry: ExpectedQuestion, candidates: list[int], texts: list[str], sections, units) -> int | None:
+def _unit_of(entry: ExpectedQuestion, candidates: list[int], keys: list[str], sections, units) -> int | None:
     quote = _plain(entry.quote)
     if quote:
         for n in candidates:
-            if quote in texts[n]:
+            if quote in keys[n]:
                 return n
-    heading = _plain(_unnumbered(entry.heading))
+    heading = _heading_key(entry.heading)
     if heading:
         for n in candidates:
             path = sections[units[n].section].path
-            if path and heading in _plain(_unnumbered(path[-1])):
+            if path and heading in _heading_key(path[-1]):
                 return n
     return None
+
+
+def _heading_key(heading: str) -> str:
+    return _plain(NUMBER_PREFIX.sub("", heading))
 
 
 def _plain(text: str) -> str:
     """Lower case, single spaces, no Markdown emphasis: how a quote is found in cleaned text."""
     return " ".join(text.replace("**", "").replace("`", "").lower().split())
-
-
-def _unnumbered(heading: str) -> str:
-    return re.sub(r"^\s*(?:\d+\.)*\d+\.?\s*", "", heading)

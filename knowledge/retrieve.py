@@ -350,17 +350,11 @@ class Retriever:
 
     def _closest_sentence(self, sentences: np.ndarray, query: np.ndarray, size: int) -> np.ndarray:
         """Each unit's best cosine over its sentences."""
-        best = np.zeros(size, dtype=np.float32)
-        if len(sentences):
-            scores = matvec(sentences, query)
-            best[self._sentence_owners] = np.maximum.reduceat(scores, self._sentence_starts)
-        return best
+        return owner_maxima(sentences, query, self._sentence_owners, self._sentence_starts, size)
 
     def _closest_asked(self, asked: np.ndarray, query: np.ndarray) -> np.ndarray:
         """Each unit's best cosine over the expected questions of its group (0 where it has none)."""
-        best = np.zeros(self._group_count, dtype=np.float32)
-        if len(asked):
-            best[self._asked_groups] = np.maximum.reduceat(matvec(asked, query), self._asked_starts)
+        best = owner_maxima(asked, query, self._asked_groups, self._asked_starts, self._group_count)
         return best[self.traits.groups]
 
     def candidate_features(
@@ -481,6 +475,17 @@ def _rrf(scores: np.ndarray) -> np.ndarray:
     ranks = np.empty(len(scores), dtype=np.float32)
     ranks[order] = np.arange(1, len(scores) + 1, dtype=np.float32)
     return np.where(scores > 0, 1.0 / (RRF_K + ranks), 0.0).astype(np.float32)
+
+
+def owner_maxima(
+    rows: np.ndarray, query: np.ndarray, owners: np.ndarray, starts: np.ndarray, size: int
+) -> np.ndarray:
+    """Each of `size` owners' best cosine with `query` over its rows (rows sorted by owner; `owners`
+    the distinct owners, `starts` where their rows begin); 0 for an owner without rows."""
+    best = np.zeros(size, dtype=np.float32)
+    if len(rows):
+        best[owners] = np.maximum.reduceat(matvec(rows, query), starts)
+    return best
 
 
 def matvec(matrix: np.ndarray, vector: np.ndarray) -> np.ndarray:
