@@ -203,17 +203,23 @@ def trim(text: str, analysis: QueryAnalysis, limit: int) -> str:
 
 
 def _blocks(prose: str) -> list[str]:
-    """Sentences, with a list's items kept together and with the sentence that leads into them."""
+    """Sentences and list items, each whole; a list led in by a sentence ("...以下优势：") is one
+    block with that sentence, so the lead-in never stands without its items."""
     blocks: list[str] = []
-    in_list = False
+    led_list = False
     for line in (line.strip() for line in prose.split("\n")):
         if not line:
             continue
-        if LIST_ITEM.match(line) and blocks and (in_list or blocks[-1].endswith(LEAD_IN_END)):
+        item = LIST_ITEM.match(line) is not None
+        if item and blocks and (led_list or blocks[-1].endswith(LEAD_IN_END)):
             blocks[-1] += "\n" + line
-            in_list = True
+            led_list = True
             continue
-        in_list = bool(LIST_ITEM.match(line))
+        led_list = False
+        if item:
+            # An item split into sentences would let the next item follow its last sentence.
+            blocks.append(line)
+            continue
         blocks.extend(s.strip() for s in SENTENCE_END.split(line) if s and s.strip())
     return blocks
 

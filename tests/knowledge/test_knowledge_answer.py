@@ -177,6 +177,17 @@ def test_a_list_is_quoted_with_its_items_not_just_its_lead_in(retriever: Retriev
     assert "技术门槛" in quote
 
 
+def test_a_quote_from_a_list_without_lead_in_starts_at_the_matching_item(retriever: Retriever):
+    text = (
+        "1. **Compute**：Training needs many GPUs. For startups, compute may be a major challenge.\n"
+        "2. **User Data**：Encrypt user data and keep it private.\n"
+        "3. **Fairness**：Models may be biased, so test them."
+    )
+    quote = trim(text, retriever.analyse("How do we encrypt user data?"), 90)
+    assert quote.startswith("2. User Data：Encrypt user data")
+    assert "For startups" not in quote
+
+
 def test_the_verdict_follows_the_learned_probabilities(retriever: Retriever):
     question = "Which engineers should I hire?"
     found = retrieval(retriever, question, hit(retriever, "Hiring", question))
