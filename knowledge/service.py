@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from knowledge.answer import compose
 from knowledge.api import Answer, Understanding
 from knowledge.build import BuildReport, build_index
-from knowledge.decide import decide
+from knowledge.decide import Verdict, decide
 from knowledge.encoder import DOCUMENT_TOKENS, Encoder, QueryBatcher, model_fingerprint
 from knowledge.glossary import CURATED
 from knowledge.index import IndexError_, corpus_fingerprint, load, save
@@ -21,6 +21,8 @@ from knowledge.retrieve import Retrieval, Retriever
 from knowledge.settings import KnowledgeSettings
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from knowledge.intent import IntentClassifier
 
 log = logging.getLogger(__name__)
@@ -85,17 +87,34 @@ class KnowledgeBase:
             log.warning("intent classifier not loaded (%s): every message is read as a question", exc)
 
     def ask(self, question: str, k: int = 5) -> Answer:
-        """Answer one question with up to k sources, best first."""
+        """Answer one question with up to k sources, best first. The intent classifier reads it on the
+        same encoder pass, and one it reads as off-topic is declined, as it is in a chat."""
         retriever, question = self._prepare(question)
         k = max(1, k)
-        return self._answer(question, retriever, retriever.search(question, k + SPARE_HITS), k)
+        reader = self._reader
+        if reader is None:
+            return self._answer(question, retriever, retriever.search(question, k + SPARE_HITS), k)
+        intent, _ = reader
+        query, multi, prediction = intent.split_row(intent.read_batch([question])[0])
+        analysis = retriever.analyse(question)
+        if analysis.corrected != question:
+            query, multi = retriever.encoder.encode_query(analysis.corrected), None
+        retrieval = retriever.rank(analysis, query, k + SPARE_HITS, multi=multi)
+        return self._answer(question, retriever, retrieval, k, off_topic=prediction.intent == "offtopic")
 
     async def ask_async(self, question: str, k: int = 5) -> Answer:
         """`ask` for an event loop: only the encoder's forward pass runs off the loop, batched with
         other askers'; the rest (~0.3 ms of Python) runs inline, cheaper than a hop to a thread."""
         retriever, question = self._prepare(question)
         k = max(1, k)
-        return self._answer(question, retriever, await retriever.search_async(question, k + SPARE_HITS), k)
+        reader = self._reader
+        if reader is None:
+            return self._answer(
+                question, retriever, await retriever.search_async(question, k + SPARE_HITS), k
+            )
+        intent, batcher = reader
+        query, multi, prediction = intent.split_row(await batcher.encode_async(question))
+        return await self._answer_read(question, retriever, query, multi, prediction.intent == "offtopic", k)
 
     async def understand_async(self, message: str, k: int = 5) -> Understanding:
         """Read a free-text message: answer it as a question, or say what else it asks for. A question
@@ -114,15 +133,8 @@ class KnowledgeBase:
         # Batched with concurrent readers', like questions' encodings.
         query, multi, prediction = intent.split_row(await batcher.encode_async(message))
         if prediction.intent == "question":
-            analysis = retriever.analyse(message)
-            if analysis.corrected == message:
-                retrieval = retriever.rank(analysis, query, k + SPARE_HITS, multi=multi)
-            else:
-                query = await retriever.encoder.encode_query_async(analysis.corrected)
-                retrieval = retriever.rank(analysis, query, k + SPARE_HITS)
-            return Understanding(
-                "question", prediction.confidence, self._answer(message, retriever, retrieval, k)
-            )
+            answer = await self._answer_read(message, retriever, query, multi, False, k)
+            return Understanding("question", prediction.confidence, answer)
         if prediction.intent == "image":
             digit, count = parse_image_request(message)
             return Understanding("image", prediction.confidence, digit=digit, count=count)
@@ -179,9 +191,32 @@ class KnowledgeBase:
         entries = [section for section in index.sections if section.kind == "faq" and section.lang == lang]
         return [entry_answer(index, section) for section in entries[:limit]]
 
+    async def _answer_read(
+        self,
+        message: str,
+        retriever: Retriever,
+        query: np.ndarray,
+        multi: np.ndarray,
+        off_topic: bool,
+        k: int,
+    ) -> Answer:
+        """Answer a message the classifier has read, from the encodings it made, unless spelling repair
+        changed it: the classifier reads the message as written, retrieval the repaired question."""
+        analysis = retriever.analyse(message)
+        if analysis.corrected != message:
+            query, multi = await retriever.encoder.encode_query_async(analysis.corrected), None
+        retrieval = retriever.rank(analysis, query, k + SPARE_HITS, multi=multi)
+        return self._answer(message, retriever, retrieval, k, off_topic)
+
     @staticmethod
-    def _answer(question: str, retriever: Retriever, retrieval: Retrieval, k: int) -> Answer:
+    def _answer(
+        question: str, retriever: Retriever, retrieval: Retrieval, k: int, off_topic: bool = False
+    ) -> Answer:
+        """Compose the answer; `off_topic` (the intent classifier's reading) declines whatever the
+        retrieval says, listing the topics it can help with."""
         verdict, confidence = decide(retrieval, retriever.policy)
+        if off_topic:
+            verdict = Verdict.DECLINE
         return compose(question, retrieval, verdict, confidence, retriever.index, k)
 
     def retriever(self) -> Retriever:

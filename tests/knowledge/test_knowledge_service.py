@@ -15,6 +15,7 @@ import pytest
 from knowledge.__main__ import main as cli_main
 from knowledge.answer import DECLINE_TEXT
 from knowledge.api import Answer
+from knowledge.intent import IntentClassifier, Prediction
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
@@ -59,11 +60,25 @@ def test_typo_and_one_word_questions(real_kb):
 def test_off_topic_questions_are_declined_politely_with_suggestions(real_kb, question):
     answer = real_kb.ask(question)
     assert not answer.answered
-    assert answer.confidence < real_kb.retriever().policy.answer_at
     assert answer.suggestions and len(answer.suggestions) <= 3
     assert ("Sorry" in answer.text) if answer.lang == "en" else ("抱歉" in answer.text)
     # The topics travel as suggestions (the bot lists them); the text does not repeat them.
     assert answer.text == DECLINE_TEXT[answer.lang] and answer.suggestions[0] not in answer.text
+
+
+@pytest.mark.parametrize("asker", ["ask", "ask_async"])
+async def test_ask_declines_what_the_intent_classifier_reads_as_off_topic(real_kb, monkeypatch, asker):
+    question = "What are large AI models?"
+
+    async def asked() -> Answer:
+        answer = getattr(real_kb, asker)(question)
+        return await answer if asker == "ask_async" else answer
+
+    assert (await asked()).answered
+    monkeypatch.setattr(IntentClassifier, "_prediction", lambda self, row: Prediction("offtopic", 0.9, {}))
+    declined = await asked()
+    assert not declined.answered and declined.text == DECLINE_TEXT["en"]
+    assert declined.suggestions and declined.sources  # the closest topics are still offered
 
 
 def test_to_json_matches_the_cli_schema(real_kb):
