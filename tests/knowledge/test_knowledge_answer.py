@@ -166,26 +166,37 @@ def test_chinese_question_answered_only_in_english_says_so(retriever: Retriever)
     assert quote.startswith("Encrypt user data")
 
 
-def test_a_list_is_quoted_with_its_items_not_just_its_lead_in(retriever: Retriever):
-    text = (
-        "大模型创业具有以下优势：\n\n- **技术创新**：提升核心竞争力。\n- **市场机会**：市场广阔。\n\n"
-        "然而，大模型创业也面临着一系列挑战：\n\n- **数据隐私与安全**：涉及大量敏感信息。\n"
-        "- **技术门槛**：需要专业知识。\n- **计算资源**：需要大量算力。"
-    )
-    quote = trim(text, retriever.analyse("大模型创业有哪些挑战？"), 80)
-    assert quote.startswith("然而，大模型创业也面临着一系列挑战：\n- 数据隐私与安全")
-    assert "技术门槛" in quote
-
-
-def test_a_quote_from_a_list_without_lead_in_starts_at_the_matching_item(retriever: Retriever):
-    text = (
-        "1. **Compute**：Training needs many GPUs. For startups, compute may be a major challenge.\n"
-        "2. **User Data**：Encrypt user data and keep it private.\n"
-        "3. **Fairness**：Models may be biased, so test them."
-    )
-    quote = trim(text, retriever.analyse("How do we encrypt user data?"), 90)
-    assert quote.startswith("2. User Data：Encrypt user data")
-    assert "For startups" not in quote
+@pytest.mark.parametrize(
+    ("text", "question", "limit", "start", "kept", "left_out"),
+    [
+        (  # a lead-in is quoted with its list, not by itself
+            "大模型创业具有以下优势：\n\n- **技术创新**：提升核心竞争力。\n- **市场机会**：市场广阔。\n\n"
+            "然而，大模型创业也面临着一系列挑战：\n\n- **数据隐私与安全**：涉及大量敏感信息。\n"
+            "- **技术门槛**：需要专业知识。\n- **计算资源**：需要大量算力。",
+            "大模型创业有哪些挑战？",
+            80,
+            "然而，大模型创业也面临着一系列挑战：\n- 数据隐私与安全",
+            "技术门槛",
+            "技术创新",
+        ),
+        (  # a list with no lead-in is quoted from the matching item, never mid-item
+            "1. **Compute**：Training needs many GPUs. For startups, compute may be a major challenge.\n"
+            "2. **User Data**：Encrypt user data and keep it private.\n"
+            "3. **Fairness**：Models may be biased, so test them.",
+            "How do we encrypt user data?",
+            120,
+            "2. User Data：Encrypt user data",
+            "3. Fairness",
+            "For startups",
+        ),
+    ],
+)
+def test_a_quote_from_a_list_starts_where_it_should_with_its_items(
+    retriever: Retriever, text: str, question: str, limit: int, start: str, kept: str, left_out: str
+):
+    quote = trim(text, retriever.analyse(question), limit)
+    assert quote.startswith(start)
+    assert kept in quote and left_out not in quote
 
 
 def test_the_verdict_follows_the_learned_probabilities(retriever: Retriever):
