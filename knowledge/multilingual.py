@@ -52,10 +52,6 @@ class Multilingual:
         self._base: Tower | None = None
         self._limit = None
 
-    @property
-    def available(self) -> bool:
-        return self._get_model() is not None
-
     def encode(self, texts: list[str]) -> np.ndarray:
         """Texts -> an (n, DIMENSION) float32 matrix of unit vectors."""
         if len(texts) == 1:
