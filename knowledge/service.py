@@ -166,7 +166,7 @@ class KnowledgeBase:
         if folder is None or encoder.bert is None:
             log.info("no intent classifier: every message is read as a question")
             return None
-        classifier = load_intent_model(folder, encoder.bert, self._multilingual.encode)
+        classifier = load_intent_model(folder, encoder.bert, self._multilingual.encode_questions)
         log.info("intent classifier %s from %s", classifier.version, folder)
         return classifier, QueryBatcher(classifier.read_batch)
 

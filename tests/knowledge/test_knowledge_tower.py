@@ -67,7 +67,7 @@ def test_a_question_is_read_once_for_usem3s_vector_and_the_tuned_one(monkeypatch
         return original(self, texts)
 
     monkeypatch.setattr(Multilingual, "token_sums", counted)
-    np.testing.assert_allclose(multilingual.encode([question])[0], reference, atol=1e-4)
+    np.testing.assert_allclose(multilingual.encode_questions([question])[0], reference, atol=1e-4)
     base = multilingual.base_tower()
     shifted = Tower({**base.weights, "cnn_b": base.weights["cnn_b"] + 0.5})
     tuned = multilingual.tuned_query(question, shifted)
