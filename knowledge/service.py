@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from knowledge.answer import compose
 from knowledge.api import Answer, Understanding
 from knowledge.build import BuildReport, build_index
-from knowledge.decide import Verdict, decide
+from knowledge.decide import EVEN_CHANCE, Verdict, decide
 from knowledge.encoder import DOCUMENT_TOKENS, Encoder, QueryBatcher, model_fingerprint
 from knowledge.glossary import CURATED
 from knowledge.index import IndexError_, corpus_fingerprint, load, save
@@ -135,6 +135,11 @@ class KnowledgeBase:
         if prediction.intent == "question":
             answer = await self._answer_read(message, retriever, query, multi, False, k)
             return Understanding("question", prediction.confidence, answer)
+        if prediction.intent == "offtopic":
+            # Answered only when the answer model is sure the corpus answers it (see `_answer`).
+            answer = await self._answer_read(message, retriever, query, multi, True, k)
+            if answer.answered:
+                return Understanding("question", answer.confidence, answer)
         if prediction.intent == "image":
             digit, count = parse_image_request(message)
             return Understanding("image", prediction.confidence, digit=digit, count=count)
@@ -212,10 +217,11 @@ class KnowledgeBase:
     def _answer(
         question: str, retriever: Retriever, retrieval: Retrieval, k: int, off_topic: bool = False
     ) -> Answer:
-        """Compose the answer; `off_topic` (the intent classifier's reading) declines whatever the
-        retrieval says, listing the topics it can help with."""
+        """Compose the answer; `off_topic` (the intent classifier's reading) declines, listing the topics
+        it can help with, unless the answer model is surer than not that the corpus answers it: set-up
+        questions ("which Python version do I need") read as coding help, yet the articles answer them."""
         verdict, confidence = decide(retrieval, retriever.policy)
-        if off_topic:
+        if off_topic and confidence < EVEN_CHANCE:
             verdict = Verdict.DECLINE
         return compose(question, retrieval, verdict, confidence, retriever.index, k)
 

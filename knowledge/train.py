@@ -2,8 +2,8 @@
 
 Every choice is made by cross-validation over questions (folds never split one question's
 candidates): the regularisation of each model, and the answer threshold, which is the highest one
-whose out-of-fold share of declined answerable questions written blind (the blind set's tuning part;
-all answerable ones when there is none) stays within ANSWERABLE_DECLINE_BUDGET.
+whose out-of-fold share of declined answerable questions written blind (the blind set's tuning part
+and the second blind set; all answerable ones when there is none) stays within ANSWERABLE_DECLINE_BUDGET.
 The locked part of the blind set is never read. Deterministic: same data, same weights.
 """
 
@@ -24,7 +24,7 @@ from knowledge.retrieve import QueryAnalysis, Retriever, best_groups, retrieval_
 log = logging.getLogger(__name__)
 
 EVAL_DIR = Path(__file__).parent / "eval"
-LABELLED = ("dev.jsonl", "probe.jsonl", "blind.jsonl")
+LABELLED = ("dev.jsonl", "probe.jsonl", "blind.jsonl", "blind2.jsonl")
 C_GRID = (0.01, 0.1, 1.0, 10.0)
 FOLDS = 5
 # Half the allowed share of answerable questions declined: out-of-fold estimates are noisy.
@@ -50,7 +50,7 @@ class Example:
 
 
 def training_questions(folder: Path = EVAL_DIR) -> tuple[list[Question], dict[str, int]]:
-    """The labelled questions (the blind set's tuning part only), and how many came from each file."""
+    """The labelled questions (of the blind set, its tuning part only), and how many came from each file."""
     questions: list[Question] = []
     counts: dict[str, int] = {}
     for name in LABELLED:
@@ -147,8 +147,9 @@ def train(retriever: Retriever, questions: list[Question], counts: dict[str, int
 
 def budgeted(examples: list[Example]) -> np.ndarray:
     """Which questions the decline budget is counted on: the answerable ones written blind, as users
-    write (the blind set's tuning part), else every answerable one. The team's own dev and probe
-    questions are easier: counted in, they let the threshold decline more of the real ones."""
+    write (the blind set's tuning part, the second blind set), else every answerable one. The team's
+    own dev and probe questions are easier: counted in, they let the threshold decline more of the
+    real ones."""
     answerable = np.array([e.answerable for e in examples], dtype=bool)
     blind = answerable & np.array([e.question.split == "tune" for e in examples], dtype=bool)
     return blind if blind.any() else answerable

