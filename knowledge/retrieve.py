@@ -145,6 +145,9 @@ class Retriever:
         self._multi_asked = np.ascontiguousarray(np.asarray(index.multi_asked, dtype=np.float32)[by_group])
         self._asked_groups = np.unique(asked_groups)
         self._asked_starts = np.searchsorted(asked_groups[by_group], self._asked_groups)
+        # A section nobody wrote expected questions for (an article added later) is asked through its
+        # heading, the question-like line it has: a zero would read as "no question comes close".
+        self._unasked = ~np.isin(groups, self._asked_groups)
         self._group_count = int(groups.max()) + 1 if len(groups) else 0
         faq = np.array([index.sections[u.section].kind == "faq" for u in index.units], dtype=np.float32)
         # Which languages each unit can be shown in: its own, plus its translation's.
@@ -343,16 +346,18 @@ class Retriever:
         if multi is None:
             multi = self.usem3_vector(analysis)
         tuned = self._tuned_vector(analysis)
+        heading = matvec(self._headings, query)
+        multi_heading = matvec(self._multi_headings, tuned)
         return Signals(
             matvec(self._dense, query),
             gloss,
             matvec(self._multi, multi),
-            matvec(self._headings, query),
+            heading,
             self._closest_sentence(self._sentences, query, size),
-            matvec(self._multi_headings, tuned),
+            multi_heading,
             self._closest_sentence(self._multi_sentences, tuned, size),
-            self._closest_asked(self._asked, query),
-            self._closest_asked(self._multi_asked, tuned),
+            self._closest_asked(self._asked, query, heading),
+            self._closest_asked(self._multi_asked, tuned, multi_heading),
             matvec(self._tuned, tuned),
             lexical.score(analysis.terms, size),
             lexical.score(analysis.translated, size),
@@ -375,10 +380,11 @@ class Retriever:
         """Each unit's best cosine over its sentences."""
         return owner_maxima(sentences, query, self._sentence_owners, self._sentence_starts, size)
 
-    def _closest_asked(self, asked: np.ndarray, query: np.ndarray) -> np.ndarray:
-        """Each unit's best cosine over the expected questions of its group (0 where it has none)."""
+    def _closest_asked(self, asked: np.ndarray, query: np.ndarray, headings: np.ndarray) -> np.ndarray:
+        """Each unit's best cosine over the expected questions of its group; its heading's cosine
+        (`headings`, same encoder) where the group has none."""
         best = owner_maxima(asked, query, self._asked_groups, self._asked_starts, self._group_count)
-        return best[self.traits.groups]
+        return np.where(self._unasked, headings, best[self.traits.groups]).astype(np.float32)
 
     def candidate_features(
         self, analysis: QueryAnalysis, signals: Signals, pool: int | None = None

@@ -85,7 +85,11 @@ def test_the_second_writers_messages_share_nothing_with_the_scored_sets() -> Non
     """No training message is also a locked row of the intent set or of the knowledge blind set (the
     routed-away figure reads the latter), even with case and punctuation aside."""
     scored = set()
-    for path, field in ((INTENT_SET, "text"), (EVAL_DIR / "blind.jsonl", "question")):
+    for path, field in (
+        (INTENT_SET, "text"),
+        (EVAL_DIR / "blind.jsonl", "question"),
+        (EVAL_DIR / "blind3.jsonl", "question"),
+    ):
         for line in path.read_text(encoding="utf-8").splitlines():
             row = json.loads(line) if line.strip() else {}
             if row.get("split") == "locked":

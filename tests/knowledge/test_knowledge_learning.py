@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from knowledge.evaluate import Question
+from knowledge.evaluate import Question, read_questions
 from knowledge.features import BASE_FEATURES, QUESTION_FEATURES, UNIT_FEATURES, within_pool
 from knowledge.learned import SHIPPED, LinearModel, Policy, load_policy, save_policy
 from knowledge.train import (
     ANSWERABLE_DECLINE_BUDGET,
+    EVAL_DIR,
     Example,
     _answer_threshold,
     budgeted,
@@ -74,4 +75,9 @@ def test_a_smaller_pool_keeps_the_candidates_some_signal_ranks_high_enough():
 def test_training_never_reads_the_locked_part():
     questions, counts = training_questions()
     assert all(q.split != "locked" for q in questions)
-    assert counts.get("blind.jsonl", 0) > 0
+    assert counts.get("blind.jsonl", 0) > 0 and counts.get("blind2.jsonl", 0) > 0
+    # The third blind set is locked whole.
+    third = read_questions(EVAL_DIR / "blind3.jsonl")
+    assert third and all(q.split == "locked" for q in third)
+    assert not {q.id for q in third} & {q.id for q in questions}
+
