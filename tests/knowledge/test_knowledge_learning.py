@@ -80,4 +80,3 @@ def test_training_never_reads_the_locked_part():
     third = read_questions(EVAL_DIR / "blind3.jsonl")
     assert third and all(q.split == "locked" for q in third)
     assert not {q.id for q in third} & {q.id for q in questions}
-
