@@ -5,8 +5,9 @@ part (training data, like dev and probe) and a locked part, which nothing is fit
 only its aggregate figures are printed, and the exit status follows its target check (dev's when
 there is no blind set). A second blind set (blind2.jsonl), written later by other writers and scored
 once on the system it was written for, is training data too. A third (blind3.jsonl), written by yet
-other writers, is locked whole: a second locked part, which the exit status follows as well. Targets: answerable declined <= 5%, hit@5 >= 0.95 for English, Chinese and
-FAQ paraphrases, >= 0.85 cross-lingual, hit@1 >= 0.75 overall, off-topic declined >= 90%.
+other writers, is locked whole: a second locked part, which the exit status follows as well.
+Targets: answerable declined <= 5%, hit@5 >= 0.95 for English, Chinese and FAQ paraphrases, >= 0.85
+cross-lingual, hit@1 >= 0.75 overall, off-topic declined >= 90%.
 Usage: python -m benchmarks.knowledge_quality [--ablation]   (DATA_DIR as usual)
 """
 
