@@ -167,6 +167,7 @@ class Encoder:
         self.query_path = "sentence-transformers"  # until the first query builds the fast path
         self._fast: BatchEncoder | None = None
         self._fast_tried = False
+        self._whole_words: frozenset[str] | None = None
         # The plain-torch BERT that serves queries, when the model is one (the intent classifier
         # shares its layers); None otherwise.
         self.bert = _plain_bert(self._resolved, max_tokens) if device == "cpu" else None
@@ -194,6 +195,16 @@ class Encoder:
                 model.max_seq_length = min(self._max_tokens, model.max_seq_length or self._max_tokens)
                 self._sentence_model = model
             return self._sentence_model
+
+    def whole_words(self) -> frozenset[str]:
+        """The lowercase alphabetic words the tokenizer's vocabulary holds whole: real words, so never
+        a misspelling to repair ("weather", "valuation", "angel"); its sub-word pieces are left out."""
+        if self._whole_words is None:
+            tokenizer = self.bert.tokenizer if self.bert is not None else self._model.tokenizer
+            self._whole_words = frozenset(
+                token.lower() for token in tokenizer.get_vocab() if token.isascii() and token.isalpha()
+            )
+        return self._whole_words
 
     def encode_query(self, text: str) -> np.ndarray:
         """One question -> a (dimension,) float32 vector (batched with concurrent callers')."""

@@ -168,19 +168,26 @@ class Retriever:
             words.update(re.findall(r"[a-z]+", f"{section.heading} {unit.text}".lower()))
         self._word_counts = words
         self._spelling = _delete_index(w for w in words if len(w) >= 4 and w.isalpha())
+        # A word the encoder's vocabulary holds whole is a real word, even one the corpus never uses
+        # ("weather" is not a misspelt "whether", nor "valuation" of "evaluation").
+        whole_words = getattr(encoder, "whole_words", None)
+        self._real_words = whole_words() if whole_words is not None else frozenset()
         # For the answer-support check: the terms sorted for prefix look-ups, and which groups hold
         # each term, filled as questions need them (cold start stays as it was).
         self._sorted_terms = sorted(index.lexical.terms)
         self._term_groups: dict[str, frozenset[int]] = {}
 
     def correct(self, question: str) -> tuple[str, set[str]]:
-        """The question with misspelt English words replaced by the closest corpus word."""
+        """The question with misspelt English words (neither the corpus's nor the encoder's
+        vocabulary holds them) replaced by the closest corpus word."""
         repaired: set[str] = set()
 
         def fix(match: re.Match[str]) -> str:
             word = match.group(0)
             lowered = word.lower()
             if len(lowered) < 4 or lowered in ENGLISH_STOPWORDS or lowered in self._word_counts:
+                return word
+            if lowered in self._real_words:
                 return word
             if not lowered.isalpha() or self.glossary.knows(lowered):
                 return word

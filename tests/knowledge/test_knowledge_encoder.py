@@ -154,6 +154,13 @@ def test_packaged_bert_queries_are_what_sentence_transformers_computes(real_kb):
     _check_queries(encoder, reference, 0.99999)
 
 
+def test_whole_words_are_the_vocabulary_s_real_words(real_kb):
+    words = real_kb.retriever().encoder.whole_words()
+    assert {"weather", "valuation", "angel", "model"} <= words
+    assert not {"modle", "deply"} & words
+    assert all(word.isalpha() and word == word.lower() for word in words)
+
+
 def test_other_models_get_the_traced_query_encoder(real_kb, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setattr(encoder_module, "_plain_bert", lambda folder, max_tokens: None)
     encoder = Encoder(real_kb.embedding_model)

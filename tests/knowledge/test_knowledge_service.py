@@ -56,8 +56,29 @@ def test_typo_and_one_word_questions(real_kb):
 
 
 @pytest.mark.parametrize(
+    ("question", "corrected"),
+    [
+        ("how long does trainning a larg modle take", "how long does training a large model take"),
+        ("what is the weather in Paris?", "what is the weather in Paris?"),
+        (
+            "Should angel investors care about our valuation?",
+            "Should angel investors care about our valuation?",
+        ),
+        ("give me a short intro to patent strategy", "give me a short intro to patent strategy"),
+    ],
+)
+def test_spelling_repair_leaves_real_words_alone(real_kb, question, corrected):
+    assert real_kb.retriever().analyse(question).corrected == corrected
+
+
+@pytest.mark.parametrize(
     "question",
-    ["What's the weather like in Paris tomorrow?", "红烧肉怎么做", "How do I cook a perfect steak?"],
+    [
+        "What's the weather like in Paris tomorrow?",
+        "what is the weather in Paris?",
+        "红烧肉怎么做",
+        "How do I cook a perfect steak?",
+    ],
 )
 def test_off_topic_questions_are_declined_politely_with_suggestions(real_kb, question):
     answer = real_kb.ask(question)
