@@ -170,8 +170,7 @@ class Retriever:
         self._spelling = _delete_index(w for w in words if len(w) >= 4 and w.isalpha())
         # A word the encoder's vocabulary holds whole is a real word, even one the corpus never uses
         # ("weather" is not a misspelt "whether", nor "valuation" of "evaluation").
-        whole_words = getattr(encoder, "whole_words", None)
-        self._real_words = whole_words() if whole_words is not None else frozenset()
+        self._real_words = encoder.whole_words()
         # For the answer-support check: the terms sorted for prefix look-ups, and which groups hold
         # each term, filled as questions need them (cold start stays as it was).
         self._sorted_terms = sorted(index.lexical.terms)
@@ -185,9 +184,9 @@ class Retriever:
         def fix(match: re.Match[str]) -> str:
             word = match.group(0)
             lowered = word.lower()
-            if len(lowered) < 4 or lowered in ENGLISH_STOPWORDS or lowered in self._word_counts:
+            if len(lowered) < 4 or lowered in ENGLISH_STOPWORDS:
                 return word
-            if lowered in self._real_words:
+            if lowered in self._word_counts or lowered in self._real_words:
                 return word
             if not lowered.isalpha() or self.glossary.knows(lowered):
                 return word

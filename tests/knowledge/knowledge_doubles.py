@@ -31,6 +31,9 @@ class FakeEncoder:
     def encode_query(self, text: str) -> np.ndarray:
         return self._vector(text)
 
+    def whole_words(self) -> frozenset[str]:
+        return frozenset()  # no vocabulary: every word the corpus lacks is open to repair
+
     def encode_document(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
         return (
             np.stack([self._vector(t) for t in texts]) if texts else np.zeros((0, self.dimension), np.float32)
