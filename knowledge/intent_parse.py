@@ -129,6 +129,45 @@ STYLE_TAIL = re.compile(
 )
 
 
+# A request with none of the markers above: what follows its opening ("can you write a short tweet
+# announcing", "帮我写一封") is the topic, up to the first clause break ("our seed round? we raised").
+REQUEST_OPENING_EN = re.compile(
+    r"^(?:(?:hey|hi|ok|okay|so|bot|please|pls|plz|kindly|quick|can you|could you|would you|can u|"
+    r"could u|i need|we need|need|i want|help me|i'd like you to)\W+)*"
+    r"(?:write|pen|draft|compose|generate|create|craft|produce|type|give me|come up with|whip up)"
+    r"(?:\s+(?:me|us|up))?"
+    r"(?:\s+(?:a|an|the|some|one|two|three|\d+|my|our))?"
+    r"(?:\s+(?:short|quick|brief|little|long|funny|catchy|fun|cute|simple|polite|formal|casual|humble|"
+    r"cheesy|cold|warm|nice|good|new|small))*"
+    r"(?:\s+(?:blog post|press release|stor(?:y|ies)|tweets?|poems?|haikus?|limericks?|paragraphs?|posts?|"
+    r"e-?mails?|letters?|notes?|bios?|pitch(?:es)?|speech(?:es)?|slogans?|taglines?|descriptions?|"
+    r"summar(?:y|ies)|reviews?|essays?|articles?|copy|ads?|messages?|announcements?|intros?|"
+    r"introductions?|statements?|captions?|text|sentences?|lines?|jokes?|songs?|lyrics|toasts?|"
+    r"scripts?|tales?|fables?|rhymes?|threads?|repl(?:y|ies)))?"
+    r"(?:\s+(?:where|in which|that|which|announcing|introducing|explaining|describing|celebrating|"
+    r"thanking|welcoming|inviting|telling|saying|to|for|of|with|on))?\s+",
+    re.IGNORECASE,
+)
+REQUEST_OPENING_ZH = re.compile(
+    r"^(?:请|麻烦|能不能|能否|可以|帮我|帮忙|帮|给我|替我|你|再)*"
+    r"(?:写|编|起草|生成|创作|拟|来)(?:一下)?(?:一?[段封首条篇个份句则]|几[句段条个首])?(?:话|文字)?"
+)
+CLAUSE_BREAK = re.compile(r"[,.!?;，。！？；]")
+VAGUE_TOPICS = frozenset(
+    {"something random", *"something anything sth stuff random text 点什么 点东西 东西".split()}
+)
+
+
+def _request_remainder(text: str) -> str:
+    """What follows a writing request's opening, to its first clause break ("" when nothing is named)."""
+    for opening in (REQUEST_OPENING_EN, REQUEST_OPENING_ZH):
+        found = opening.match(text)
+        if found and found.end() < len(text):
+            topic = _clean(CLAUSE_BREAK.split(text[found.end() :], maxsplit=1)[0])
+            return "" if topic.lower() in VAGUE_TOPICS else topic
+    return ""
+
+
 def _clean(topic: str) -> str:
     topic = STYLE_TAIL.sub("", topic.strip())
     return topic.strip(" \t,.!?;:，。！？；：~～\"'“”")
@@ -145,4 +184,4 @@ def text_prompt(text: str) -> str:
         found = pattern.search(text)
         if found and _clean(found.group(1)):
             return _clean(found.group(1))
-    return ""
+    return _request_remainder(text)
