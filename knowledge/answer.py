@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 from knowledge.api import Answer, Source
 from knowledge.decide import Verdict
 from knowledge.index import KnowledgeIndex, unit_heading_text
 from knowledge.ingest import Section
 from knowledge.retrieve import Hit, QueryAnalysis, Retrieval
-from knowledge.text import CODE_FENCE, dedup_key, lexical_tokens
+from knowledge.text import CODE_FENCE, dedup_key, lexical_tokens, simplified, traditional
 
 ANSWER_CHARS = {"en": 700, "zh": 350}
 SOURCE_CHARS = 1500
@@ -49,6 +50,28 @@ def compose(
     if verdict is Verdict.CLOSEST:
         return Answer(question, lang, False, f"{CLOSEST_LEAD[lang]}\n{text}", confidence, sources, [])
     return Answer(question, lang, True, text, confidence, sources, [])
+
+
+def in_script_of(question: str, answer: Answer) -> Answer:
+    """The answer in traditional Chinese script when the question was written in it (the corpus and
+    every reply are simplified), its question as asked; otherwise the answer as is."""
+    if simplified(question) == question:
+        return answer
+    return replace(
+        answer,
+        question=" ".join(question.split()),
+        text=traditional(answer.text),
+        sources=[
+            replace(
+                source,
+                title=traditional(source.title),
+                section=traditional(source.section),
+                text=traditional(source.text),
+            )
+            for source in answer.sources
+        ],
+        suggestions=[traditional(topic) for topic in answer.suggestions],
+    )
 
 
 def _distinct(index: KnowledgeIndex, hits: list[Hit], lang: str) -> list[Hit]:

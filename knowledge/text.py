@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 
 CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
@@ -135,3 +136,21 @@ def chinese_grams(text: str) -> list[str]:
 def lexical_tokens(text: str) -> list[str]:
     """Index terms of a text in either language: stemmed English words and Chinese n-grams."""
     return [stem(w) for w in english_words(text)] + chinese_grams(text)
+
+
+def simplified(text: str) -> str:
+    """The text with traditional Chinese characters in simplified script, the corpus's (questions
+    from Taiwan or Hong Kong read as the same words); text without Chinese is returned as is."""
+    return _converter("t2s").convert(text) if CJK_RUN.search(text) else text
+
+
+def traditional(text: str) -> str:
+    """The text in traditional Chinese script (a reply to a question written in it)."""
+    return _converter("s2t").convert(text) if CJK_RUN.search(text) else text
+
+
+@functools.cache
+def _converter(conversion: str):
+    from opencc import OpenCC
+
+    return OpenCC(conversion)

@@ -18,6 +18,7 @@ from knowledge.answer import DECLINE_TEXT
 from knowledge.api import Answer
 from knowledge.decide import Verdict
 from knowledge.intent import IntentClassifier, Prediction
+from knowledge.text import simplified, traditional
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
@@ -69,6 +70,27 @@ def test_typo_and_one_word_questions(real_kb):
 )
 def test_spelling_repair_leaves_real_words_alone(real_kb, question, corrected):
     assert real_kb.retriever().analyse(question).corrected == corrected
+
+
+def test_script_conversion_between_traditional_and_simplified_chinese():
+    assert simplified("大模型創業有哪些挑戰？") == "大模型创业有哪些挑战？"
+    assert traditional("大模型创业有哪些挑战？") == "大模型創業有哪些挑戰？"
+    assert simplified("How do I deploy a GAN?") == "How do I deploy a GAN?"
+
+
+async def test_a_question_in_traditional_chinese_is_answered_as_in_simplified_in_its_own_script(real_kb):
+    asked = "大模型創業有哪些挑戰？"
+    plain = real_kb.ask(simplified(asked))
+    for answer in (
+        real_kb.ask(asked),
+        await real_kb.ask_async(asked),
+        (await real_kb.understand_async(asked)).answer,
+    ):
+        assert answer.question == asked and answer.answered == plain.answered
+        assert answer.text == traditional(plain.text) != plain.text
+        assert [s.section for s in answer.sources] == [traditional(s.section) for s in plain.sources]
+    declined = real_kb.ask("今天天氣怎麼樣")
+    assert not declined.answered and declined.text == traditional(DECLINE_TEXT["zh"])
 
 
 @pytest.mark.parametrize(
