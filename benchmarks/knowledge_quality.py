@@ -4,8 +4,9 @@ The blind set (knowledge/eval/blind.jsonl) was written apart from the code and s
 part (training data, like dev and probe) and a locked part, which nothing is fitted or changed on:
 only its aggregate figures are printed, and the exit status follows its target check (dev's when
 there is no blind set). A second blind set (blind2.jsonl), written later by other writers and scored
-once on the system it was written for, is training data too. A third (blind3.jsonl), written by yet
-other writers, is locked whole: a second locked part, which the exit status follows as well.
+once on the system it was written for, is training data too, as is a fourth (blind4.jsonl). A third
+(blind3.jsonl), written by yet other writers, is locked whole: a second locked part, which the exit
+status follows as well.
 Targets: answerable declined <= 5%, hit@5 >= 0.95 for English, Chinese and FAQ paraphrases, >= 0.85
 cross-lingual, hit@1 >= 0.75 overall, off-topic declined >= 90%.
 Usage: python -m benchmarks.knowledge_quality [--ablation]   (DATA_DIR as usual)
@@ -67,12 +68,15 @@ def main() -> int:
     from knowledge.settings import KnowledgeSettings
 
     blind = read_questions(EVAL_DIR / "blind.jsonl") if (EVAL_DIR / "blind.jsonl").exists() else []
-    second = read_questions(EVAL_DIR / "blind2.jsonl") if (EVAL_DIR / "blind2.jsonl").exists() else []
-    third = read_questions(EVAL_DIR / "blind3.jsonl") if (EVAL_DIR / "blind3.jsonl").exists() else []
+    second, third, fourth = (
+        read_questions(EVAL_DIR / name) if (EVAL_DIR / name).exists() else []
+        for name in ("blind2.jsonl", "blind3.jsonl", "blind4.jsonl")
+    )
     parts = {
         "dev (training data)": read_questions(EVAL_DIR / "dev.jsonl"),
         "blind, tuning part (training data)": [q for q in blind if q.split == "tune"],
         "second blind set (training data)": second,
+        "fourth blind set (training data)": fourth,
         "blind, locked part": [q for q in blind if q.split == "locked"],
         "third blind set (locked)": [q for q in third if q.split == "locked"],
     }

@@ -22,10 +22,10 @@ INTENT_SET = EVAL_DIR / "intent_blind.jsonl"
 # Hand-written training messages from other writers, who saw only the seed articles and the classes'
 # definitions: real-user phrasing the templates lack. Training data only; never scored.
 EXTRA_SET = EVAL_DIR / "intent_extra.jsonl"
-QUESTION_SETS = ("dev.jsonl", "probe.jsonl", "blind.jsonl", "blind2.jsonl")
+QUESTION_SETS = ("dev.jsonl", "probe.jsonl", "blind.jsonl", "blind2.jsonl", "blind4.jsonl")
 # Their questions (the blind sets' tuning parts) are the real users' questions the first fit leaves
 # out, to measure how many of them it routes away from the knowledge base (the refit trains on them).
-CALIBRATION_SETS = ("blind.jsonl", "blind2.jsonl")
+CALIBRATION_SETS = ("blind.jsonl", "blind2.jsonl", "blind4.jsonl")
 TUNE = "tune"
 
 

@@ -2,8 +2,8 @@
 
 Every choice is made by cross-validation over questions (folds never split one question's
 candidates): the regularisation of each model, and the answer threshold, which is the highest one
-whose out-of-fold share of declined answerable questions written blind (the blind set's tuning part
-and the second blind set; all answerable ones when there is none) stays within ANSWERABLE_DECLINE_BUDGET.
+whose out-of-fold share of declined answerable questions written blind (the blind set's tuning part,
+the second and the fourth blind sets; all answerable ones when there is none) stays within ANSWERABLE_DECLINE_BUDGET.
 The locked part of the blind set is never read. Deterministic: same data, same weights.
 """
 
@@ -24,11 +24,13 @@ from knowledge.retrieve import QueryAnalysis, Retriever, best_groups, retrieval_
 log = logging.getLogger(__name__)
 
 EVAL_DIR = Path(__file__).parent / "eval"
-LABELLED = ("dev.jsonl", "probe.jsonl", "blind.jsonl", "blind2.jsonl")
+LABELLED = ("dev.jsonl", "probe.jsonl", "blind.jsonl", "blind2.jsonl", "blind4.jsonl")
 C_GRID = (0.01, 0.1, 1.0, 10.0)
 FOLDS = 5
-# Half the allowed share of answerable questions declined: out-of-fold estimates are noisy.
-ANSWERABLE_DECLINE_BUDGET = 0.025
+# Well under the allowed 5% of answerable questions declined: out-of-fold estimates are noisy, and
+# writers differ, so the share pooled over all of them must leave room for the one furthest from the
+# mean (checked by leaving each writer of the blind sets out in turn).
+ANSWERABLE_DECLINE_BUDGET = 0.02
 HITS = 5
 
 
@@ -147,7 +149,7 @@ def train(retriever: Retriever, questions: list[Question], counts: dict[str, int
 
 def budgeted(examples: list[Example]) -> np.ndarray:
     """Which questions the decline budget is counted on: the answerable ones written blind, as users
-    write (the blind set's tuning part, the second blind set), else every answerable one. The team's
+    write (the blind set's tuning part, the second and fourth blind sets), else every answerable one. The team's
     own dev and probe questions are easier: counted in, they let the threshold decline more of the
     real ones."""
     answerable = np.array([e.answerable for e in examples], dtype=bool)
