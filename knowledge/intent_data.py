@@ -15,17 +15,17 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 
+from knowledge.evaluate import BLIND_SETS, EVAL_DIR, LABELLED_SETS
 from knowledge.settings import PACKAGED_CORPUS
 
-EVAL_DIR = Path(__file__).parent / "eval"
 INTENT_SET = EVAL_DIR / "intent_blind.jsonl"
 # Hand-written training messages from other writers, who saw only the seed articles and the classes'
 # definitions: real-user phrasing the templates lack. Training data only; never scored.
 EXTRA_SET = EVAL_DIR / "intent_extra.jsonl"
-QUESTION_SETS = ("dev.jsonl", "probe.jsonl", "blind.jsonl", "blind2.jsonl", "blind4.jsonl")
+QUESTION_SETS = LABELLED_SETS
 # Their questions (the blind sets' tuning parts) are the real users' questions the first fit leaves
 # out, to measure how many of them it routes away from the knowledge base (the refit trains on them).
-CALIBRATION_SETS = ("blind.jsonl", "blind2.jsonl", "blind4.jsonl")
+CALIBRATION_SETS = BLIND_SETS
 TUNE = "tune"
 
 

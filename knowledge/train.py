@@ -16,15 +16,13 @@ from pathlib import Path
 import numpy as np
 
 from knowledge.answer import SOURCE_CHARS, localised
-from knowledge.evaluate import Question, read_questions
+from knowledge.evaluate import EVAL_DIR, LABELLED_SETS, Question, read_questions
 from knowledge.features import POOL_SIZES, QUESTION_FEATURES, UNIT_FEATURES, Signals, within_pool
 from knowledge.learned import LinearModel, Policy
 from knowledge.retrieve import QueryAnalysis, Retriever, best_groups, retrieval_features
 
 log = logging.getLogger(__name__)
 
-EVAL_DIR = Path(__file__).parent / "eval"
-LABELLED = ("dev.jsonl", "probe.jsonl", "blind.jsonl", "blind2.jsonl", "blind4.jsonl")
 C_GRID = (0.01, 0.1, 1.0, 10.0)
 FOLDS = 5
 # Well under the allowed 5% of answerable questions declined: out-of-fold estimates are noisy, and
@@ -54,7 +52,7 @@ def training_questions(folder: Path = EVAL_DIR) -> tuple[list[Question], dict[st
     """The labelled questions (of the blind set, its tuning part only), and how many came from each file."""
     questions: list[Question] = []
     counts: dict[str, int] = {}
-    for name in LABELLED:
+    for name in LABELLED_SETS:
         path = folder / name
         if not path.exists():
             continue
