@@ -19,6 +19,9 @@ from knowledge.evaluate import BLIND_SETS, EVAL_DIR, LABELLED_SETS
 from knowledge.settings import PACKAGED_CORPUS
 
 INTENT_SET = EVAL_DIR / "intent_blind.jsonl"
+# A second test set, every row locked: two more writers' messages, read only by the benchmark.
+FRESH_INTENT_SET = EVAL_DIR / "intent_blind2.jsonl"
+LOCKED_INTENT_SETS = (INTENT_SET, FRESH_INTENT_SET)
 # Hand-written training messages from other writers, who saw only the seed articles and the classes'
 # definitions: real-user phrasing the templates lack. Training data only; never scored.
 EXTRA_SET = EVAL_DIR / "intent_extra.jsonl"

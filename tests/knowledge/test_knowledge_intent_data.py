@@ -12,6 +12,7 @@ from knowledge.intent import INTENTS
 from knowledge.intent_data import (
     CALIBRATION_SETS,
     EVAL_DIR,
+    FRESH_INTENT_SET,
     INTENT_SET,
     calibration_questions,
     corpus_terms,
@@ -87,6 +88,7 @@ def test_the_second_writers_messages_share_nothing_with_the_scored_sets() -> Non
     scored = set()
     for path, field in (
         (INTENT_SET, "text"),
+        (FRESH_INTENT_SET, "text"),
         (EVAL_DIR / "blind.jsonl", "question"),
         (EVAL_DIR / "blind3.jsonl", "question"),
     ):
@@ -107,3 +109,11 @@ def test_corpus_terms_are_whole_terms_of_both_languages() -> None:
     assert ("GPU", "en") in terms and ("PyTorch", "en") in terms and ("反向传播", "zh") in terms
     assert ("向传播", "zh") not in terms and ("反向", "zh") not in terms  # pieces of the longer phrase
     assert not any("的" in term or "我们" in term for term, _ in terms)
+
+
+def test_the_fresh_test_set_is_locked_throughout() -> None:
+    """Every row of the second test set is locked, so no tuning data comes from it."""
+    rows = [json.loads(line) for line in FRESH_INTENT_SET.read_text(encoding="utf-8").splitlines() if line]
+    assert len(rows) >= 300 and {row["split"] for row in rows} == {"locked"}
+    assert {row["label"] for row in rows} == set(INTENTS)
+    assert tune_examples(FRESH_INTENT_SET) == []
