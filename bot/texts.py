@@ -118,6 +118,15 @@ TEXTS: dict[str, dict[Lang, str]] = {
         "zh": "抱歉，我的知识库里没有这个问题的答案。我可以回答基于大模型创业的问题：模型与训练、产品与用户、融资、"
         "团队、数据与隐私；也可以画数字（/image）和写短文（/text）。",
     },
+    # Said under a declined answer when the message looked like a picture or text request after all.
+    "leaning_image": {
+        "en": "Did you want a picture? Send /image {command}",
+        "zh": "是想要一张图吗？发送 /image {command}",
+    },
+    "leaning_text": {
+        "en": "Did you want me to write it? Send /text {command}",
+        "zh": "是想让我来写吗？发送 /text {command}",
+    },
     "image_which_digit": {
         "en": 'Which digit shall I draw? Say e.g. "draw three 7s", or use /image [digit 0-9] [count 1-{max_images}].',
         "zh": "要画哪个数字？比如说“画三个7”，或者用 /image [数字 0-9] [数量 1-{max_images}]。",

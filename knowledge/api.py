@@ -96,7 +96,9 @@ class Answer:
 @dataclass(frozen=True)
 class Understanding:
     """How a free-text message was read, and what to act on: the answer to a question, the digit and
-    count of a picture request, the topic of a text request."""
+    count of a picture request, the topic of a text request. A message answered as a question only
+    because the classifier was unsure it asked for a picture or a text has `leaning` set to that
+    intent, with its digit and count or topic read, so the reply can offer the command."""
 
     intent: Intent
     confidence: float
@@ -104,3 +106,4 @@ class Understanding:
     digit: int | None = None
     count: int = 0
     prompt: str = ""
+    leaning: Intent | None = None

@@ -56,6 +56,11 @@ class Prediction:
     confidence: float
     probabilities: dict[str, float]
 
+    @property
+    def top(self) -> str:
+        """The most probable intent, whether or not it was sure enough to route by."""
+        return max(self.probabilities, key=self.probabilities.__getitem__, default=self.intent)
+
 
 class IntentNetwork(nn.Module):
     """A trainable copy of one BERT layer, and a linear head over its mean-pooled output and the

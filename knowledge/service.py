@@ -148,6 +148,13 @@ class KnowledgeBase:
         query, multi, prediction = intent.split_row(await batcher.encode_async(message))
         if prediction.intent == "question":
             answer = await self._answer_read(message, retriever, query, multi, False, k)
+            if prediction.top == "image":
+                digit, count = parse_image_request(message)
+                return Understanding("question", prediction.confidence, answer, digit, count, leaning="image")
+            if prediction.top == "text":
+                return Understanding(
+                    "question", prediction.confidence, answer, prompt=text_prompt(message), leaning="text"
+                )
             return Understanding("question", prediction.confidence, answer)
         if prediction.intent == "offtopic":
             # Answered only when the answer model is sure the corpus answers it (see `_answer`).

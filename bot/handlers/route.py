@@ -4,6 +4,8 @@ drawing or writing flow, or gets a short reply. Slash commands never pass here."
 
 from __future__ import annotations
 
+from html import escape
+
 from telegram import Update
 from telegram.constants import ChatAction
 
@@ -21,6 +23,7 @@ from bot.handlers.common import (
 from bot.handlers.generate import draw, write
 from bot.texts import text
 from generation.api import MAX_IMAGES
+from knowledge.api import Lang, Understanding
 
 
 async def on_message(update: Update, context: CustomContext) -> None:
@@ -36,6 +39,8 @@ async def on_message(update: Update, context: CustomContext) -> None:
         understood = await context.knowledge.understand_async(message)
     if understood.intent == "question" and understood.answer is not None:
         await reply_with_answer(context, request, message, understood.answer)
+        if understood.leaning and not understood.answer.answered:
+            await reply(context, request, leaning_hint(understood, request.lang))
     elif understood.intent == "image" and understood.digit is None:
         await reply(context, request, text("image_which_digit", request.lang, max_images=MAX_IMAGES))
     elif understood.intent == "image":
@@ -49,3 +54,17 @@ async def on_message(update: Update, context: CustomContext) -> None:
             request,
             text("offtopic" if understood.intent == "offtopic" else "smalltalk", request.lang),
         )
+
+
+def leaning_hint(understood: Understanding, lang: Lang) -> str:
+    """The command for what a message answered as a question looked like it asked for after all."""
+    if understood.leaning == "image":
+        if understood.digit is None:
+            command = (
+                f"[digit 0-9] [count 1-{MAX_IMAGES}]" if lang == "en" else f"[数字 0-9] [数量 1-{MAX_IMAGES}]"
+            )
+        else:
+            command = f"{understood.digit} {understood.count}"
+        return text("leaning_image", lang, command=escape(command))
+    command = understood.prompt or ("[topic]" if lang == "en" else "[主题]")
+    return text("leaning_text", lang, command=escape(command))

@@ -99,7 +99,8 @@ class FakeKnowledgeBase:
 
     async def understand_async(self, message: str, k: int = 5) -> Understanding:
         """Routes by a leading word, as the real classifier would read these: "draw 7 2" (digit, count),
-        "write <topic>", a greeting, "recipe ..." (off-topic); anything else is a question."""
+        "write <topic>", a greeting, "recipe ..." (off-topic); "maybe draw 7 2" and "maybe write <topic>"
+        are questions the classifier leaned to read as requests; anything else is a question."""
         words = message.lower().split()
         first = words[0] if words else ""
         numbers = [int(word) for word in words[1:] if word.isdigit()]
@@ -112,6 +113,15 @@ class FakeKnowledgeBase:
             return Understanding("smalltalk", 0.9)
         if first in ("recipe", "菜谱"):
             return Understanding("offtopic", 0.9)
+        if first == "maybe" and len(words) > 1 and words[1] in ("draw", "write"):
+            answer = await self.ask_async(message, k)
+            if words[1] == "draw":
+                digit = numbers[0] if numbers else None
+                count = numbers[1] if len(numbers) > 1 else 1
+                return Understanding("question", 0.4, answer, digit, count, leaning="image")
+            return Understanding(
+                "question", 0.4, answer, prompt=" ".join(message.split()[2:]), leaning="text"
+            )
         return Understanding("question", 0.9, await self.ask_async(message, k))
 
     def entry(self, payload: str) -> Answer | None:

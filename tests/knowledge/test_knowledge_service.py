@@ -278,6 +278,34 @@ async def test_a_message_read_as_off_topic_is_answered_when_the_answer_model_is_
         assert understood.answer is None
 
 
+@pytest.mark.parametrize(
+    ("top", "message", "leaning", "digit", "count", "prompt"),
+    [
+        ("text", "能不能写几句关于融资的话", "text", None, 0, "融资"),
+        ("image", "could you maybe draw three 7s", "image", 7, 3, ""),
+        ("question", "大模型创业有哪些挑战？", None, None, 0, ""),
+    ],
+)
+async def test_a_message_answered_only_for_want_of_confidence_says_what_it_leaned_to(
+    real_kb, monkeypatch, top, message, leaning, digit, count, prompt
+) -> None:
+    """Below the threshold a message is answered as a question; when the classifier's best guess was a
+    picture or a text, the Understanding says so, with the digit and count or the topic read."""
+    probabilities = {"question": 0.2, "image": 0.1, "text": 0.1, "smalltalk": 0.05, "offtopic": 0.05}
+    probabilities[top] = 0.5
+    monkeypatch.setattr(
+        IntentClassifier, "_prediction", lambda self, row: Prediction("question", 0.5, probabilities)
+    )
+    understood = await real_kb.understand_async(message)
+    assert understood.intent == "question" and understood.answer is not None
+    assert (understood.leaning, understood.digit, understood.count, understood.prompt) == (
+        leaning,
+        digit,
+        count,
+        prompt,
+    )
+
+
 def test_reload_intent_serves_a_new_champion_and_keeps_it_over_a_broken_one(
     real_kb, tmp_path, monkeypatch
 ) -> None:
