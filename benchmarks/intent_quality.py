@@ -42,11 +42,11 @@ def _served(settings: KnowledgeSettings, encoder) -> IntentClassifier:
     and promoted when there is neither."""
     folder = serving_dir(settings.data_dir)
     if folder is None:
-        from knowledge.intent_train import IntentRecipe, promote_if_better, train_and_save
+        from knowledge.intent_train import Gate, IntentRecipe, promote_if_better, train_and_save
 
         candidate = settings.data_dir / "intent" / "candidate"
         train_and_save(encoder, sentence_encoder(), IntentRecipe(), candidate)
-        promote_if_better(candidate, champion_dir(settings.data_dir))
+        promote_if_better(candidate, champion_dir(settings.data_dir), Gate(encoder, sentence_encoder()))
         folder = champion_dir(settings.data_dir)
     print(f"intent classifier: {folder}")
     return load_intent_model(folder, encoder, sentence_encoder())

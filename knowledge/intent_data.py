@@ -25,6 +25,10 @@ LOCKED_INTENT_SETS = (INTENT_SET, FRESH_INTENT_SET)
 # Hand-written training messages from other writers, who saw only the seed articles and the classes'
 # definitions: real-user phrasing the templates lack. Training data only; never scored.
 EXTRA_SET = EVAL_DIR / "intent_extra.jsonl"
+# Two more writers' hand-written messages that no model trains on: the promotion gate scores the
+# candidate and the model serving on them (the tune part chooses epoch and threshold, so it cannot
+# also judge between models).
+GATE_SET = EVAL_DIR / "intent_gate.jsonl"
 QUESTION_SETS = LABELLED_SETS
 # Their questions (the blind sets' tuning parts) are the real users' questions the first fit leaves
 # out, to measure how many of them it routes away from the knowledge base (the refit trains on them).
@@ -673,6 +677,11 @@ def extra_examples_by_writer(path: Path = EXTRA_SET) -> dict[int, list[Example]]
     for row in _jsonl_rows(path):
         groups.setdefault(int(row["writer"]), []).append(Example(row["text"], row["label"], "extra"))
     return groups
+
+
+def gate_examples(path: Path = GATE_SET) -> list[Example]:
+    """The promotion gate's messages, in the file's order."""
+    return [Example(row["text"], row["label"], "gate") for row in _jsonl_rows(path)]
 
 
 def tune_examples(path: Path = INTENT_SET) -> list[Example]:

@@ -1,5 +1,5 @@
-"""`python -m knowledge train-intent`: train a candidate, gate it against the champion on the tune
-part's macro-F1, and say what happened — in words, or (with --progress-json, as the bot's /retrain
+"""`python -m knowledge train-intent`: train a candidate, gate it against the model serving on the
+gate messages' macro-F1, and say what happened — in words, or (with --progress-json, as the bot's /retrain
 runs it) as JSON progress lines and a final report line in the same protocol as the generators'
 trainer (`{"event": "report", "kind": "intent", "version", "promoted", ...}`).
 
@@ -15,12 +15,15 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from knowledge.api import INTENT_MODEL as KIND
 from knowledge.intent import checkpoint_version
 from knowledge.intent_metrics import IntentScores
 from knowledge.intent_store import INTENT_FOLDER, champion_dir, serving_dir
+
+if TYPE_CHECKING:
+    from knowledge.intent_train import Promotion
 
 CANDIDATE = "candidate"
 
@@ -50,14 +53,14 @@ def headline(scores: IntentScores) -> dict[str, float]:
     return figures
 
 
-def _champion_figures(metadata: dict[str, Any] | None) -> dict[str, Any] | None:
-    if metadata is None:
+def _champion_figures(promotion: Promotion) -> dict[str, Any] | None:
+    """The model the candidate was compared with: its version and its gate figures."""
+    if promotion.champion is None or promotion.champion_figures is None:
         return None
-    tune = metadata.get("metrics", {}).get("tune", {})
-    metrics = {"macro_f1": tune["macro_f1"]} if isinstance(tune.get("macro_f1"), float) else {}
-    if isinstance(tune.get("accuracy"), float):
-        metrics["accuracy"] = tune["accuracy"]
-    return {"version": checkpoint_version(metadata), "metrics": metrics}
+    return {
+        "version": checkpoint_version(promotion.champion),
+        "metrics": headline(promotion.champion_figures.scores),
+    }
 
 
 def retrain(data_dir: Path, embedding_model: str, args: RetrainArgs) -> int:
@@ -66,7 +69,14 @@ def retrain(data_dir: Path, embedding_model: str, args: RetrainArgs) -> int:
 
     from knowledge.intent_metrics import report
     from knowledge.intent_store import query_encoder, sentence_encoder
-    from knowledge.intent_train import DRY_RUN, IntentRecipe, promote_if_better, train_and_save, with_options
+    from knowledge.intent_train import (
+        DRY_RUN,
+        Gate,
+        IntentRecipe,
+        promote_if_better,
+        train_and_save,
+        with_options,
+    )
 
     started = time.perf_counter()
     emit = _JsonLines(started) if args.progress_json else None
@@ -75,20 +85,20 @@ def retrain(data_dir: Path, embedding_model: str, args: RetrainArgs) -> int:
     candidate = args.out or candidate_dir(data_dir)
     if emit:
         emit.progress("encode", 0, 1, None)
-    trained = train_and_save(
-        query_encoder(embedding_model),
-        sentence_encoder(),
-        recipe,
-        candidate,
-        log,
-        emit.progress if emit else None,
-    )
+    encoder, sentences = query_encoder(embedding_model), sentence_encoder()
+    trained = train_and_save(encoder, sentences, recipe, candidate, log, emit.progress if emit else None)
     log(
         f"epoch {trained.best_epoch}, threshold {trained.threshold}, held-out real questions routed away "
         f"{trained.routed_away:.1%}; tune part:\n{report(trained.scores)}"
     )
     # The bar is the model serving now: DATA_DIR's champion, else the shipped default.
-    promotion = promote_if_better(candidate, champion_dir(data_dir), serving_dir(data_dir))
+    gate = Gate(encoder, sentences, recipe.gate_sample)
+    promotion = promote_if_better(candidate, champion_dir(data_dir), gate, serving_dir(data_dir))
+    log(
+        f"gate, {len(gate.truth)} messages no model trained on; candidate:\n{report(promotion.candidate_figures.scores)}"
+    )
+    if promotion.champion_figures is not None:
+        log(f"the model serving:\n{report(promotion.champion_figures.scores)}")
     log(f"candidate {trained.version} -> {candidate}: {promotion.reason}")
     if args.ship:
         from knowledge.intent import save_intent_model
@@ -105,8 +115,8 @@ def retrain(data_dir: Path, embedding_model: str, args: RetrainArgs) -> int:
                 "path": str(candidate),
                 "promoted": promotion.promoted,
                 "reason": promotion.reason,
-                "candidate": headline(trained.scores),
-                "champion": _champion_figures(promotion.champion),
+                "candidate": headline(promotion.candidate_figures.scores),
+                "champion": _champion_figures(promotion),
                 "train": {
                     "best_epoch": trained.best_epoch,
                     "threshold": trained.threshold,

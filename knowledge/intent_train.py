@@ -2,7 +2,8 @@
 states are cached), the head is fitted as a logistic regression on the copied last layer's features,
 then layer and head train together with AdamW (linear probe, then fine-tune); the blind set's tune part
 picks the epoch and the low-confidence threshold (under a cap on how many real questions, held out of
-that fit, it routes away from the knowledge base), and gates promotion to champion."""
+that fit, it routes away from the knowledge base). Promotion to champion is gated on two more writers'
+messages that no model trains on (`Gate`)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from knowledge.intent import (
     IntentModelError,
     IntentNetwork,
     SentenceEncoder,
+    load_intent_model,
     new_network,
     read_intent_metadata,
     replace_folder,
@@ -35,6 +37,7 @@ from knowledge.intent_data import (
     Example,
     calibration_questions,
     extra_examples,
+    gate_examples,
     generate_examples,
     tune_examples,
 )
@@ -47,10 +50,8 @@ PROGRESS_EVERY = 20  # optimiser steps between progress reports
 # Half the share of real questions the classifier may send away from the knowledge base: it is
 # estimated on a couple of hundred questions, and a model refitted with them only gets surer of them.
 ROUTED_AWAY_BUDGET = 0.01
-GATE_METRIC = "macro_f1"  # on the tune part: what a candidate must beat the champion on
-# On a tie (the tune part is small enough to be classified perfectly), the lower mean log-loss on
-# it decides: how sure the model is of the right class, which still tells two perfect models apart.
-GATE_TIEBREAK = "tune_log_loss"
+# The tune part's mean log-loss, recorded in a checkpoint's metrics for the report.
+TUNE_LOG_LOSS = "tune_log_loss"
 # (phase, step, total steps, loss so far in this epoch): "train" while choosing the epoch, "refit" after
 Progress = Callable[[str, int, int, float], None]
 
@@ -74,6 +75,7 @@ class IntentRecipe:
     weight_decay: float = 0.01
     batch_size: int = 32
     tune_sample: int = 0  # 0: the whole tune part
+    gate_sample: int = 0  # how many of the gate's messages to score models on (0: all)
     calibration_sample: int = 0  # 0: all the held-out real questions
     # After the tune part chose epoch and threshold, train again with it added (its scores stay the
     # held-out ones from the choosing run).
@@ -84,7 +86,13 @@ class IntentRecipe:
 
 
 DRY_RUN = IntentRecipe(
-    per_class=60, epochs=3, tune_sample=60, calibration_sample=40, refit_with_tune=False, extra_sample=60
+    per_class=60,
+    epochs=3,
+    tune_sample=60,
+    gate_sample=60,
+    calibration_sample=40,
+    refit_with_tune=False,
+    extra_sample=60,
 )
 
 
@@ -314,7 +322,7 @@ def train_intent(
         },
         "metrics": {
             "tune": scores.to_json(),
-            GATE_TIEBREAK: round(tune_loss, 6),
+            TUNE_LOG_LOSS: round(tune_loss, 6),
             "held_out_questions_routed_away": round(away, 4),
         },
         "train_seconds": round(seconds, 1),
@@ -395,48 +403,85 @@ def _fit(
 
 
 @dataclass(frozen=True)
+class GateFigures:
+    """A model's figures on the gate's messages: macro-F1 at its own threshold, and the mean log-loss,
+    which decides a tie (how sure it is of the right class)."""
+
+    scores: IntentScores
+    log_loss: float
+
+    @property
+    def macro_f1(self) -> float:
+        return self.scores.macro_f1
+
+
+class Gate:
+    """Scores saved models, as they would serve, on the gate's messages (encoded once): the candidate
+    and the model serving are judged on the same messages, which neither trained on."""
+
+    def __init__(self, encoder: BertQueryEncoder, sentence_encoder: SentenceEncoder, sample: int = 0) -> None:
+        examples = gate_examples()
+        if sample:
+            examples = examples[:sample]
+        self.encoder = encoder
+        self.sentence_encoder = sentence_encoder
+        self.states = cache_states(encoder, sentence_encoder, examples)
+        self.truth = [example.intent for example in examples]
+
+    def __call__(self, folder: Path) -> GateFigures:
+        """The figures of the checkpoint in `folder`; raises IntentModelError when it cannot be loaded."""
+        model = load_intent_model(folder, self.encoder, self.sentence_encoder)
+        with torch.inference_mode():
+            probs = probabilities(model.network, self.states)
+        return GateFigures(
+            score(self.truth, routed(probs, model.threshold)), log_loss(probs, self.states.labels)
+        )
+
+
+@dataclass(frozen=True)
 class Promotion:
-    """The gate's verdict on a candidate, and the champion it was compared with (None: there was none
-    that could be read)."""
+    """The gate's verdict on a candidate, the figures it compared, and the champion it was compared
+    with (None: there was none that could be read)."""
 
     promoted: bool
     reason: str
     champion: dict | None  # the old champion's metadata
+    candidate_figures: GateFigures
+    champion_figures: GateFigures | None
 
 
-def promote_if_better(candidate: Path, champion: Path, serving: Path | None = None) -> Promotion:
-    """Make the candidate the champion when its tune macro-F1 beats the serving model's (`serving`, or
-    the champion when not given; with neither, the candidate is promoted), or ties it with a lower tune
-    log-loss (a champion that recorded none loses the tie)."""
-    new_meta = read_intent_metadata(candidate)["metrics"]
-    new_score = new_meta["tune"][GATE_METRIC]
+def promote_if_better(
+    candidate: Path, champion: Path, gate: Callable[[Path], GateFigures], serving: Path | None = None
+) -> Promotion:
+    """Make the candidate the champion when its gate macro-F1 beats the serving model's (`serving`, or
+    the champion when not given; with neither, the candidate is promoted), or ties it with a lower gate
+    log-loss. Both are scored now, on the same messages."""
+    new = gate(candidate)
     try:
-        old = read_intent_metadata(serving or champion)
-        old_score = float(old["metrics"]["tune"][GATE_METRIC])
-    except (IntentModelError, KeyError, TypeError, ValueError):
-        old, old_score = None, None
-    if old_score is None:
-        reason = f"no champion yet; tune macro-F1 {new_score:.3f}"
-    elif new_score > old_score + 1e-9:
-        reason = f"tune macro-F1 {new_score:.3f} beats the champion's {old_score:.3f}"
-    elif new_score < old_score - 1e-9:
-        reason = f"tune macro-F1 {new_score:.3f} does not beat the champion's {old_score:.3f}"
-        return Promotion(False, reason, old)
+        old_meta = read_intent_metadata(serving or champion)
+        old = gate(serving or champion)
+    except IntentModelError:
+        old_meta, old = None, None
+    if old is None:
+        reason = f"no champion yet; gate macro-F1 {new.macro_f1:.3f}"
+    elif new.macro_f1 > old.macro_f1 + 1e-9:
+        reason = f"gate macro-F1 {new.macro_f1:.3f} beats the champion's {old.macro_f1:.3f}"
+    elif new.macro_f1 < old.macro_f1 - 1e-9:
+        reason = f"gate macro-F1 {new.macro_f1:.3f} does not beat the champion's {old.macro_f1:.3f}"
+        return Promotion(False, reason, old_meta, new, old)
     else:
-        new_loss, old_loss = new_meta.get(GATE_TIEBREAK), old["metrics"].get(GATE_TIEBREAK)
-        tie = f"tune macro-F1 {new_score:.3f} ties the champion's"
-        if not isinstance(new_loss, float):
-            return Promotion(False, f"{tie} and the candidate recorded no tune log-loss", old)
-        if isinstance(old_loss, float) and new_loss >= old_loss:
-            reason = f"{tie}; its tune log-loss {new_loss:.4f} does not beat the champion's {old_loss:.4f}"
-            return Promotion(False, reason, old)
-        than = f"the champion's {old_loss:.4f}" if isinstance(old_loss, float) else "none recorded"
-        reason = f"{tie}; its tune log-loss {new_loss:.4f} beats {than}"
+        tie = f"gate macro-F1 {new.macro_f1:.3f} ties the champion's"
+        if new.log_loss >= old.log_loss:
+            reason = (
+                f"{tie}; its gate log-loss {new.log_loss:.4f} does not beat the champion's {old.log_loss:.4f}"
+            )
+            return Promotion(False, reason, old_meta, new, old)
+        reason = f"{tie}; its gate log-loss {new.log_loss:.4f} beats the champion's {old.log_loss:.4f}"
     staging = champion.with_name(f".{champion.name}.new")
     shutil.rmtree(staging, ignore_errors=True)  # a leftover from an interrupted run
     shutil.copytree(candidate, staging)
     replace_folder(staging, champion)
-    return Promotion(True, reason, old)
+    return Promotion(True, reason, old_meta, new, old)
 
 
 def train_and_save(

@@ -344,7 +344,7 @@ async def test_retrain_intent_promotes_over_a_weaker_champion_and_the_bot_routes
     assert lines[0].startswith(f"Job {job_id} (intent) finished in")
     assert lines[1].startswith(f"Candidate {new_version}: accuracy=") and "macro_f1=" in lines[1]
     assert lines[2].startswith(f"Champion {weak_version}: accuracy=")
-    promoted = r"✅ Promoted \(tune macro-F1 0\.\d{3} beats the champion's 0\.\d{3}\); now serving "
+    promoted = r"✅ Promoted \(gate macro-F1 0\.\d{3} beats the champion's 0\.\d{3}\); now serving "
     assert re.fullmatch(promoted + re.escape(f"{new_version}."), lines[3]), lines[3]
     assert new_version != weak_version and new_version.startswith("intent-")
     assert curve.method == "sendPhoto" and curve.files["photo"].startswith(b"\x89PNG")

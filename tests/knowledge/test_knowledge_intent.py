@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -157,50 +159,77 @@ def test_dry_run_reports_as_the_bot_reads_and_the_gate_keeps_the_better_model(
     assert read_intent_metadata(champion)["weights_sha256"] == weights
 
 
+@dataclass(frozen=True)
+class _Figures:
+    macro_f1: float
+    log_loss: float
+
+
+def _gate_reading(figures: dict[str, tuple[float, float]]):
+    """A gate that reads each model's (macro-F1, log-loss) from this table by its version."""
+
+    def gate(folder: Path) -> _Figures:
+        return _Figures(*figures[read_intent_metadata(folder)["version"]])
+
+    return gate
+
+
 def test_the_gate_compares_with_the_shipped_default_while_data_dir_has_no_champion(tmp_path) -> None:
     from knowledge.intent_train import promote_if_better
 
     shipped = tmp_path / "shipped"
     candidate = tmp_path / "candidate"
     network = new_network(query_encoder(PACKAGED_EMBEDDING_MODEL), seed=0)
-    save_intent_model(shipped, network, 0.0, {"version": "shipped", "metrics": {"tune": {"macro_f1": 0.9}}})
-    save_intent_model(candidate, network, 0.0, {"version": "new", "metrics": {"tune": {"macro_f1": 0.5}}})
+    save_intent_model(shipped, network, 0.0, {"version": "shipped"})
+    save_intent_model(candidate, network, 0.0, {"version": "new"})
+    gate = _gate_reading({"shipped": (0.9, 0.3), "new": (0.5, 0.1)})
     champion = tmp_path / "data" / "champion"
-    verdict = promote_if_better(candidate, champion, shipped)
+    verdict = promote_if_better(candidate, champion, gate, shipped)
     assert not verdict.promoted and verdict.champion["version"] == "shipped" and not champion.exists()
-    assert promote_if_better(candidate, champion).promoted  # nothing serving: any model beats none
+    assert verdict.champion_figures.macro_f1 == 0.9 and verdict.candidate_figures.macro_f1 == 0.5
+    assert promote_if_better(candidate, champion, gate).promoted  # nothing serving: any model beats none
 
 
 @pytest.mark.parametrize(
     ("candidate_figures", "champion_figures", "promoted"),
     [
-        ({"f1": 0.95, "loss": 0.9}, {"f1": 0.9, "loss": 0.1}, True),  # a better score wins outright
-        ({"f1": 0.9, "loss": 0.01}, {"f1": 0.95, "loss": 0.9}, False),
-        ({"f1": 1.0, "loss": 0.02}, {"f1": 1.0, "loss": 0.05}, True),  # a tie: the surer model wins
-        ({"f1": 1.0, "loss": 0.05}, {"f1": 1.0, "loss": 0.02}, False),
-        ({"f1": 1.0, "loss": 0.05}, {"f1": 1.0, "loss": 0.05}, False),
-        ({"f1": 1.0, "loss": 0.05}, {"f1": 1.0}, True),  # a champion from before log-loss was recorded
-        ({"f1": 1.0}, {"f1": 1.0, "loss": 0.05}, False),
+        ((0.95, 0.9), (0.9, 0.1), True),  # a better score wins outright
+        ((0.9, 0.01), (0.95, 0.9), False),
+        ((0.97, 0.02), (0.97, 0.05), True),  # a tie: the surer model wins
+        ((0.97, 0.05), (0.97, 0.02), False),
+        ((0.97, 0.05), (0.97, 0.05), False),
     ],
 )
-def test_a_tie_on_macro_f1_goes_to_the_lower_tune_log_loss(
-    tmp_path, candidate_figures: dict, champion_figures: dict, promoted: bool
+def test_a_tie_on_gate_macro_f1_goes_to_the_lower_gate_log_loss(
+    tmp_path, candidate_figures: tuple, champion_figures: tuple, promoted: bool
 ) -> None:
-    from knowledge.intent_train import GATE_TIEBREAK, promote_if_better
-
-    def metadata(version: str, figures: dict) -> dict:
-        metrics = {"tune": {"macro_f1": figures["f1"]}}
-        if "loss" in figures:
-            metrics[GATE_TIEBREAK] = figures["loss"]
-        return {"version": version, "metrics": metrics}
+    from knowledge.intent_train import promote_if_better
 
     network = new_network(query_encoder(PACKAGED_EMBEDDING_MODEL), seed=0)
     candidate, champion = tmp_path / "candidate", tmp_path / "champion"
-    save_intent_model(candidate, network, 0.5, metadata("new", candidate_figures))
-    save_intent_model(champion, network, 0.5, metadata("old", champion_figures))
-    verdict = promote_if_better(candidate, champion)
+    save_intent_model(candidate, network, 0.5, {"version": "new"})
+    save_intent_model(champion, network, 0.5, {"version": "old"})
+    verdict = promote_if_better(
+        candidate, champion, _gate_reading({"new": candidate_figures, "old": champion_figures})
+    )
     assert verdict.promoted == promoted and verdict.champion["version"] == "old"
     assert read_intent_metadata(champion)["version"] == ("new" if promoted else "old")
+
+
+def test_the_gate_scores_saved_models_on_messages_no_model_trained_on(encoder) -> None:
+    """The real gate loads a checkpoint as it would serve and scores it on the gate's messages, which
+    are neither training nor tune data."""
+    from knowledge.intent_data import GATE_SET, extra_examples, gate_examples, tune_examples
+    from knowledge.intent_store import SHIPPED_INTENT
+    from knowledge.intent_train import Gate
+
+    gate_texts = {example.text for example in gate_examples()}
+    assert len(gate_texts) > 500 and {example.intent for example in gate_examples()} == set(INTENTS)
+    assert not gate_texts & {example.text for example in extra_examples() + tune_examples()}
+    figures = Gate(encoder, sentence_encoder(), sample=40)(SHIPPED_INTENT)
+    assert sum(figures.scores.confusion[t][g] for t in INTENTS for g in INTENTS) == 40
+    assert 0.0 <= figures.macro_f1 <= 1.0 and figures.log_loss > 0.0
+    assert GATE_SET.name == "intent_gate.jsonl"
 
 
 def test_cleanup_removes_only_half_written_folders(tmp_path, monkeypatch, capsys) -> None:
