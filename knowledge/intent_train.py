@@ -425,8 +425,8 @@ class Gate:
 
     def __init__(self, encoder: BertQueryEncoder, sentence_encoder: SentenceEncoder, sample: int = 0) -> None:
         examples = gate_examples()
-        if sample:
-            examples = examples[:sample]
+        if sample:  # spread over the file, which runs writer by writer and class by class
+            examples = examples[:: max(1, len(examples) // sample)][:sample]
         self.encoder = encoder
         self.sentence_encoder = sentence_encoder
         self.states = cache_states(encoder, sentence_encoder, examples)
