@@ -123,9 +123,17 @@ TEXTS: dict[str, dict[Lang, str]] = {
         "en": "Did you want a picture? Send /image {command}",
         "zh": "是想要一张图吗？发送 /image {command}",
     },
+    "leaning_image_any": {
+        "en": "Did you want a picture? Send /image [digit 0-9] [count 1-{max_images}]",
+        "zh": "是想要一张图吗？发送 /image [数字 0-9] [数量 1-{max_images}]",
+    },
     "leaning_text": {
         "en": "Did you want me to write it? Send /text {command}",
         "zh": "是想让我来写吗？发送 /text {command}",
+    },
+    "leaning_text_any": {
+        "en": "Did you want me to write it? Send /text [topic]",
+        "zh": "是想让我来写吗？发送 /text [主题]",
     },
     "image_which_digit": {
         "en": 'Which digit shall I draw? Say e.g. "draw three 7s", or use /image [digit 0-9] [count 1-{max_images}].',

@@ -55,7 +55,7 @@ def headline(scores: IntentScores) -> dict[str, float]:
 
 def _champion_figures(promotion: Promotion) -> dict[str, Any] | None:
     """The model the candidate was compared with: its version and its gate figures."""
-    if promotion.champion is None or promotion.champion_figures is None:
+    if promotion.champion is None:
         return None
     return {
         "version": checkpoint_version(promotion.champion),
@@ -97,7 +97,7 @@ def retrain(data_dir: Path, embedding_model: str, args: RetrainArgs) -> int:
     log(
         f"gate, {len(gate.truth)} messages no model trained on; candidate:\n{report(promotion.candidate_figures.scores)}"
     )
-    if promotion.champion_figures is not None:
+    if promotion.champion is not None:
         log(f"the model serving:\n{report(promotion.champion_figures.scores)}")
     log(f"candidate {trained.version} -> {candidate}: {promotion.reason}")
     if args.ship:

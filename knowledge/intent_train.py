@@ -451,7 +451,7 @@ class Promotion:
     reason: str
     champion: dict | None  # the old champion's metadata
     candidate_figures: GateFigures
-    champion_figures: GateFigures | None
+    champion_figures: GateFigures | None  # set exactly when `champion` is
 
 
 def promote_if_better(

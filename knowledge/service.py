@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 # Hits retrieved beyond the k asked for, so that k remain after repeated passages are dropped.
 SPARE_HITS = 3
+# The intents that ask the bot to make something; their message says what (a digit and count, a topic).
+REQUESTS = ("image", "text")
 
 __all__ = ["BuildReport", "KnowledgeBase"]
 
@@ -141,31 +143,24 @@ class KnowledgeBase:
         reader = self._reader
         if reader is None:
             return Understanding("question", 1.0, await self._ask_async(message, k))
-        from knowledge.intent_parse import parse_image_request, text_prompt
-
         intent, batcher = reader
         # Batched with concurrent readers', like questions' encodings.
         query, multi, prediction = intent.split_row(await batcher.encode_async(message))
         if prediction.intent == "question":
             answer = await self._answer_read(message, retriever, query, multi, False, k)
-            if prediction.top == "image":
-                digit, count = parse_image_request(message)
-                return Understanding("question", prediction.confidence, answer, digit, count, leaning="image")
-            if prediction.top == "text":
-                return Understanding(
-                    "question", prediction.confidence, answer, prompt=text_prompt(message), leaning="text"
-                )
+            if prediction.top in REQUESTS:
+                leaning = prediction.top
+                fields = _request_fields(leaning, message)
+                return Understanding("question", prediction.confidence, answer, leaning=leaning, **fields)
             return Understanding("question", prediction.confidence, answer)
         if prediction.intent == "offtopic":
             # Answered only when the answer model is sure the corpus answers it (see `_answer`).
             answer = await self._answer_read(message, retriever, query, multi, True, k)
             if answer.answered:
                 return Understanding("question", answer.confidence, answer)
-        if prediction.intent == "image":
-            digit, count = parse_image_request(message)
-            return Understanding("image", prediction.confidence, digit=digit, count=count)
-        if prediction.intent == "text":
-            return Understanding("text", prediction.confidence, prompt=text_prompt(message))
+        if prediction.intent in REQUESTS:
+            fields = _request_fields(prediction.intent, message)
+            return Understanding(prediction.intent, prediction.confidence, **fields)
         return Understanding(prediction.intent, prediction.confidence)
 
     def reload_intent(self) -> str | None:
@@ -320,3 +315,13 @@ class KnowledgeBase:
             )
             save(index, self.index_dir)
             return index, report
+
+
+def _request_fields(intent: str, message: str) -> dict:
+    """What a picture request (digit, count) or a text request (prompt) asks for, as Understanding fields."""
+    from knowledge.intent_parse import parse_image_request, text_prompt
+
+    if intent == "image":
+        digit, count = parse_image_request(message)
+        return {"digit": digit, "count": count}
+    return {"prompt": text_prompt(message)}

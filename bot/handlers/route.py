@@ -60,11 +60,8 @@ def leaning_hint(understood: Understanding, lang: Lang) -> str:
     """The command for what a message answered as a question looked like it asked for after all."""
     if understood.leaning == "image":
         if understood.digit is None:
-            command = (
-                f"[digit 0-9] [count 1-{MAX_IMAGES}]" if lang == "en" else f"[数字 0-9] [数量 1-{MAX_IMAGES}]"
-            )
-        else:
-            command = f"{understood.digit} {understood.count}"
-        return text("leaning_image", lang, command=escape(command))
-    command = understood.prompt or ("[topic]" if lang == "en" else "[主题]")
-    return text("leaning_text", lang, command=escape(command))
+            return text("leaning_image_any", lang, max_images=MAX_IMAGES)
+        return text("leaning_image", lang, command=f"{understood.digit} {understood.count}")
+    if not understood.prompt:
+        return text("leaning_text_any", lang)
+    return text("leaning_text", lang, command=escape(understood.prompt))
