@@ -7,6 +7,7 @@ Deterministic: the same seed gives the same examples in the same order.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import re
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from knowledge.evaluate import BLIND_SETS, EVAL_DIR, LABELLED_SETS
-from knowledge.settings import PACKAGED_CORPUS
+from knowledge.settings import PACKAGED_CORPUS, PACKAGED_QUESTIONS
 
 INTENT_SET = EVAL_DIR / "intent_blind.jsonl"
 # A second test set, every row locked: two more writers' messages, read only by the benchmark.
@@ -34,6 +35,14 @@ QUESTION_SETS = LABELLED_SETS
 # out, to measure how many of them it routes away from the knowledge base (the refit trains on them).
 CALIBRATION_SETS = BLIND_SETS
 TUNE = "tune"
+# Real questions no test set holds: the knowledge base's expected questions, written for every section,
+# split in two halves by a hash of their text. One trains the classifier; the other, with ASKED_SET's
+# questions, is the gate's count of real questions routed away from the knowledge base.
+REAL_TRAIN = "train"
+REAL_GATE = "gate"
+# More questions readers may ask, which nothing trains on: situations told in everyday words and
+# in-domain questions the articles do not answer, by helpers who saw only the seed articles.
+ASKED_SET = EVAL_DIR / "intent_questions.jsonl"
 
 
 @dataclass(frozen=True)
@@ -677,6 +686,25 @@ def extra_examples_by_writer(path: Path = EXTRA_SET) -> dict[int, list[Example]]
     for row in _jsonl_rows(path):
         groups.setdefault(int(row["writer"]), []).append(Example(row["text"], row["label"], "extra"))
     return groups
+
+
+def real_questions(part: str, folder: Path = PACKAGED_QUESTIONS, asked: Path = ASKED_SET) -> list[Example]:
+    """REAL_TRAIN: half of `folder`'s expected questions; REAL_GATE: the other half, then `asked`'s
+    questions. In the files' order, each text once."""
+    from knowledge.asked import question_files, read_expected_questions
+
+    if part not in (REAL_TRAIN, REAL_GATE):
+        raise ValueError(f"no such part of the real questions: {part!r}")
+    expected = read_expected_questions(folder, [path.stem for path in question_files(folder)])
+    wanted = 0 if part == REAL_TRAIN else 1
+    texts = [
+        text
+        for text in dict.fromkeys(row.question for row in expected)
+        if hashlib.sha256(text.encode("utf-8")).digest()[0] % 2 == wanted
+    ]
+    if part == REAL_GATE and asked.is_file():
+        texts += [" ".join(row["question"].split()) for row in _jsonl_rows(asked)]
+    return [Example(text, "question", "real") for text in dict.fromkeys(texts) if text]
 
 
 def gate_examples(path: Path = GATE_SET) -> list[Example]:

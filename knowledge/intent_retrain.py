@@ -1,5 +1,5 @@
 """`python -m knowledge train-intent`: train a candidate, gate it against the model serving on the
-gate messages' macro-F1, and say what happened — in words, or (with --progress-json, as the bot's /retrain
+gate messages' macro-F1 and the gate's real questions routed away, and say what happened — in words, or (with --progress-json, as the bot's /retrain
 runs it) as JSON progress lines and a final report line in the same protocol as the generators'
 trainer (`{"event": "report", "kind": "intent", "version", "promoted", ...}`).
 
@@ -23,7 +23,7 @@ from knowledge.intent_metrics import IntentScores
 from knowledge.intent_store import INTENT_FOLDER, champion_dir, serving_dir
 
 if TYPE_CHECKING:
-    from knowledge.intent_train import Promotion
+    from knowledge.intent_train import GateFigures, Promotion
 
 CANDIDATE = "candidate"
 
@@ -53,13 +53,18 @@ def headline(scores: IntentScores) -> dict[str, float]:
     return figures
 
 
+def gate_headline(figures: GateFigures) -> dict[str, float]:
+    """A model's gate figures in a report: the headline scores and the real questions routed away."""
+    return {**headline(figures.scores), "questions_routed_away": round(figures.routed_away, 4)}
+
+
 def _champion_figures(promotion: Promotion) -> dict[str, Any] | None:
     """The model the candidate was compared with: its version and its gate figures."""
     if promotion.champion is None:
         return None
     return {
         "version": checkpoint_version(promotion.champion),
-        "metrics": headline(promotion.champion_figures.scores),
+        "metrics": gate_headline(promotion.champion_figures),
     }
 
 
@@ -94,11 +99,13 @@ def retrain(data_dir: Path, embedding_model: str, args: RetrainArgs) -> int:
     # The bar is the model serving now: DATA_DIR's champion, else the shipped default.
     gate = Gate(encoder, sentences, recipe.gate_sample)
     promotion = promote_if_better(candidate, champion_dir(data_dir), gate, serving_dir(data_dir))
+    new, old = promotion.candidate_figures, promotion.champion_figures
     log(
-        f"gate, {len(gate.truth)} messages no model trained on; candidate:\n{report(promotion.candidate_figures.scores)}"
+        f"gate, {len(gate.truth)} messages and {len(gate.questions.states)} real questions no model "
+        f"trained on; candidate (questions routed away {new.routed_away:.1%}):\n{report(new.scores)}"
     )
-    if promotion.champion is not None:
-        log(f"the model serving:\n{report(promotion.champion_figures.scores)}")
+    if old is not None:
+        log(f"the model serving (questions routed away {old.routed_away:.1%}):\n{report(old.scores)}")
     log(f"candidate {trained.version} -> {candidate}: {promotion.reason}")
     if args.ship:
         from knowledge.intent import save_intent_model
@@ -115,7 +122,7 @@ def retrain(data_dir: Path, embedding_model: str, args: RetrainArgs) -> int:
                 "path": str(candidate),
                 "promoted": promotion.promoted,
                 "reason": promotion.reason,
-                "candidate": headline(promotion.candidate_figures.scores),
+                "candidate": gate_headline(promotion.candidate_figures),
                 "champion": _champion_figures(promotion),
                 "train": {
                     "best_epoch": trained.best_epoch,

@@ -3,7 +3,7 @@ states are cached), the head is fitted as a logistic regression on the copied la
 then layer and head train together with AdamW (linear probe, then fine-tune); the blind set's tune part
 picks the epoch and the low-confidence threshold (under a cap on how many real questions, held out of
 that fit, it routes away from the knowledge base). Promotion to champion is gated on two more writers'
-messages that no model trains on (`Gate`)."""
+messages and half of the real questions readers may ask, which no model trains on (`Gate`)."""
 
 from __future__ import annotations
 
@@ -34,11 +34,14 @@ from knowledge.intent import (
     shared_layers,
 )
 from knowledge.intent_data import (
+    REAL_GATE,
+    REAL_TRAIN,
     Example,
     calibration_questions,
     extra_examples,
     gate_examples,
     generate_examples,
+    real_questions,
     tune_examples,
 )
 from knowledge.intent_metrics import IntentScores, score
@@ -50,6 +53,9 @@ PROGRESS_EVERY = 20  # optimiser steps between progress reports
 # Half the share of real questions the classifier may send away from the knowledge base: it is
 # estimated on a couple of hundred questions, and a model refitted with them only gets surer of them.
 ROUTED_AWAY_BUDGET = 0.01
+# The most of the gate's real questions a model may route away from the knowledge base (the product's bar
+# for real questions): the gate compares how far each model goes over it before anything else.
+GATE_ROUTED_AWAY_LIMIT = 0.02
 # The tune part's mean log-loss, recorded in a checkpoint's metrics for the report.
 TUNE_LOG_LOSS = "tune_log_loss"
 # (phase, step, total steps, loss so far in this epoch): "train" while choosing the epoch, "refit" after
@@ -86,6 +92,10 @@ class IntentRecipe:
     refit_with_tune: bool = True
     tune_repeats: int = 3  # the hand-written rows are few; repeated so they are not drowned out
     extra_sample: int = 0  # how many of the other writers' messages to train on (0: all)
+    # The share of the real questions' training part to train on (0: none), spread over it: questions
+    # that ask whether AI can write or draw something, or about installing tools, are still questions
+    # for the knowledge base.
+    real_question_share: float = 1.0
     max_steps: int = 0  # a cap on optimiser steps per fit (0: none), for quick runs
 
 
@@ -97,6 +107,7 @@ DRY_RUN = IntentRecipe(
     calibration_sample=40,
     refit_with_tune=False,
     extra_sample=60,
+    real_question_share=0.02,
 )
 
 
@@ -278,6 +289,7 @@ def train_intent(
     examples = generate_examples(
         recipe.seed, recipe.per_class, recipe.typo_rate, held_out={example.text for example in questions}
     )
+    examples += _spread(real_questions(REAL_TRAIN), recipe.real_question_share, {e.text for e in examples})
     extra = extra_examples() if extra is None else extra
     if recipe.extra_sample:
         extra = extra[: recipe.extra_sample]
@@ -321,6 +333,7 @@ def train_intent(
         "data": {
             "train": len(train_states.states),
             "extra": len(extra),
+            "real_questions": sum(example.source == "real" for example in examples),
             "tune": len(tune),
             "held_out_questions": len(questions),
         },
@@ -333,6 +346,14 @@ def train_intent(
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     return TrainedIntent(network, threshold, scores, away, epoch, metadata)
+
+
+def _spread(examples: list[Example], share: float, taken: set[str]) -> list[Example]:
+    """About `share` of the examples, spread over them, leaving out texts already `taken`."""
+    if share <= 0:
+        return []
+    step = max(1, round(1 / share))
+    return [example for example in examples[::step] if example.text not in taken]
 
 
 def _fit(
@@ -408,11 +429,13 @@ def _fit(
 
 @dataclass(frozen=True)
 class GateFigures:
-    """A model's figures on the gate's messages: macro-F1 at its own threshold, and the mean log-loss,
-    which decides a tie (how sure it is of the right class)."""
+    """A model's figures on the gate: macro-F1 on its messages at the model's own threshold, the mean
+    log-loss, which decides a tie (how sure it is of the right class), and the share of its real
+    questions routed away from the knowledge base."""
 
     scores: IntentScores
     log_loss: float
+    routed_away: float
 
     @property
     def macro_f1(self) -> float:
@@ -420,25 +443,28 @@ class GateFigures:
 
 
 class Gate:
-    """Scores saved models, as they would serve, on the gate's messages (encoded once): the candidate
-    and the model serving are judged on the same messages, which neither trained on."""
+    """Scores saved models, as they would serve, on the gate's messages and real questions (encoded
+    once): the candidate and the model serving are judged on the same texts, which neither trained on."""
 
     def __init__(self, encoder: BertQueryEncoder, sentence_encoder: SentenceEncoder, sample: int = 0) -> None:
-        examples = gate_examples()
-        if sample:  # spread over the file, which runs writer by writer and class by class
+        examples, questions = gate_examples(), real_questions(REAL_GATE)
+        if sample:  # spread over the files, which run writer by writer and class by class, or by article
             examples = examples[:: max(1, len(examples) // sample)][:sample]
+            questions = questions[:: max(1, len(questions) // sample)][:sample]
         self.encoder = encoder
         self.sentence_encoder = sentence_encoder
         self.states = cache_states(encoder, sentence_encoder, examples)
         self.truth = [example.intent for example in examples]
+        self.questions = cache_states(encoder, sentence_encoder, questions)
 
     def __call__(self, folder: Path) -> GateFigures:
         """The figures of the checkpoint in `folder`; raises IntentModelError when it cannot be loaded."""
         model = load_intent_model(folder, self.encoder, self.sentence_encoder)
         with torch.inference_mode():
             probs = probabilities(model.network, self.states)
+            away = routed_away(probabilities(model.network, self.questions), model.threshold)
         return GateFigures(
-            score(self.truth, routed(probs, model.threshold)), log_loss(probs, self.states.labels)
+            score(self.truth, routed(probs, model.threshold)), log_loss(probs, self.states.labels), away
         )
 
 
@@ -454,12 +480,18 @@ class Promotion:
     champion_figures: GateFigures | None  # set exactly when `champion` is
 
 
+def _over_limit(figures: GateFigures) -> float:
+    """How far a model's routed-away share goes over GATE_ROUTED_AWAY_LIMIT (0.0 within it)."""
+    return max(0.0, figures.routed_away - GATE_ROUTED_AWAY_LIMIT)
+
+
 def promote_if_better(
     candidate: Path, champion: Path, gate: Callable[[Path], GateFigures], serving: Path | None = None
 ) -> Promotion:
-    """Make the candidate the champion when its gate macro-F1 beats the serving model's (`serving`, or
-    the champion when not given; with neither, the candidate is promoted), or ties it with a lower gate
-    log-loss. Both are scored now, on the same messages."""
+    """Make the candidate the champion when it beats the serving model (`serving`, or the champion when
+    not given; with neither, the candidate is promoted) on the gate, in this order: fewer of the gate's
+    real questions routed away beyond GATE_ROUTED_AWAY_LIMIT, a higher macro-F1, a lower log-loss. Both
+    are scored now, on the same texts."""
     new = gate(candidate)
     try:
         old_meta = read_intent_metadata(serving or champion)
@@ -468,6 +500,17 @@ def promote_if_better(
         old_meta, old = None, None
     if old is None:
         reason = f"no champion yet; gate macro-F1 {new.macro_f1:.3f}"
+    elif _over_limit(new) > _over_limit(old) + 1e-9:
+        reason = (
+            f"it routes {new.routed_away:.1%} of the gate's real questions away from the knowledge base, "
+            f"over the {GATE_ROUTED_AWAY_LIMIT:.0%} limit and more than the champion's {old.routed_away:.1%}"
+        )
+        return Promotion(False, reason, old_meta, new, old)
+    elif _over_limit(new) < _over_limit(old) - 1e-9:
+        reason = (
+            f"it routes {new.routed_away:.1%} of the gate's real questions away from the knowledge base, "
+            f"against the champion's {old.routed_away:.1%}, over the {GATE_ROUTED_AWAY_LIMIT:.0%} limit"
+        )
     elif new.macro_f1 > old.macro_f1 + 1e-9:
         reason = f"gate macro-F1 {new.macro_f1:.3f} beats the champion's {old.macro_f1:.3f}"
     elif new.macro_f1 < old.macro_f1 - 1e-9:

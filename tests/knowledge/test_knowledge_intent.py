@@ -163,10 +163,12 @@ def test_dry_run_reports_as_the_bot_reads_and_the_gate_keeps_the_better_model(
 class _Figures:
     macro_f1: float
     log_loss: float
+    routed_away: float = 0.0
 
 
-def _gate_reading(figures: dict[str, tuple[float, float]]):
-    """A gate that reads each model's (macro-F1, log-loss) from this table by its version."""
+def _gate_reading(figures: dict[str, tuple[float, ...]]):
+    """A gate that reads each model's (macro-F1, log-loss[, routed-away share]) from this table by its
+    version."""
 
     def gate(folder: Path) -> _Figures:
         return _Figures(*figures[read_intent_metadata(folder)["version"]])
@@ -198,9 +200,16 @@ def test_the_gate_compares_with_the_shipped_default_while_data_dir_has_no_champi
         ((0.97, 0.02), (0.97, 0.05), True),  # a tie: the surer model wins
         ((0.97, 0.05), (0.97, 0.02), False),
         ((0.97, 0.05), (0.97, 0.05), False),
+        # Real questions routed away over the limit come first; within it, they do not count.
+        ((0.99, 0.01, 0.03), (0.9, 0.1, 0.01), False),
+        ((0.9, 0.1, 0.0), (0.99, 0.01, 0.03), True),
+        ((0.9, 0.1, 0.03), (0.99, 0.01, 0.04), True),
+        ((0.99, 0.01, 0.03), (0.9, 0.1, 0.03), True),  # as far over: the score decides
+        ((0.99, 0.01, 0.02), (0.9, 0.1, 0.0), True),
+        ((0.9, 0.01, 0.0), (0.99, 0.1, 0.02), False),
     ],
 )
-def test_a_tie_on_gate_macro_f1_goes_to_the_lower_gate_log_loss(
+def test_the_gate_ranks_by_macro_f1_then_log_loss_within_the_routed_away_limit(
     tmp_path, candidate_figures: tuple, champion_figures: tuple, promoted: bool
 ) -> None:
     from knowledge.intent_train import promote_if_better
@@ -217,19 +226,56 @@ def test_a_tie_on_gate_macro_f1_goes_to_the_lower_gate_log_loss(
 
 
 def test_the_gate_scores_saved_models_on_messages_no_model_trained_on(encoder) -> None:
-    """The real gate loads a checkpoint as it would serve and scores it on the gate's messages, which
-    are neither training nor tune data."""
-    from knowledge.intent_data import GATE_SET, extra_examples, gate_examples, tune_examples
+    """The real gate loads a checkpoint as it would serve and scores it on the gate's messages and real
+    questions, which are neither training nor tune data."""
+    from knowledge.intent_data import (
+        GATE_SET,
+        REAL_GATE,
+        REAL_TRAIN,
+        extra_examples,
+        gate_examples,
+        real_questions,
+        tune_examples,
+    )
     from knowledge.intent_store import SHIPPED_INTENT
     from knowledge.intent_train import Gate
 
     gate_texts = {example.text for example in gate_examples()}
+    questions = {example.text for example in real_questions(REAL_GATE)}
+    trained = {example.text for example in extra_examples() + tune_examples() + real_questions(REAL_TRAIN)}
     assert len(gate_texts) > 500 and {example.intent for example in gate_examples()} == set(INTENTS)
-    assert not gate_texts & {example.text for example in extra_examples() + tune_examples()}
-    figures = Gate(encoder, sentence_encoder(), sample=40)(SHIPPED_INTENT)
+    assert len(questions) > 1000 and not (gate_texts | questions) & trained
+    gate = Gate(encoder, sentence_encoder(), sample=40)
+    figures = gate(SHIPPED_INTENT)
     assert sum(figures.scores.confusion[t][g] for t in INTENTS for g in INTENTS) == 40
+    assert len(gate.questions.states) == 40 and figures.routed_away in {n / 40 for n in range(41)}
     assert 0.0 <= figures.macro_f1 <= 1.0 and figures.log_loss > 0.0
     assert GATE_SET.name == "intent_gate.jsonl"
+
+
+def test_the_real_questions_split_between_training_and_the_gate(tmp_path) -> None:
+    from knowledge.intent_data import REAL_GATE, REAL_TRAIN, real_questions
+
+    lines = [
+        json.dumps({"heading": "h", "question": f"how do I raise round {n}?", "quote": "q"})
+        for n in range(60)
+    ]
+    (tmp_path / "000_article.jsonl").write_text("\n".join(lines + lines[:5]) + "\n", encoding="utf-8")
+    asked = tmp_path / "asked.jsonl"
+    asked.write_text(
+        "".join(json.dumps({"question": f"can AI write our  copy, case {n}?"}) + "\n" for n in range(40)),
+        encoding="utf-8",
+    )
+    train = [example.text for example in real_questions(REAL_TRAIN, tmp_path, asked)]
+    gate = [example.text for example in real_questions(REAL_GATE, tmp_path, asked)]
+    expected = {json.loads(line)["question"] for line in lines}
+    written = {f"can AI write our copy, case {n}?" for n in range(40)}
+    assert sorted(train + gate) == sorted(expected | written)  # each text once, spaces tidied
+    assert set(train) & expected and set(gate) & expected and written <= set(gate)  # written: gate only
+    assert {example.intent for example in real_questions(REAL_GATE, tmp_path, asked)} == {"question"}
+    assert train == [example.text for example in real_questions(REAL_TRAIN, tmp_path, asked)]
+    with pytest.raises(ValueError):
+        real_questions("locked", tmp_path, asked)
 
 
 def test_cleanup_removes_only_half_written_folders(tmp_path, monkeypatch, capsys) -> None:
