@@ -1,7 +1,7 @@
-"""`python -m knowledge train-intent`: train a candidate, gate it against the model serving on the
-gate messages' macro-F1 and the gate's real questions routed away, and say what happened — in words, or (with --progress-json, as the bot's /retrain
-runs it) as JSON progress lines and a final report line in the same protocol as the generators'
-trainer (`{"event": "report", "kind": "intent", "version", "promoted", ...}`).
+"""`python -m knowledge train-intent`: train a candidate, gate it against the model serving (the gate's
+real questions routed away, then its messages' macro-F1), and say what happened — in words, or (with
+--progress-json, as the bot's /retrain runs it) as JSON progress lines and a final report line in the
+same protocol as the generators' trainer (`{"event": "report", "kind": "intent", "version", "promoted", ...}`).
 
 A run stopped at any point leaves the champion serving: the candidate and the champion are each
 replaced by renaming a complete folder into place. `--cleanup` removes what a stopped run left behind.

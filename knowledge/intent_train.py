@@ -3,7 +3,7 @@ states are cached), the head is fitted as a logistic regression on the copied la
 then layer and head train together with AdamW (linear probe, then fine-tune); the blind set's tune part
 picks the epoch and the low-confidence threshold (under a cap on how many real questions, held out of
 that fit, it routes away from the knowledge base). Promotion to champion is gated on two more writers'
-messages and half of the real questions readers may ask, which no model trains on (`Gate`)."""
+messages and on real questions readers may ask, which no model trains on (`Gate`)."""
 
 from __future__ import annotations
 
@@ -449,8 +449,7 @@ class Gate:
     def __init__(self, encoder: BertQueryEncoder, sentence_encoder: SentenceEncoder, sample: int = 0) -> None:
         examples, questions = gate_examples(), real_questions(REAL_GATE)
         if sample:  # spread over the files, which run writer by writer and class by class, or by article
-            examples = examples[:: max(1, len(examples) // sample)][:sample]
-            questions = questions[:: max(1, len(questions) // sample)][:sample]
+            examples, questions = _evenly(examples, sample), _evenly(questions, sample)
         self.encoder = encoder
         self.sentence_encoder = sentence_encoder
         self.states = cache_states(encoder, sentence_encoder, examples)
@@ -478,6 +477,11 @@ class Promotion:
     champion: dict | None  # the old champion's metadata
     candidate_figures: GateFigures
     champion_figures: GateFigures | None  # set exactly when `champion` is
+
+
+def _evenly(items: list[Example], count: int) -> list[Example]:
+    """`count` of the items (all when fewer), spread evenly over them."""
+    return items[:: max(1, len(items) // count)][:count]
 
 
 def _over_limit(figures: GateFigures) -> float:
@@ -509,7 +513,7 @@ def promote_if_better(
     elif _over_limit(new) < _over_limit(old) - 1e-9:
         reason = (
             f"it routes {new.routed_away:.1%} of the gate's real questions away from the knowledge base, "
-            f"against the champion's {old.routed_away:.1%}, over the {GATE_ROUTED_AWAY_LIMIT:.0%} limit"
+            f"against the champion's {old.routed_away:.1%}, which is over the {GATE_ROUTED_AWAY_LIMIT:.0%} limit"
         )
     elif new.macro_f1 > old.macro_f1 + 1e-9:
         reason = f"gate macro-F1 {new.macro_f1:.3f} beats the champion's {old.macro_f1:.3f}"
