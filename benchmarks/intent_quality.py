@@ -54,6 +54,11 @@ def _served(settings: KnowledgeSettings, encoder) -> IntentClassifier:
     return load_intent_model(folder, encoder, sentence_encoder())
 
 
+def routed_away(classifier: IntentClassifier, questions: list[str]) -> float:
+    """The share of the questions the classifier sends anywhere but the knowledge base."""
+    return sum(p.intent != FALLBACK_INTENT for p in classifier.predict(questions)) / len(questions)
+
+
 def added_time(
     classifier: IntentClassifier, questions: list[str], rounds: int = 3
 ) -> tuple[float, float, float]:
@@ -103,13 +108,10 @@ def main() -> int:
     questions = [
         row["question"] for row in _locked_rows(EVAL_DIR / "blind.jsonl") if row.get("kind") != "offtopic"
     ]
-    routed = classifier.predict(questions)
-    away = sum(p.intent != FALLBACK_INTENT for p in routed) / len(questions)
+    away = routed_away(classifier, questions)
     print(f"real questions routed away from the knowledge base: {away:.1%} of {len(questions)}")
     gate_questions = [example.text for example in real_questions(REAL_GATE)]
-    gate_away = sum(p.intent != FALLBACK_INTENT for p in classifier.predict(gate_questions)) / len(
-        gate_questions
-    )
+    gate_away = routed_away(classifier, gate_questions)
     print(f"the gate's real questions routed away (not a test set): {gate_away:.1%} of {len(gate_questions)}")
     bare_ms, shared_ms, added = added_time(classifier, questions)
     print(
