@@ -93,7 +93,11 @@ def main() -> int:
         locked = _locked_rows(path)
         predictions = classifier.predict([row["text"] for row in locked])
         scores = score([row["label"] for row in locked], [p.intent for p in predictions])
-        print(f"{path.name}, {len(locked)} locked rows, threshold {classifier.threshold}:")
+        routing = classifier.routing
+        print(
+            f"{path.name}, {len(locked)} locked rows, threshold {routing.threshold}, question odds "
+            f"{routing.question_odds}:"
+        )
         print(report(scores))
         figures = {
             "macro_f1": scores.macro_f1,

@@ -22,7 +22,7 @@ from dataclasses import replace
 
 import torch
 
-from knowledge.intent import FALLBACK_INTENT
+from knowledge.intent import FALLBACK_INTENT, Routing
 from knowledge.intent_data import extra_examples_by_writer
 from knowledge.intent_metrics import report, score
 from knowledge.intent_store import query_encoder, sentence_encoder
@@ -39,6 +39,8 @@ from knowledge.settings import KnowledgeSettings
 
 TARGETS = {"macro_f1": 0.90, "image_recall": 0.95, "text_recall": 0.95}
 MAX_ROUTED_AWAY = 0.02
+# The question odds the sweep compares (see knowledge.intent.Routing).
+QUESTION_ODDS = (1.0, 1.5, 2.0, 2.5, 3.0, 4.0)
 
 
 def _questions_routed_away(guesses: list[str], truth: list[str]) -> float:
@@ -47,17 +49,21 @@ def _questions_routed_away(guesses: list[str], truth: list[str]) -> float:
     return sum(guess != FALLBACK_INTENT for guess in questions) / max(1, len(questions))
 
 
-def _threshold_sweep(probs: torch.Tensor, truth: list[str]) -> None:
-    """Pooled figures at each threshold: what falling back to `question` more or less often trades."""
-    print(f"{'threshold':>9} {'macro-F1':>8} {'text':>6} {'image':>6} {'offtopic':>8} {'routed away':>11}")
-    for threshold in THRESHOLDS[::2]:
-        guesses = routed(probs, threshold)
-        scores = score(truth, guesses)
-        away = _questions_routed_away(guesses, truth)
-        print(
-            f"{threshold:>9.2f} {scores.macro_f1:>8.3f} {scores.recall['text']:>6.3f} "
-            f"{scores.recall['image']:>6.3f} {scores.recall['offtopic']:>8.3f} {away:>11.3f}"
-        )
+def _routing_sweep(probs: torch.Tensor, truth: list[str]) -> None:
+    """Pooled figures at each routing: what falling back to `question` more or less often trades."""
+    print(
+        f"{'odds':>5} {'threshold':>9} {'macro-F1':>8} {'text':>6} {'image':>6} {'offtopic':>8} "
+        f"{'routed away':>11}"
+    )
+    for odds in QUESTION_ODDS:
+        for threshold in THRESHOLDS[::2]:
+            guesses = routed(probs, Routing(threshold, odds))
+            scores = score(truth, guesses)
+            away = _questions_routed_away(guesses, truth)
+            print(
+                f"{odds:>5.2f} {threshold:>9.2f} {scores.macro_f1:>8.3f} {scores.recall['text']:>6.3f} "
+                f"{scores.recall['image']:>6.3f} {scores.recall['offtopic']:>8.3f} {away:>11.3f}"
+            )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -96,12 +102,12 @@ def main(argv: list[str] | None = None) -> int:
         trained = train_intent(encoder, sentences, recipe, log=lambda _line: None, extra=others)
         with torch.inference_mode():
             probs = probabilities(trained.network, cache_states(encoder, sentences, held_out))
-        guesses = routed(probs, trained.threshold)
+        guesses = routed(probs, trained.routing)
         held_out_probs.append(probs)
         right = sum(guess == example.intent for guess, example in zip(guesses, held_out, strict=True))
         print(
             f"writer {writer}: {len(held_out)} messages, {right / len(held_out):.3f} right "
-            f"(threshold {trained.threshold}, epoch {trained.best_epoch})",
+            f"(threshold {trained.routing.threshold}, epoch {trained.best_epoch})",
             flush=True,
         )
         truth += [example.intent for example in held_out]
@@ -123,8 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"{'routed away':14} {away:.3f}  target <= {MAX_ROUTED_AWAY}  {verdict} (the writers' own questions)"
     )
-    print("\nthe same models at one threshold for every writer (the recipe picks each writer's own):")
-    _threshold_sweep(torch.cat(held_out_probs), truth)
+    print("\nthe same models at one routing for every writer (the recipe picks each writer's threshold):")
+    _routing_sweep(torch.cat(held_out_probs), truth)
     print(f"{time.perf_counter() - started:.0f} s")
     return 0 if ok else 1
 

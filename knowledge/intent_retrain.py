@@ -93,7 +93,8 @@ def retrain(data_dir: Path, embedding_model: str, args: RetrainArgs) -> int:
     encoder, sentences = query_encoder(embedding_model), sentence_encoder()
     trained = train_and_save(encoder, sentences, recipe, candidate, log, emit.progress if emit else None)
     log(
-        f"epoch {trained.best_epoch}, threshold {trained.threshold}, held-out real questions routed away "
+        f"epoch {trained.best_epoch}, threshold {trained.routing.threshold}, question odds "
+        f"{trained.routing.question_odds}, held-out real questions routed away "
         f"{trained.routed_away:.1%}; tune part:\n{report(trained.scores)}"
     )
     # The bar is the model serving now: DATA_DIR's champion, else the shipped default.
@@ -111,7 +112,7 @@ def retrain(data_dir: Path, embedding_model: str, args: RetrainArgs) -> int:
         from knowledge.intent import save_intent_model
         from knowledge.intent_store import SHIPPED_INTENT
 
-        save_intent_model(SHIPPED_INTENT, trained.network, trained.threshold, trained.metadata, torch.float16)
+        save_intent_model(SHIPPED_INTENT, trained.network, trained.routing, trained.metadata, torch.float16)
         log(f"shipped default -> {SHIPPED_INTENT}")
     if emit:
         emit.line(
@@ -126,7 +127,7 @@ def retrain(data_dir: Path, embedding_model: str, args: RetrainArgs) -> int:
                 "champion": _champion_figures(promotion),
                 "train": {
                     "best_epoch": trained.best_epoch,
-                    "threshold": trained.threshold,
+                    **trained.routing.to_json(),
                     "held_out_questions_routed_away": round(trained.routed_away, 4),
                     "seed": recipe.seed,
                 },

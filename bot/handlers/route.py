@@ -39,7 +39,7 @@ async def on_message(update: Update, context: CustomContext) -> None:
         understood = await context.knowledge.understand_async(message)
     if understood.intent == "question" and understood.answer is not None:
         await reply_with_answer(context, request, message, understood.answer)
-        if understood.leaning and not understood.answer.answered:
+        if understood.leaning:
             await reply(context, request, leaning_hint(understood, request.lang))
     elif understood.intent == "image" and understood.digit is None:
         await reply(context, request, text("image_which_digit", request.lang, max_images=MAX_IMAGES))

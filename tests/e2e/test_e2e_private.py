@@ -310,8 +310,8 @@ async def test_an_unsure_request_answered_as_a_question_offers_the_command(
     fake: FakeTelegram, data_dir: Path
 ) -> None:
     """A message the classifier only leaned to read as a picture or text request is answered as a
-    question; when the answer is a decline, the command that would draw or write it follows. Nothing
-    is generated unasked."""
+    question, and the command that would draw or write it follows, under a decline or an answer.
+    Nothing is generated unasked."""
     generation = FakeGenerationClient()
     async with run_bot(fake, data_dir, generation=generation):
         chat = private_chat(fake)
@@ -321,15 +321,16 @@ async def test_an_unsure_request_answered_as_a_question_offers_the_command(
         [*_, picture_offer] = await fake.wait_for_reply(chat.id, count=4)
         chat.message("maybe draw something")
         [*_, vague_offer] = await fake.wait_for_reply(chat.id, count=6)
-        chat.message("maybe write about pricing")  # answered: no offer follows
-        [*_, answered] = await fake.wait_for_reply(chat.id, count=7)
+        chat.message("maybe write about pricing")
+        [*_, answered, answered_offer] = await fake.wait_for_reply(chat.id, count=8)
         await asyncio.sleep(0.3)
     assert "don't know" in visible(declined)
     assert visible(offer) == "Did you want me to write it? Send /text a toast for <our> launch"
     assert visible(picture_offer) == "Did you want a picture? Send /image 7 3"
     assert "/image [digit 0-9]" in visible(vague_offer)
     assert "Price on value" in visible(answered)
-    assert len(fake.calls_of({"sendMessage", "sendPhoto"}, chat.id, ok=True)) == 7
+    assert visible(answered_offer) == "Did you want me to write it? Send /text about pricing"
+    assert len(fake.calls_of({"sendMessage", "sendPhoto"}, chat.id, ok=True)) == 8
     assert generation.requests == []
 
 

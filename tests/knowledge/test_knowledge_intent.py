@@ -16,6 +16,7 @@ from knowledge.bert import attention_bias, bert_layer
 from knowledge.intent import (
     INTENTS,
     IntentClassifier,
+    Routing,
     load_intent_model,
     new_network,
     read_intent_metadata,
@@ -23,6 +24,7 @@ from knowledge.intent import (
     shared_layers,
 )
 from knowledge.intent_store import champion_dir, query_encoder, sentence_encoder
+from knowledge.intent_train import GATE_ROUTED_AWAY_LIMIT as LIMIT
 from knowledge.settings import PACKAGED_EMBEDDING_MODEL
 
 TEXTS = ["draw me a 7", "写一段关于融资的话", "how much GPU do I need to train a large model?", "thanks!"]
@@ -36,7 +38,7 @@ def encoder():
 @pytest.fixture(scope="session")
 def classifier(encoder) -> IntentClassifier:
     """An untrained network (seeded head): enough to check plumbing, not quality."""
-    return IntentClassifier(encoder, new_network(encoder, seed=1), 0.3, {}, sentence_encoder())
+    return IntentClassifier(encoder, new_network(encoder, seed=1), Routing(0.3), {}, sentence_encoder())
 
 
 def test_shared_pass_leaves_the_query_vectors_unchanged(encoder) -> None:
@@ -65,11 +67,11 @@ def test_shared_pass_predicts_as_a_separate_pass(classifier) -> None:
     for prediction in shared:
         assert set(prediction.probabilities) == set(INTENTS)
         assert prediction.confidence == max(prediction.probabilities.values())
-        assert prediction.intent == "question" or prediction.confidence >= classifier.threshold
+        assert prediction.intent == "question" or prediction.confidence >= classifier.routing.threshold
 
 
 def test_checkpoint_round_trip_predicts_the_same(classifier, encoder, tmp_path) -> None:
-    folder = save_intent_model(tmp_path / "model", classifier.network, 0.3, {"seed": 1})
+    folder = save_intent_model(tmp_path / "model", classifier.network, Routing(0.3), {"seed": 1})
     loaded = load_intent_model(folder, encoder, sentence_encoder())
     assert loaded.predict(TEXTS) == classifier.predict(TEXTS)
     assert read_intent_metadata(folder)["intents"] == list(INTENTS)
@@ -81,17 +83,17 @@ def test_a_checkpoint_records_its_pooling_and_one_without_it_loads_as_the_plain_
 ) -> None:
     """Checkpoints trained before the pooled output was normalised keep reading the plain mean."""
     plain = new_network(encoder, seed=2, pooling="mean")
-    folder = save_intent_model(tmp_path / "model", plain, 0.3, {})
+    folder = save_intent_model(tmp_path / "model", plain, Routing(0.3), {})
     meta = read_intent_metadata(folder)
     assert meta["pooling"] == "mean"
     del meta["pooling"]
     (folder / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
     loaded = load_intent_model(folder, encoder, sentence_encoder())
     assert not loaded.network.normalised
-    assert loaded.predict(TEXTS) == IntentClassifier(encoder, plain, 0.3, {}, sentence_encoder()).predict(
-        TEXTS
-    )
-    normalised = save_intent_model(tmp_path / "normalised", new_network(encoder, seed=2), 0.3, {})
+    assert loaded.predict(TEXTS) == IntentClassifier(
+        encoder, plain, Routing(0.3), {}, sentence_encoder()
+    ).predict(TEXTS)
+    normalised = save_intent_model(tmp_path / "normalised", new_network(encoder, seed=2), Routing(0.3), {})
     assert load_intent_model(normalised, encoder, sentence_encoder()).network.normalised
 
 
@@ -121,7 +123,7 @@ def test_the_head_starts_as_the_logistic_regression_on_the_layers_features(encod
 def test_a_tampered_weights_file_is_refused(classifier, encoder, tmp_path) -> None:
     from knowledge.intent import WEIGHTS_FILE, IntentModelError
 
-    folder = save_intent_model(tmp_path / "model", classifier.network, 0.3, {})
+    folder = save_intent_model(tmp_path / "model", classifier.network, Routing(0.3), {})
     (folder / WEIGHTS_FILE).write_bytes(b"not weights")
     with pytest.raises(IntentModelError):
         load_intent_model(folder, encoder, sentence_encoder())
@@ -182,8 +184,8 @@ def test_the_gate_compares_with_the_shipped_default_while_data_dir_has_no_champi
     shipped = tmp_path / "shipped"
     candidate = tmp_path / "candidate"
     network = new_network(query_encoder(PACKAGED_EMBEDDING_MODEL), seed=0)
-    save_intent_model(shipped, network, 0.0, {"version": "shipped"})
-    save_intent_model(candidate, network, 0.0, {"version": "new"})
+    save_intent_model(shipped, network, Routing(0.0), {"version": "shipped"})
+    save_intent_model(candidate, network, Routing(0.0), {"version": "new"})
     gate = _gate_reading({"shipped": (0.9, 0.3), "new": (0.5, 0.1)})
     champion = tmp_path / "data" / "champion"
     verdict = promote_if_better(candidate, champion, gate, shipped)
@@ -201,12 +203,12 @@ def test_the_gate_compares_with_the_shipped_default_while_data_dir_has_no_champi
         ((0.97, 0.05), (0.97, 0.02), False),
         ((0.97, 0.05), (0.97, 0.05), False),
         # Real questions routed away over the limit come first; within it, they do not count.
-        ((0.99, 0.01, 0.03), (0.9, 0.1, 0.01), False),
-        ((0.9, 0.1, 0.0), (0.99, 0.01, 0.03), True),
-        ((0.9, 0.1, 0.03), (0.99, 0.01, 0.04), True),
-        ((0.99, 0.01, 0.03), (0.9, 0.1, 0.03), True),  # as far over: the score decides
-        ((0.99, 0.01, 0.02), (0.9, 0.1, 0.0), True),
-        ((0.9, 0.01, 0.0), (0.99, 0.1, 0.02), False),
+        ((0.99, 0.01, LIMIT + 0.01), (0.9, 0.1, LIMIT - 0.01), False),
+        ((0.9, 0.1, 0.0), (0.99, 0.01, LIMIT + 0.01), True),
+        ((0.9, 0.1, LIMIT + 0.01), (0.99, 0.01, LIMIT + 0.02), True),
+        ((0.99, 0.01, LIMIT + 0.01), (0.9, 0.1, LIMIT + 0.01), True),  # as far over: the score decides
+        ((0.99, 0.01, LIMIT), (0.9, 0.1, 0.0), True),
+        ((0.9, 0.01, 0.0), (0.99, 0.1, LIMIT), False),
     ],
 )
 def test_the_gate_ranks_by_macro_f1_then_log_loss_within_the_routed_away_limit(
@@ -216,8 +218,8 @@ def test_the_gate_ranks_by_macro_f1_then_log_loss_within_the_routed_away_limit(
 
     network = new_network(query_encoder(PACKAGED_EMBEDDING_MODEL), seed=0)
     candidate, champion = tmp_path / "candidate", tmp_path / "champion"
-    save_intent_model(candidate, network, 0.5, {"version": "new"})
-    save_intent_model(champion, network, 0.5, {"version": "old"})
+    save_intent_model(candidate, network, Routing(0.5), {"version": "new"})
+    save_intent_model(champion, network, Routing(0.5), {"version": "old"})
     verdict = promote_if_better(
         candidate, champion, _gate_reading({"new": candidate_figures, "old": champion_figures})
     )
@@ -301,6 +303,36 @@ def test_negative_options_are_refused_with_a_message(tmp_path, monkeypatch, caps
     assert not (tmp_path / "intent").exists()
 
 
+def test_a_message_leaves_the_knowledge_base_only_by_the_routing_s_odds_and_threshold() -> None:
+    """Another class must beat `question` by the odds, and reach the threshold; else it is a question."""
+    row = np.zeros(len(INTENTS), dtype=np.float32)
+    row[INTENTS.index("text")], row[INTENTS.index("question")] = 0.5, 0.3
+    row[INTENTS.index("image")] = 0.2
+    assert Routing().intent_of(row) == "text"
+    assert Routing(question_odds=1.6).intent_of(row) == "text"
+    assert Routing(question_odds=1.7).intent_of(row) == "question"
+    assert Routing(threshold=0.6).intent_of(row) == "question"
+    sure = np.zeros(len(INTENTS), dtype=np.float32)
+    sure[INTENTS.index("image")], sure[INTENTS.index("question")] = 0.8, 0.2
+    assert Routing(0.0, 2.0).intents(np.stack([row, sure])) == ["question", "image"]
+    # A checkpoint saved before the odds were recorded routes by the plain majority.
+    assert Routing.from_metadata({"threshold": 0.4}) == Routing(0.4, 1.0)
+
+
+def test_a_checkpoint_keeps_its_routing(classifier, encoder, tmp_path) -> None:
+    folder = save_intent_model(tmp_path / "model", classifier.network, Routing(0.2, 3.0), {})
+    loaded = load_intent_model(folder, encoder, sentence_encoder())
+    assert loaded.routing == Routing(0.2, 3.0)
+    for prediction in loaded.predict(TEXTS):
+        top = prediction.top
+        assert prediction.intent == (
+            top
+            if top == "question"
+            or prediction.probabilities[top] >= max(0.2, 3.0 * prediction.probabilities["question"])
+            else "question"
+        )
+
+
 def test_the_threshold_keeps_real_questions_with_the_knowledge_base() -> None:
     """The best tune macro-F1 is not taken when it sends more held-out questions away than the budget
     allows; the next best threshold within it is."""
@@ -319,10 +351,13 @@ def test_the_threshold_keeps_real_questions_with_the_knowledge_base() -> None:
     # Held-out questions: a tenth read as off-topic with confidence 0.32.
     questions = rows(*[("question", 0.9)] * 9, ("offtopic", 0.32))
     threshold, scores, away = choose_threshold(tune, truth, questions)
-    assert away <= ROUTED_AWAY_BUDGET and away == routed_away(questions, threshold) == 0.0
+    assert away <= ROUTED_AWAY_BUDGET and away == routed_away(questions, Routing(threshold)) == 0.0
     assert 0.32 < threshold < 0.43 and scores.macro_f1 == 1.0
     # With nothing but a wrong question, the fewest routed away wins, at the cost of the tune part.
     threshold, _, away = choose_threshold(tune, truth, rows(("offtopic", 0.87)))
     assert away == 0.0 and threshold > 0.87
     # Without any question held out, the best macro-F1 (lowest of equals) as before.
     assert choose_threshold(tune, truth, rows())[0] == 0.0
+    # At question odds that hold the unsure off-topic reading back, the lowest threshold keeps it too.
+    threshold, scores, away = choose_threshold(tune, truth, questions, question_odds=2.0)
+    assert threshold == 0.0 and away == 0.0 and scores.macro_f1 == 1.0

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import benchmarks.intent_writers as bench
-from knowledge.intent import new_network
+from knowledge.intent import Routing, new_network
 from knowledge.intent_data import Example, extra_examples_by_writer
 from knowledge.intent_train import TrainedIntent
 
@@ -15,7 +15,7 @@ def test_each_writer_is_scored_by_a_model_trained_without_them(monkeypatch, caps
 
     def untrained(encoder, _sentences, recipe, log, extra: list[Example]) -> TrainedIntent:
         trained_on.append({example.text for example in extra})
-        return TrainedIntent(new_network(encoder, recipe.seed, 0.0), 0.5, None, 0.0, 0, {})
+        return TrainedIntent(new_network(encoder, recipe.seed, 0.0), Routing(0.5), None, 0.0, 0, {})
 
     monkeypatch.setattr(bench, "extra_examples_by_writer", lambda: writers)
     monkeypatch.setattr(bench, "train_intent", untrained)
@@ -28,4 +28,8 @@ def test_each_writer_is_scored_by_a_model_trained_without_them(monkeypatch, caps
     out = capsys.readouterr().out
     held_out = sum(map(len, writers.values()))
     assert f"pooled over 3 writers, {held_out} messages" in out and "text_recall" in out
-    assert "the same models at one threshold for every writer" in out
+    assert "the same models at one routing for every writer" in out
+    sweep = out.split("the same models at one routing for every writer")[1]
+    assert {float(line.split()[0]) for line in sweep.splitlines()[2:] if line[:1] == " "} == set(
+        bench.QUESTION_ODDS
+    )
