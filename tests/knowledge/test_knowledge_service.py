@@ -289,8 +289,8 @@ async def test_a_message_read_as_off_topic_is_answered_when_the_answer_model_is_
 async def test_a_message_answered_only_for_want_of_confidence_says_what_it_leaned_to(
     real_kb, monkeypatch, top, message, leaning, digit, count, prompt
 ) -> None:
-    """Below the threshold a message is answered as a question; when the classifier's best guess was a
-    picture or a text, the Understanding says so, with the digit and count or the topic read."""
+    """A message the routing holds back is answered as a question; when the classifier's best guess was
+    a picture or a text, the Understanding says so, with the digit and count or the topic read."""
     probabilities = {"question": 0.2, "image": 0.1, "text": 0.1, "smalltalk": 0.05, "offtopic": 0.05}
     probabilities[top] = 0.5
     monkeypatch.setattr(
