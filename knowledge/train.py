@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 import numpy as np
 
 from knowledge.answer import SOURCE_CHARS, localised
-from knowledge.evaluate import EVAL_DIR, LABELLED_SETS, Question, read_questions
+from knowledge.evaluate import Question
 from knowledge.features import POOL_SIZES, QUESTION_FEATURES, UNIT_FEATURES, Signals, within_pool
 from knowledge.learned import LinearModel, Policy
 from knowledge.retrieve import QueryAnalysis, Retriever, best_groups, retrieval_features
@@ -46,20 +45,6 @@ class Example:
     @property
     def answerable(self) -> bool:
         return bool(self.question.expect_any) and self.question.kind != "uncovered"
-
-
-def training_questions(folder: Path = EVAL_DIR) -> tuple[list[Question], dict[str, int]]:
-    """The labelled questions (of the blind set, its tuning part only), and how many came from each file."""
-    questions: list[Question] = []
-    counts: dict[str, int] = {}
-    for name in LABELLED_SETS:
-        path = folder / name
-        if not path.exists():
-            continue
-        usable = [q for q in read_questions(path) if q.split != "locked"]
-        counts[name] = len(usable)
-        questions.extend(usable)
-    return questions, counts
 
 
 def collect(retriever: Retriever, questions: list[Question]) -> list[Example]:

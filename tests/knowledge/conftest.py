@@ -25,9 +25,17 @@ def fake_encoder(monkeypatch: pytest.MonkeyPatch) -> FakeEncoder:
     original = knowledge.build.build_index
 
     def build_index(
-        corpus_dir, encoder, fingerprint, similarity=no_similarity, multilingual=None, questions=None
+        corpus_dir,
+        encoder,
+        fingerprint,
+        similarity=no_similarity,
+        multilingual=None,
+        questions=None,
+        labelled=(),
     ):
-        return original(corpus_dir, encoder, fingerprint, similarity=similarity, questions=questions)
+        return original(
+            corpus_dir, encoder, fingerprint, similarity=similarity, questions=questions, labelled=labelled
+        )
 
     monkeypatch.setattr(knowledge.service, "build_index", build_index)
     return FakeEncoder()
@@ -43,13 +51,19 @@ def subset_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def real_kb(subset_corpus: Path, tmp_path_factory: pytest.TempPathFactory):
-    """A KnowledgeBase with the real default encoder over two of the packaged articles."""
+    """A KnowledgeBase with the real default encoder over two of the packaged articles, remembering
+    the labelled questions as `KnowledgeBase.from_settings` does."""
+    from knowledge.evaluate import labelled_questions
     from knowledge.service import KnowledgeBase
     from knowledge.settings import PACKAGED_EMBEDDING_MODEL, PACKAGED_QUESTIONS
 
     data_dir = tmp_path_factory.mktemp("data")
     kb = KnowledgeBase(
-        subset_corpus, data_dir / "index", PACKAGED_EMBEDDING_MODEL, questions_dir=PACKAGED_QUESTIONS
+        subset_corpus,
+        data_dir / "index",
+        PACKAGED_EMBEDDING_MODEL,
+        questions_dir=PACKAGED_QUESTIONS,
+        labelled=labelled_questions()[0],
     )
     kb.initialize()
     kb.data_dir = data_dir  # for the CLI test, which reads the same index

@@ -14,6 +14,7 @@ from knowledge.answer import (
     DECLINE_TEXT,
     OTHER_LANGUAGE_NOTE,
     SOURCE_CHARS,
+    TENTATIVE_LEAD,
     compose,
     excerpt,
     trim,
@@ -106,6 +107,16 @@ def test_a_question_covered_only_in_part_gets_the_closest_passage_said_so(retrie
     assert answer.sources and not answer.suggestions
 
 
+def test_an_unsure_answer_quotes_its_passage_and_says_it_may_not_answer(retriever: Retriever):
+    question = "Which engineers should I hire for a machine learning product?"
+    found = retrieval(retriever, question, hit(retriever, "Hiring", question))
+    answer = compose(question, found, Verdict.TENTATIVE, 0.3, retriever.index, 5)
+    assert answer.answered and answer.confidence == 0.3
+    lead, quote = answer.text.split("\n", 1)
+    assert lead == TENTATIVE_LEAD["en"] and quote.startswith("Hire engineers")
+    assert answer.sources and not answer.suggestions
+
+
 def test_an_answered_question_quotes_its_best_passage(retriever: Retriever):
     question = "Which engineers should I hire for a machine learning product?"
     found = retrieval(retriever, question, hit(retriever, "Hiring", question))
@@ -149,7 +160,7 @@ def test_english_question_answered_only_in_chinese_says_so(retriever: Retriever)
     answer = compose(question, found, Verdict.ANSWER, 0.9, retriever.index, 5)
     assert answer.answered and answer.sources[0].lang == "zh"
     note, quote = answer.text.split("\n", 1)
-    assert note == OTHER_LANGUAGE_NOTE["en"] == "Only the Chinese text covers this:"
+    assert note == OTHER_LANGUAGE_NOTE["en"] == "The best match is in Chinese:"
     assert "天使投资人" in quote
 
 
@@ -162,7 +173,7 @@ def test_chinese_question_answered_only_in_english_says_so(retriever: Retriever)
     )
     assert answer.lang == "zh" and answer.answered
     note, quote = answer.text.split("\n", 1)
-    assert note == OTHER_LANGUAGE_NOTE["zh"] == "只有英文资料涉及这个问题："
+    assert note == OTHER_LANGUAGE_NOTE["zh"] == "最匹配的内容是英文的："
     assert quote.startswith("Encrypt user data")
 
 
@@ -211,6 +222,9 @@ def test_the_verdict_follows_the_learned_probabilities(retriever: Retriever):
     ranker = LinearModel(UNIT_FEATURES, (0.0,) * size, (1.0,) * size, (0.0,) * size, 0.0)
     sure, unsure = model(3.0), model(-3.0)
     assert decide(found, Policy(ranker, sure, 0.5, unsure, {}, 20))[0] is Verdict.ANSWER
+    # Over the threshold but under even chance (p = 0.27): quoted, said to be unsure.
+    assert decide(found, Policy(ranker, model(-1.0), 0.1, unsure, {}, 20))[0] is Verdict.TENTATIVE
+    assert decide(found, Policy(ranker, model(1.0), 0.1, unsure, {}, 20))[0] is Verdict.ANSWER
     assert decide(found, Policy(ranker, unsure, 0.5, sure, {}, 20))[0] is Verdict.CLOSEST
     assert decide(found, Policy(ranker, unsure, 0.5, unsure, {}, 20))[0] is Verdict.DECLINE
     assert (

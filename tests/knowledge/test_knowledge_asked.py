@@ -10,8 +10,14 @@ import numpy as np
 import pytest
 from knowledge_doubles import PACKAGED_CORPUS, FakeEncoder, no_similarity, one_article_corpus
 
-from knowledge.asked import answering_units, read_expected_questions
+from knowledge.asked import (
+    answering_units,
+    labelled_as_expected,
+    questions_digest,
+    read_expected_questions,
+)
 from knowledge.build import build_index
+from knowledge.evaluate import Question, labelled_questions
 from knowledge.index import corpus_fingerprint, load, make_units, save
 from knowledge.ingest import ingest_folder
 from knowledge.retrieve import Retriever
@@ -104,6 +110,69 @@ def test_index_stores_the_questions_and_the_fingerprint_follows_them(
     assert corpus_fingerprint(corpus, "enc") != before
     (questions / "guide.jsonl").write_text(_rows({"heading": "2. Hiring", "question": "q", "quote": "Hire"}))
     assert corpus_fingerprint(corpus, "enc", questions) != before
+
+
+LABELLED = (
+    Question("1", "how do   we price per seat?", ("review prices every quarter",), "en", "tune", "guide"),
+    Question("2", "what about hiring", ("Hire engineers",), "zh", "tune", "009"),
+    Question("3", "who to hire", ("Hire engineers",), "en", "tune"),  # no article named
+    Question("4", "how to raise money", (), "uncovered", "tune", "guide"),  # not answered there
+)
+
+
+def test_labelled_questions_become_expected_questions_of_their_article():
+    found = labelled_as_expected(LABELLED, ["guide", "009_3f2a"])
+    assert [(q.doc, q.question, q.quote) for q in found] == [
+        ("guide", "how do we price per seat?", "review prices every quarter"),
+        ("009_3f2a", "what about hiring", "Hire engineers"),  # named by the stem's number
+    ]
+    assert labelled_as_expected(LABELLED, ["other", "0091_x"]) == []  # no article of theirs
+    changed = (Question("1", "how do we price?", ("review prices every quarter",), "en", "tune", "guide"),)
+    assert questions_digest(LABELLED) != questions_digest(LABELLED[1:]) != questions_digest(changed)
+
+
+def test_the_index_remembers_labelled_questions_beside_the_expected_ones(corpus: Path, questions: Path):
+    index, _ = build_index(
+        corpus, FakeEncoder(), "fp1", similarity=no_similarity, questions=questions, labelled=LABELLED
+    )
+    assert index.manifest["labelled_questions"] == 1
+    assert len(index.asked) == len(index.asked_units) == 3  # two expected questions and one labelled
+    pricing = [n for n, u in enumerate(index.units) if index.sections[u.section].path[-1] == "1. Pricing"]
+    assert np.count_nonzero(np.isin(index.asked_units, pricing)) == 2
+
+
+def test_the_served_index_remembers_them_and_the_training_index_does_not(
+    corpus: Path, questions: Path, tmp_path: Path, fake_encoder
+):
+    from knowledge.service import KnowledgeBase
+
+    def knowledge_base(labelled) -> KnowledgeBase:
+        kb = KnowledgeBase(
+            corpus, tmp_path / "index", "fake-model", questions_dir=questions, labelled=labelled
+        )
+        kb.initialize()
+        return kb
+
+    served = knowledge_base(LABELLED)
+    assert len(served.retriever().index.asked) == 3
+    assert len(served.training_retriever().index.asked) == 2
+    # Other labelled questions make another index, rebuilt at start.
+    again = knowledge_base(LABELLED[1:])
+    assert again.stats()["fingerprint"] != served.stats()["fingerprint"]
+    assert len(again.retriever().index.asked) == 2
+
+
+def test_the_shipped_labelled_questions_find_their_passages():
+    """Every labelled question the index remembers names a packaged article and is tied to a passage;
+    no locked question is among them."""
+    ingested = ingest_folder(PACKAGED_CORPUS)
+    units = make_units(ingested.sections)
+    questions, _ = labelled_questions()
+    assert all(q.split != "locked" for q in questions)
+    remembered = labelled_as_expected(questions, ingested.titles)
+    assert len(remembered) >= 500
+    texts, _ = answering_units(remembered, ingested.sections, units)
+    assert len(texts) >= 0.98 * len(remembered)
 
 
 def test_an_expected_question_scores_its_whole_group(corpus: Path, questions: Path):

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from knowledge.evaluate import Question, read_questions
+from knowledge.evaluate import EVAL_DIR, Question, labelled_questions, read_questions
 from knowledge.features import BASE_FEATURES, QUESTION_FEATURES, UNIT_FEATURES, within_pool
 from knowledge.learned import SHIPPED, LinearModel, Policy, load_policy, save_policy
 from knowledge.train import (
     ANSWERABLE_DECLINE_BUDGET,
-    EVAL_DIR,
     Example,
     _answer_threshold,
     budgeted,
-    training_questions,
 )
 
 
@@ -73,7 +71,7 @@ def test_a_smaller_pool_keeps_the_candidates_some_signal_ranks_high_enough():
 
 
 def test_training_never_reads_the_locked_part():
-    questions, counts = training_questions()
+    questions, counts = labelled_questions()
     assert all(q.split != "locked" for q in questions)
     assert all(counts.get(name, 0) > 0 for name in ("blind.jsonl", "blind2.jsonl", "blind4.jsonl"))
     # The third blind set is locked whole.
