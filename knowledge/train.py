@@ -3,7 +3,8 @@
 Every choice is made by cross-validation over questions (folds never split one question's
 candidates): the regularisation of each model, and the answer threshold, which is the highest one
 whose out-of-fold share of declined answerable questions written blind (the blind set's tuning part,
-the second and the fourth blind sets; all answerable ones when there is none) stays within ANSWERABLE_DECLINE_BUDGET.
+the second, fourth and fifth blind sets; all answerable ones when there is none) stays within
+ANSWERABLE_DECLINE_BUDGET.
 The locked part of the blind set is never read. Deterministic: same data, same weights.
 """
 
@@ -131,9 +132,9 @@ def train(retriever: Retriever, questions: list[Question], counts: dict[str, int
 
 def budgeted(examples: list[Example]) -> np.ndarray:
     """Which questions the decline budget is counted on: the answerable ones written blind, as users
-    write (the blind set's tuning part, the second and fourth blind sets), else every answerable one. The team's
-    own dev and probe questions are easier: counted in, they let the threshold decline more of the
-    real ones."""
+    write (the blind set's tuning part, the second, fourth and fifth blind sets), else every answerable
+    one. The team's own dev and probe questions are easier: counted in, they let the threshold decline
+    more of the real ones."""
     answerable = np.array([e.answerable for e in examples], dtype=bool)
     blind = answerable & np.array([e.question.split == "tune" for e in examples], dtype=bool)
     return blind if blind.any() else answerable
