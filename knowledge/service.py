@@ -256,13 +256,7 @@ class KnowledgeBase:
         question finds itself among them, the models would trust that match more than a new
         question's match deserves."""
         encoder = self._get_encoder()
-        index, _ = build_index(
-            self.corpus_dir,
-            encoder,
-            f"{self._fingerprint()}-unlabelled",
-            multilingual=self._multilingual,
-            questions=self.questions_dir,
-        )
+        index, _ = self._build_index(encoder, f"{self._fingerprint()}-unlabelled", labelled=())
         return Retriever(index, encoder, self._get_policy(), self._multilingual)
 
     def retriever(self) -> Retriever:
@@ -329,16 +323,20 @@ class KnowledgeBase:
         encoder_id = f"{model_fingerprint(self.embedding_model)}:{DOCUMENT_TOKENS}:{glossary}:{labelled}"
         return corpus_fingerprint(self.corpus_dir, encoder_id, self.questions_dir)
 
+    def _build_index(self, encoder: Encoder, fingerprint: str, labelled: Sequence[Question]):
+        """An index of this corpus and its expected questions, remembering `labelled` (in memory)."""
+        return build_index(
+            self.corpus_dir,
+            encoder,
+            fingerprint,
+            multilingual=self._multilingual,
+            questions=self.questions_dir,
+            labelled=labelled,
+        )
+
     def _build_and_save(self, encoder: Encoder, fingerprint: str):
         with self._build:
-            index, report = build_index(
-                self.corpus_dir,
-                encoder,
-                fingerprint,
-                multilingual=self._multilingual,
-                questions=self.questions_dir,
-                labelled=self.labelled,
-            )
+            index, report = self._build_index(encoder, fingerprint, self.labelled)
             save(index, self.index_dir)
             return index, report
 
