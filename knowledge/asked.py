@@ -80,7 +80,7 @@ def labelled_as_expected(questions: Iterable[Question], docs: Iterable[str]) -> 
     stems = list(docs)
     found: list[ExpectedQuestion] = []
     for question in questions:
-        if not question.doc or not question.expect_any or question.kind == "uncovered":
+        if not question.doc or not question.answerable:
             continue
         stem = next((s for s in stems if s == question.doc or s.startswith(f"{question.doc}_")), None)
         text = " ".join(question.question.split())

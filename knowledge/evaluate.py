@@ -30,6 +30,11 @@ class Question:
     def off_topic(self) -> bool:
         return not self.expect_any
 
+    @property
+    def answerable(self) -> bool:
+        """The corpus answers it: it has expected phrases and is not marked in-domain but uncovered."""
+        return bool(self.expect_any) and self.kind != "uncovered"
+
 
 @dataclass
 class Scores:

@@ -45,7 +45,7 @@ class Example:
 
     @property
     def answerable(self) -> bool:
-        return bool(self.question.expect_any) and self.question.kind != "uncovered"
+        return self.question.answerable
 
 
 def collect(retriever: Retriever, questions: list[Question]) -> list[Example]:
