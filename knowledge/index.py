@@ -32,7 +32,7 @@ from knowledge.tower import TOP_PARAMETERS
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 15
+FORMAT_VERSION = 16
 MAX_CHARS = {"en": 900, "zh": 800}
 BM25_K1 = 1.2
 BM25_B = 0.6

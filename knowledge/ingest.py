@@ -141,6 +141,7 @@ def ingest_text(raw: str, doc: str) -> tuple[str, list[Section]]:
     sections: list[Section] = []
     for raw_section in raw_sections:
         sections.extend(_to_sections(raw_section, doc, title, len(sections)))
+    sections = merge_repeated_headings(sections)
     titles = titles_by_language(title, sections, first_heading(lines) or _readable_name(doc))
     sections = [replace(section, title=titles[section.lang]) for section in sections]
     return titles[detect_lang(title)] if title else next(iter(titles.values())), sections
@@ -495,6 +496,27 @@ def _to_sections(raw: _RawSection, doc: str, title: str, start: int) -> list[Sec
             made.append(_make(doc, title, (*path, q), entry_lang, answer, start + len(made), "faq", q))
         return made
     return [_make(doc, title, path, lang, body, start, "section")]
+
+
+def merge_repeated_headings(sections: list[Section]) -> list[Section]:
+    """One section per heading: text an article gives twice under one heading (an outline, then the
+    full article; an entry answered twice) joins the first, so it is found, shown and cited as one
+    section. Ids follow the merged order."""
+    first: dict[tuple, int] = {}
+    texts: list[list[str]] = []
+    kept: list[Section] = []
+    for section in sections:
+        key = (section.path, section.lang, section.kind, section.question)
+        if key in first:
+            texts[first[key]].append(section.text)
+            continue
+        first[key] = len(kept)
+        kept.append(section)
+        texts.append([section.text])
+    return [
+        replace(section, id=f"{section.doc}#{n}", text="\n\n".join(parts))
+        for n, (section, parts) in enumerate(zip(kept, texts, strict=True))
+    ]
 
 
 def _only_lead_ins(prose: str) -> bool:

@@ -239,3 +239,20 @@ def test_a_repeated_section_left_with_only_list_lead_ins_is_dropped():
     _, sections = ingest_text(raw, "doc")
     assert headings(sections) == ["1. 优势与挑战"]
     assert "数据隐私与安全" in sections[0].text
+
+
+def test_a_heading_given_twice_is_one_section_with_both_texts():
+    outline = (
+        "## 2. 核心概念\n\n### 大模型原理\n\n大模型通过训练大量参数来表示输入数据的分布，这是一段概述。\n"
+    )
+    full = (
+        "## 2. 核心概念\n\n### 大模型原理\n\n"
+        "在分类任务中，输出层通常是一个softmax层，用于计算每个类别的概率分布，这是正文才有的内容。\n"
+    )
+    intro = "## 1. 背景介绍\n\n大模型正在改变创业公司开发产品的方式。\n\n"
+    _, sections = ingest_text(f"# 大模型创业\n\n{intro}{outline}\n{full}", "doc")
+    named = [s for s in sections if s.path[-1] == "大模型原理"]
+    assert len(named) == 1
+    assert "这是一段概述" in named[0].text and "softmax层" in named[0].text
+    assert named[0].text.index("这是一段概述") < named[0].text.index("softmax层")
+    assert len({s.id for s in sections}) == len(sections)
