@@ -14,6 +14,8 @@ from knowledge.text import CODE_FENCE, dedup_key, lexical_tokens, simplified, tr
 
 ANSWER_CHARS = {"en": 700, "zh": 350}
 SOURCE_CHARS = 1500
+# The least room worth filling with part of a passage that does not fit whole.
+MIN_PART_CHARS = 120
 # Said above a quote in the other language, so the asker knows why (a passage in the asker's language
 # from another article may still be among the sources, so it claims no more than this).
 OTHER_LANGUAGE_NOTE = {
@@ -45,7 +47,7 @@ def compose(
     analysis = retrieval.analysis
     lang = analysis.lang
     hits = _distinct(index, retrieval.hits, lang)[:k]
-    sources = [_source(index, hit, lang) for hit in hits]
+    sources = [_source(index, hit, lang, analysis) for hit in hits]
     if verdict is Verdict.DECLINE or not sources:
         topics = _suggestions(index, hits, lang)
         return Answer(question, lang, False, DECLINE_TEXT[lang], confidence, sources, topics)
@@ -107,19 +109,26 @@ def localised(index: KnowledgeIndex, unit_number: int, lang: str) -> tuple[Secti
     return section, unit.text
 
 
-def _source(index: KnowledgeIndex, hit: Hit, lang: str) -> Source:
+def _source(index: KnowledgeIndex, hit: Hit, lang: str, analysis: QueryAnalysis) -> Source:
     section, _ = localised(index, hit.unit, lang)
-    return section_source(index, section, hit.ranked or (hit.unit,), round(hit.score, 4))
+    return section_source(index, section, hit.ranked or (hit.unit,), round(hit.score, 4), analysis)
 
 
-def section_source(index: KnowledgeIndex, section: Section, ranked: tuple[int, ...], score: float) -> Source:
-    """A section cited: its article, heading, language, best passages (see `excerpt`) and link."""
+def section_source(
+    index: KnowledgeIndex,
+    section: Section,
+    ranked: tuple[int, ...],
+    score: float,
+    analysis: QueryAnalysis | None = None,
+) -> Source:
+    """A section cited: its article, heading, language, best passages for the question (see
+    `excerpt`) and link."""
     return Source(
         doc=section.doc,
         title=section.title,
         section=section.heading,
         lang=section.lang,
-        text=excerpt(index, section, ranked),
+        text=excerpt(index, section, ranked, analysis),
         score=score,
         link=index.link_of(section),
     )
@@ -134,29 +143,39 @@ def entry_answer(index: KnowledgeIndex, section: Section) -> Answer:
     return Answer(question, lang, True, text, 1.0, [source], [])
 
 
-def excerpt(index: KnowledgeIndex, section: Section, ranked: tuple[int, ...]) -> str:
+def excerpt(
+    index: KnowledgeIndex, section: Section, ranked: tuple[int, ...], analysis: QueryAnalysis | None = None
+) -> str:
     """A cited section's passages that best match the question, within SOURCE_CHARS, in document order.
 
     A long section is indexed in several units; the ranker scored some of them (`ranked`, best
-    first) and those lead, then the rest of the section. The best passage is always shown.
+    first) and those lead, then the rest of the section. The best passage is always shown. Room left
+    when the next passage does not fit whole holds that passage's sentences that best match the
+    question (`trim`), so a long section's answer is not cut off for want of a few hundred characters.
     """
     rank = {unit: n for n, unit in enumerate(ranked)}
     members = index.units_in(section)
     if not members:
         return _clip(section.text)
-    chosen: list[int] = []
+    shown: dict[int, str] = {}
+    left_out: list[int] = []
     used = 0
     for unit in sorted(members, key=lambda u: (rank.get(u, len(rank)), u)):
-        size = len(index.units[unit].text)
-        if chosen and used + size > SOURCE_CHARS:
+        text = index.units[unit].text
+        if shown and used + len(text) > SOURCE_CHARS:
+            left_out.append(unit)
             continue
-        chosen.append(unit)
-        used += size
+        shown[unit] = text
+        used += len(text)
+    room = SOURCE_CHARS - used - len("\n\n…\n\n")
+    if analysis is not None and left_out and room >= MIN_PART_CHARS:
+        shown[left_out[0]] = trim(index.units[left_out[0]].text, analysis, room)
     parts: list[str] = []
-    for unit in sorted(chosen):
-        if unit != members[0] and unit - 1 not in chosen:
-            parts.append("…")  # a passage left out before this one
-        parts.append(index.units[unit].text)
+    for unit in sorted(shown):
+        whole = shown[unit] == index.units[unit].text
+        if (unit != members[0] and unit - 1 not in shown) or not whole:
+            parts.append("…")  # a passage, or part of one, left out before this
+        parts.append(shown[unit])
     return _clip("\n\n".join(parts))
 
 

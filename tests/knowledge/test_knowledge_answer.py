@@ -154,6 +154,30 @@ def test_a_long_section_is_cited_by_its_best_passages_in_document_order(tmp_path
     assert index.units[units[-1]].text in alone
 
 
+def test_room_left_in_a_long_section_holds_the_best_sentences_of_a_passage_that_does_not_fit(
+    tmp_path: Path,
+):
+    answer = "Churn falls when onboarding emails arrive on day three."
+    paragraphs = [f"Paragraph {n} on retention. " + f"Detail {n} is minor. " * 28 for n in range(4)]
+    paragraphs[3] = (
+        "Paragraph 3 on retention. " + "Detail 3 is minor. " * 14 + answer + " Detail 3 is minor." * 14
+    )
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    (folder / "retention.md").write_text("# Retention\n\n## 1. Churn\n\n" + "\n\n".join(paragraphs), "utf-8")
+    index, _ = build_index(folder, FakeEncoder(), "fp", similarity=no_similarity)
+    section = index.sections[0]
+    units = index.units_in(section)
+    assert len(units) == 4 and answer in index.units[units[3]].text
+    ranked = (units[0], units[1], units[3])  # the third-ranked passage does not fit whole
+    analysis = Retriever(index, FakeEncoder()).analyse("When should onboarding emails arrive to cut churn?")
+    assert answer not in excerpt(index, section, ranked)
+    shown = excerpt(index, section, ranked, analysis)
+    assert answer in shown and len(shown) <= SOURCE_CHARS + 1
+    assert shown.index("Paragraph 1 ") < shown.index(answer)
+    assert "\n\n…\n\n" in shown  # the part of the passage left out is marked
+
+
 def test_english_question_answered_only_in_chinese_says_so(retriever: Retriever):
     question = "How do startups get funding?"
     found = retrieval(retriever, question, hit(retriever, "融资", question))
