@@ -135,13 +135,17 @@ def test_a_section_is_cited_once(retriever: Retriever):
     assert [s.section for s in answer.sources] == ["1. Hiring", "2. Compute"]
 
 
+def one_section_index(folder: Path, heading: str, paragraphs: list[str]):
+    """An index of one article holding one section of these paragraphs, with that section."""
+    folder.mkdir()
+    (folder / "article.md").write_text(f"# Article\n\n## 1. {heading}\n\n" + "\n\n".join(paragraphs), "utf-8")
+    index, _ = build_index(folder, FakeEncoder(), "fp", similarity=no_similarity)
+    return index, index.sections[0]
+
+
 def test_a_long_section_is_cited_by_its_best_passages_in_document_order(tmp_path: Path):
     paragraphs = [f"Paragraph {n} on pricing. " + f"Detail {n} " * 60 for n in range(6)]
-    folder = tmp_path / "corpus"
-    folder.mkdir()
-    (folder / "pricing.md").write_text("# Pricing\n\n## 1. Plans\n\n" + "\n\n".join(paragraphs), "utf-8")
-    index, _ = build_index(folder, FakeEncoder(), "fp", similarity=no_similarity)
-    section = index.sections[0]
+    index, section = one_section_index(tmp_path / "corpus", "Plans", paragraphs)
     units = index.units_in(section)
     assert len(units) >= 4
     best, second = units[3], units[1]
@@ -162,11 +166,7 @@ def test_room_left_in_a_long_section_holds_the_best_sentences_of_a_passage_that_
     paragraphs[3] = (
         "Paragraph 3 on retention. " + "Detail 3 is minor. " * 14 + answer + " Detail 3 is minor." * 14
     )
-    folder = tmp_path / "corpus"
-    folder.mkdir()
-    (folder / "retention.md").write_text("# Retention\n\n## 1. Churn\n\n" + "\n\n".join(paragraphs), "utf-8")
-    index, _ = build_index(folder, FakeEncoder(), "fp", similarity=no_similarity)
-    section = index.sections[0]
+    index, section = one_section_index(tmp_path / "corpus", "Churn", paragraphs)
     units = index.units_in(section)
     assert len(units) == 4 and answer in index.units[units[3]].text
     ranked = (units[0], units[1], units[3])  # the third-ranked passage does not fit whole
