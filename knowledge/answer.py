@@ -158,18 +158,19 @@ def excerpt(
     if not members:
         return _clip(section.text)
     shown: dict[int, str] = {}
-    left_out: list[int] = []
+    first_left_out: int | None = None
     used = 0
     for unit in sorted(members, key=lambda u: (rank.get(u, len(rank)), u)):
         text = index.units[unit].text
         if shown and used + len(text) > SOURCE_CHARS:
-            left_out.append(unit)
+            if first_left_out is None:
+                first_left_out = unit
             continue
         shown[unit] = text
         used += len(text)
     room = SOURCE_CHARS - used - len("\n\n…\n\n")
-    if analysis is not None and left_out and room >= MIN_PART_CHARS:
-        shown[left_out[0]] = trim(index.units[left_out[0]].text, analysis, room)
+    if analysis is not None and first_left_out is not None and room >= MIN_PART_CHARS:
+        shown[first_left_out] = trim(index.units[first_left_out].text, analysis, room)
     parts: list[str] = []
     for unit in sorted(shown):
         whole = shown[unit] == index.units[unit].text

@@ -502,20 +502,13 @@ def merge_repeated_headings(sections: list[Section]) -> list[Section]:
     """One section per heading: text an article gives twice under one heading (an outline, then the
     full article; an entry answered twice) joins the first, so it is found, shown and cited as one
     section. Ids follow the merged order."""
-    first: dict[tuple, int] = {}
-    texts: list[list[str]] = []
-    kept: list[Section] = []
+    merged: dict[tuple, tuple[Section, list[str]]] = {}
     for section in sections:
         key = (section.path, section.lang, section.kind, section.question)
-        if key in first:
-            texts[first[key]].append(section.text)
-            continue
-        first[key] = len(kept)
-        kept.append(section)
-        texts.append([section.text])
+        merged.setdefault(key, (section, []))[1].append(section.text)
     return [
-        replace(section, id=f"{section.doc}#{n}", text="\n\n".join(parts))
-        for n, (section, parts) in enumerate(zip(kept, texts, strict=True))
+        replace(section, id=f"{section.doc}#{n}", text="\n\n".join(texts))
+        for n, (section, texts) in enumerate(merged.values())
     ]
 
 
