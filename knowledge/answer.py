@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import replace
 
 from knowledge.api import Answer, Source
@@ -34,6 +35,10 @@ TENTATIVE_LEAD = {
     "en": "I'm not sure my sources answer this; the nearest they come:",
     "zh": "我不确定资料能回答这个问题，最接近的内容：",
 }
+# Said above the second source's quote: where several articles cover a topic, the source ranked second
+# often holds the answer, and the reply shows quotes and titles, not the sources' passages.
+SECOND_LEAD = {"en": "Source 2 adds:", "zh": "来源2补充："}
+SECOND_LEAD_OTHER_LANGUAGE = {"en": "Source 2 adds, in Chinese:", "zh": "来源2补充（英文）："}
 SUGGESTIONS_HEADING = {"en": "It can help with topics like:", "zh": "它可以回答这些方面的问题："}
 SENTENCE_END = re.compile(r"(?<=[。！？!?；;])|(?<=\.)\s+(?=[A-Z0-9*\-])")
 LIST_ITEM = re.compile(r"^(?:[-*+•]|\d+[.)、])\s*")
@@ -55,11 +60,27 @@ def compose(
     text = trim(best_text, analysis, ANSWER_CHARS[best_section.lang])
     if best_section.lang != lang:
         text = f"{OTHER_LANGUAGE_NOTE[lang]}\n{text}"
+    text += _second_quote(index, hits, analysis, lang, text)
     if verdict is Verdict.CLOSEST:
         return Answer(question, lang, False, f"{CLOSEST_LEAD[lang]}\n{text}", confidence, sources, [])
     if verdict is Verdict.TENTATIVE:
         text = f"{TENTATIVE_LEAD[lang]}\n{text}"
     return Answer(question, lang, True, text, confidence, sources, [])
+
+
+def _second_quote(
+    index: KnowledgeIndex, hits: list[Hit], analysis: QueryAnalysis, lang: str, first: str
+) -> str:
+    """The second source's best sentences in half the room, under a lead naming it; nothing when
+    there is no second source or the first quote already says it."""
+    if len(hits) < 2:
+        return ""
+    section, text = localised(index, hits[1].unit, lang)
+    quote = trim(text, analysis, ANSWER_CHARS[section.lang] // 2)
+    if not dedup_key(quote) or dedup_key(quote) in dedup_key(first):
+        return ""
+    lead = SECOND_LEAD[lang] if section.lang == lang else SECOND_LEAD_OTHER_LANGUAGE[lang]
+    return f"\n\n{lead}\n{quote}"
 
 
 def in_script_of(question: str, answer: Answer) -> Answer:
@@ -216,14 +237,14 @@ def _prose_blocks(text: str) -> list[str]:
     return _blocks(prose)
 
 
-def _fill(blocks: list[str], limit: int) -> list[str]:
+def _fill(blocks: list[str], limit: int, score: Callable[[str], float] | None = None) -> list[str]:
     """The leading blocks that fit within limit (the first always, shortened if it must be)."""
     chosen: list[str] = []
     used = 0
     for block in blocks:
         if used and used + len(block) > limit:
             break
-        chosen.append(block if len(block) <= limit else _shorten(block, limit))
+        chosen.append(block if len(block) <= limit else _shorten(block, limit, score))
         used += len(block)
     return chosen
 
@@ -236,20 +257,22 @@ def opening(text: str, limit: int) -> str:
 
 def trim(text: str, analysis: QueryAnalysis, limit: int) -> str:
     """A readable answer: from the block (sentence, or list with its lead-in) that best matches the
-    question, the blocks that follow, within limit."""
+    question, the blocks that follow, within limit; a list too long to quote whole keeps its lead-in
+    and the items that best match."""
     blocks = _prose_blocks(text)
     if not blocks:
         return text[:limit].strip()
     if sum(len(b) for b in blocks) <= limit:
         return _join(blocks)
     terms = {**analysis.translated, **analysis.terms}
+
+    def score(block: str) -> float:
+        return sum(w for t, w in terms.items() if t in set(lexical_tokens(block)))
+
     # A lead-in whose list was left out ("...具有以下优势：") says nothing on its own.
-    scores = [
-        -1.0 if _bare_lead_in(block) else sum(w for t, w in terms.items() if t in set(lexical_tokens(block)))
-        for block in blocks
-    ]
+    scores = [-1.0 if _bare_lead_in(block) else score(block) for block in blocks]
     start = max(range(len(blocks)), key=lambda i: (scores[i], -i))
-    chosen = _fill([block for block in blocks[start:] if not _bare_lead_in(block)], limit)
+    chosen = _fill([block for block in blocks[start:] if not _bare_lead_in(block)], limit, score)
     return _join(chosen) if chosen else _shorten(_join(blocks), limit)
 
 
@@ -279,17 +302,25 @@ def _bare_lead_in(block: str) -> bool:
     return block.endswith(LEAD_IN_END) and "\n" not in block
 
 
-def _shorten(block: str, limit: int) -> str:
-    """A block cut to limit: whole list items while they fit (at least the first), else the text cut."""
+def _shorten(block: str, limit: int, score: Callable[[str], float] | None = None) -> str:
+    """A block cut to limit: a list keeps its lead-in and whole items while they fit (at least one):
+    those that best match (by `score`) where any does, else the first; a sentence is cut."""
     lines = block.split("\n")
     if len(lines) == 1:
         return block[:limit].rstrip() + "…"
-    kept = lines[:2]
-    for line in lines[2:]:
-        if sum(len(x) for x in kept) + len(line) > limit:
+    lead, items = lines[0], lines[1:]
+    scores = [score(item) for item in items] if score is not None else [0.0] * len(items)
+    if max(scores) <= 0:
+        scores = [-n for n in range(len(items))]  # none matches: the first items, in order
+    order = sorted(range(len(items)), key=lambda n: (-scores[n], n))
+    kept = {order[0]}
+    used = len(lead) + len(items[order[0]])
+    for n in order[1:]:
+        if used + len(items[n]) > limit:
             break
-        kept.append(line)
-    shown = "\n".join(kept)
+        kept.add(n)
+        used += len(items[n])
+    shown = "\n".join([lead, *(items[n] for n in sorted(kept))])
     return shown if len(shown) <= limit + 80 else shown[:limit].rstrip() + "…"
 
 

@@ -46,6 +46,10 @@ class Scores:
     off_topic_declined: list[bool] = field(default_factory=list)
     uncovered_declined: list[bool] = field(default_factory=list)  # in-domain, not in the corpus
     answerable_declined: list[bool] = field(default_factory=list)
+    # Of the answerable: the answer's own text holds the answer (what a reader sees without opening
+    # the sources), and the first source does (the ranking alone); hit@1 counts either.
+    text_holds: list[bool] = field(default_factory=list)
+    first_source_holds: list[bool] = field(default_factory=list)
     misses: list[str] = field(default_factory=list)
 
     def table(self) -> dict[str, dict[str, float]]:
@@ -70,6 +74,14 @@ class Scores:
     @property
     def answerable_declined_share(self) -> float:
         return _mean([float(x) for x in self.answerable_declined])
+
+    @property
+    def text_holds_share(self) -> float:
+        return _mean([float(x) for x in self.text_holds])
+
+    @property
+    def first_source_holds_share(self) -> float:
+        return _mean([float(x) for x in self.first_source_holds])
 
 
 def read_questions(path: Path) -> list[Question]:
@@ -112,20 +124,20 @@ def labelled_questions(folder: Path = EVAL_DIR) -> tuple[list[Question], dict[st
 
 def rank_of_hit(answer: Answer, expect_any: tuple[str, ...], k: int) -> int | None:
     """1-based rank of the first source (the answer text counts as rank 1) holding an expected substring."""
-    wanted = [e.lower() for e in expect_any]
-
-    def holds(text: str) -> bool:
-        lowered = text.lower()
-        return any(w in lowered for w in wanted)
-
-    if answer.answered and holds(answer.text):
-        return 1
     if not answer.answered:
         return None
+    if holds(answer.text, expect_any):
+        return 1
     for rank, source in enumerate(answer.sources[:k], 1):
-        if holds(source.text):
+        if holds(source.text, expect_any):
             return rank
     return None
+
+
+def holds(text: str, expect_any: tuple[str, ...]) -> bool:
+    """Whether text holds one of the expected substrings (case aside)."""
+    lowered = text.lower()
+    return any(e.lower() in lowered for e in expect_any)
 
 
 def groups_of(question: Question) -> list[str]:
@@ -148,6 +160,10 @@ def evaluate(ask, questions: list[Question], k: int = 5) -> Scores:
             continue
         scores.answerable_declined.append(not answer.answered)
         rank = rank_of_hit(answer, question.expect_any, k)
+        scores.text_holds.append(answer.answered and holds(answer.text, question.expect_any))
+        scores.first_source_holds.append(
+            answer.answered and bool(answer.sources) and holds(answer.sources[0].text, question.expect_any)
+        )
         for group in groups_of(question):
             scores.hits1[group].append(1.0 if rank == 1 else 0.0)
             scores.hits5[group].append(1.0 if rank is not None else 0.0)
@@ -169,6 +185,10 @@ def report(scores: Scores) -> str:
         f"off-topic declined: {scores.off_topic_declined_share:.3f} (n={len(scores.off_topic_declined)}); "
         f"answerable declined: {scores.answerable_declined_share:.3f} (n={len(scores.answerable_declined)}); "
         f"uncovered not answered: {scores.uncovered_declined_share:.3f} (n={len(scores.uncovered_declined)})"
+    )
+    lines.append(
+        f"answer text holds the answer: {scores.text_holds_share:.3f}; "
+        f"first source holds it: {scores.first_source_holds_share:.3f} (hit@1 counts either)"
     )
     return "\n".join(lines)
 

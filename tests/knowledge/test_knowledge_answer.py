@@ -13,6 +13,8 @@ from knowledge.answer import (
     CLOSEST_LEAD,
     DECLINE_TEXT,
     OTHER_LANGUAGE_NOTE,
+    SECOND_LEAD,
+    SECOND_LEAD_OTHER_LANGUAGE,
     SOURCE_CHARS,
     TENTATIVE_LEAD,
     compose,
@@ -135,6 +137,38 @@ def test_a_section_is_cited_once(retriever: Retriever):
     assert [s.section for s in answer.sources] == ["1. Hiring", "2. Compute"]
 
 
+def test_the_second_source_is_quoted_after_the_first_under_its_own_lead(retriever: Retriever):
+    question = "Which engineers should I hire and where do we rent GPUs for training?"
+    found = retrieval(
+        retriever, question, hit(retriever, "Hiring", question), hit(retriever, "Compute", question)
+    )
+    answer = compose(question, found, Verdict.ANSWER, 0.9, retriever.index, 5)
+    first, second = answer.text.split("\n\n")
+    assert first.startswith("Hire engineers")
+    assert second == f"{SECOND_LEAD['en']}\nRent GPUs from a cloud provider when training large models."
+    assert [s.section for s in answer.sources] == ["1. Hiring", "2. Compute"]
+
+
+def test_a_second_source_in_the_other_language_is_quoted_saying_so(retriever: Retriever):
+    question = "Which engineers should I hire, and how do startups get funding?"
+    found = retrieval(
+        retriever, question, hit(retriever, "Hiring", question), hit(retriever, "融资", question)
+    )
+    answer = compose(question, found, Verdict.ANSWER, 0.9, retriever.index, 5)
+    lead, quote = answer.text.split("\n\n")[1].split("\n", 1)
+    assert lead == SECOND_LEAD_OTHER_LANGUAGE["en"] == "Source 2 adds, in Chinese:"
+    assert quote.startswith("创业公司应在产品验证之后")
+
+
+def test_a_single_source_answer_has_no_second_quote(retriever: Retriever):
+    question = "Which engineers should I hire and where do we rent GPUs for training?"
+    found = retrieval(
+        retriever, question, hit(retriever, "Hiring", question), hit(retriever, "Compute", question)
+    )
+    answer = compose(question, found, Verdict.ANSWER, 0.9, retriever.index, 1)
+    assert SECOND_LEAD["en"] not in answer.text and len(answer.sources) == 1
+
+
 def one_section_index(folder: Path, heading: str, paragraphs: list[str]):
     """An index of one article holding one section of these paragraphs, with that section."""
     folder.mkdir()
@@ -223,6 +257,18 @@ def test_chinese_question_answered_only_in_english_says_so(retriever: Retriever)
             "2. User Data：Encrypt user data",
             "3. Fairness",
             "For startups",
+        ),
+        (  # a list too long to quote whole keeps its lead-in and the item that matches, not the first
+            "以下是一些值得推荐的开源工具和框架：\n\n"
+            "1. **TensorFlow**：Google开发的深度学习框架，适合构建和训练大模型。\n"
+            "2. **PyTorch**：Facebook开发的深度学习框架，灵活易用。\n"
+            "3. **Keras**：高级神经网络API，适合快速原型开发。\n"
+            "4. **MindSpore**：华为开发的深度学习框架，支持CPU、GPU和Ascend 910。",
+            "华为的框架能跑在什么硬件上？",
+            90,
+            "以下是一些值得推荐的开源工具和框架：\n4. MindSpore：华为开发的深度学习框架",
+            "Ascend 910",
+            "Keras",
         ),
     ],
 )
