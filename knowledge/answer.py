@@ -71,16 +71,21 @@ def compose(
 def _second_quote(
     index: KnowledgeIndex, hits: list[Hit], analysis: QueryAnalysis, lang: str, first: str
 ) -> str:
-    """The second source's best sentences in half the room, under a lead naming it; nothing when
-    there is no second source or the first quote already says it."""
+    """The second source's best sentences in half the room, under a lead naming it, leaving out lines
+    the first quote already holds; nothing when there is no second source or nothing new to add."""
     if len(hits) < 2:
         return ""
     section, text = localised(index, hits[1].unit, lang)
-    quote = trim(text, analysis, ANSWER_CHARS[section.lang] // 2)
-    if not dedup_key(quote) or dedup_key(quote) in dedup_key(first):
+    said = dedup_key(first)
+    lines = [
+        line
+        for line in trim(text, analysis, ANSWER_CHARS[section.lang] // 2).split("\n")
+        if dedup_key(line) and dedup_key(line) not in said
+    ]
+    if not [line for line in lines if not _bare_lead_in(line)]:
         return ""
     lead = SECOND_LEAD[lang] if section.lang == lang else SECOND_LEAD_OTHER_LANGUAGE[lang]
-    return f"\n\n{lead}\n{quote}"
+    return f"\n\n{lead}\n" + "\n".join(lines)
 
 
 def in_script_of(question: str, answer: Answer) -> Answer:

@@ -169,6 +169,30 @@ def test_a_single_source_answer_has_no_second_quote(retriever: Retriever):
     assert SECOND_LEAD["en"] not in answer.text and len(answer.sources) == 1
 
 
+def test_the_second_quote_leaves_out_what_the_first_already_says(tmp_path: Path):
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    items = "- Compute: training needs many GPUs.\n- Talent: engineers are scarce.\n"
+    (folder / "article.md").write_text(
+        f"# Challenges\n\n## 1. Challenges\n\nStartups face these challenges:\n\n{items}\n"
+        f"## 2. Summary\n\nIn short, the challenges are:\n\n{items}- Data: clean data is rare.\n\n"
+        f"## 3. Recap\n\nTo recap, the challenges are:\n\n{items}",
+        "utf-8",
+    )
+    index, _ = build_index(folder, FakeEncoder(), "fp", similarity=no_similarity)
+    retriever = Retriever(index, FakeEncoder())
+    question = "What challenges do startups face?"
+
+    def answer_citing(*headings: str) -> str:
+        hits = [hit(retriever, heading, question) for heading in headings]
+        return compose(question, retrieval(retriever, question, *hits), Verdict.ANSWER, 0.9, index, 5).text
+
+    first, second = answer_citing("Challenges", "Summary").split("\n\n")
+    assert first.startswith("Startups face these challenges:") and "Talent" in first
+    assert second == f"{SECOND_LEAD['en']}\nIn short, the challenges are:\n- Data: clean data is rare."
+    assert SECOND_LEAD["en"] not in answer_citing("Challenges", "Recap")  # nothing new to add
+
+
 def one_section_index(folder: Path, heading: str, paragraphs: list[str]):
     """An index of one article holding one section of these paragraphs, with that section."""
     folder.mkdir()
