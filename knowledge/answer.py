@@ -39,6 +39,8 @@ TENTATIVE_LEAD = {
 # often holds the answer, and the reply shows quotes and titles, not the sources' passages.
 SECOND_LEAD = {"en": "Source 2 adds:", "zh": "来源2补充："}
 SECOND_LEAD_OTHER_LANGUAGE = {"en": "Source 2 adds, in Chinese:", "zh": "来源2补充（英文）："}
+# Above the sentences a cited section's translation adds, named in that translation's language.
+TRANSLATION_LEAD = {"en": "In the English version:", "zh": "中文版本："}
 SUGGESTIONS_HEADING = {"en": "It can help with topics like:", "zh": "它可以回答这些方面的问题："}
 SENTENCE_END = re.compile(r"(?<=[。！？!?；;])|(?<=\.)\s+(?=[A-Z0-9*\-])")
 LIST_ITEM = re.compile(r"^(?:[-*+•]|\d+[.)、])\s*")
@@ -148,13 +150,22 @@ def section_source(
     analysis: QueryAnalysis | None = None,
 ) -> Source:
     """A section cited: its article, heading, language, best passages for the question (see
-    `excerpt`) and link."""
+    `excerpt`), then, in the room left, the sentences of its translation that best match the question
+    (a translation may drop a detail: "数十亿乃至千亿" for "hundreds of millions or even trillions"),
+    and link."""
+    text = excerpt(index, section, ranked, analysis)
+    other = index.section_by_id(section.pair) if section.pair and analysis is not None else None
+    if other is not None:
+        lead = TRANSLATION_LEAD[other.lang]
+        room = SOURCE_CHARS - len(text) - len(lead) - 2
+        if room >= MIN_PART_CHARS:
+            text = f"{text}\n\n{lead}\n{trim(other.text, analysis, room)}"
     return Source(
         doc=section.doc,
         title=section.title,
         section=section.heading,
         lang=section.lang,
-        text=excerpt(index, section, ranked, analysis),
+        text=text,
         score=score,
         link=index.link_of(section),
     )

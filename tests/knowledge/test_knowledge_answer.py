@@ -17,7 +17,9 @@ from knowledge.answer import (
     SECOND_LEAD_OTHER_LANGUAGE,
     SOURCE_CHARS,
     TENTATIVE_LEAD,
+    TRANSLATION_LEAD,
     compose,
+    entry_answer,
     excerpt,
     trim,
 )
@@ -191,6 +193,32 @@ def test_the_second_quote_leaves_out_what_the_first_already_says(tmp_path: Path)
     assert first.startswith("Startups face these challenges:") and "Talent" in first
     assert second == f"{SECOND_LEAD['en']}\nIn short, the challenges are:\n- Data: clean data is rare."
     assert SECOND_LEAD["en"] not in answer_citing("Challenges", "Recap")  # nothing new to add
+
+
+def test_a_cited_section_shows_what_its_translation_adds_after_its_own_text(tmp_path: Path):
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    (folder / "scale.md").write_text(
+        "# T\n\n## 2. 核心概念\n\n### 2.1 大模型的规模\n\n大模型的参数数量达到数十亿乃至千亿级别。\n\n"
+        "### 2.2 大模型的架构\n\n大模型通常采用Transformer架构，由编码器和解码器组成，可以并行处理很长的序列数据。\n\n"
+        "## 2. Core Concepts\n\n### 2.1 The Scale of Large Models\n\n"
+        "Large models have hundreds of millions or even trillions of parameters.\n\n"
+        "### 2.2 The Architecture of Large Models\n\nLarge models usually use the Transformer architecture.\n",
+        "utf-8",
+    )
+    index, _ = build_index(folder, FakeEncoder(), "fp", similarity=no_similarity)
+    retriever = Retriever(index, FakeEncoder())
+    for question, heading, own, added in (
+        ("大模型的参数规模能达到万亿吗？", "大模型的规模", "数十亿乃至千亿", "trillions of parameters"),
+        ("How many parameters do large models have?", "The Scale of Large Models", "trillions", "千亿"),
+    ):
+        found = retrieval(retriever, question, hit(retriever, heading, question))
+        cited = compose(question, found, Verdict.ANSWER, 0.9, index, 5).sources[0]
+        text, translation = cited.text.split("\n\n")
+        other = "en" if cited.lang == "zh" else "zh"
+        assert own in text and translation.startswith(TRANSLATION_LEAD[other]) and added in translation
+    alone = entry_answer(index, index.sections[0])  # a deep link shows the section by itself
+    assert TRANSLATION_LEAD["en"] not in alone.sources[0].text
 
 
 def one_section_index(folder: Path, heading: str, paragraphs: list[str]):
