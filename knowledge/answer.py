@@ -283,7 +283,8 @@ def trim(text: str, analysis: QueryAnalysis, limit: int) -> str:
     terms = {**analysis.translated, **analysis.terms}
 
     def score(block: str) -> float:
-        return sum(w for t, w in terms.items() if t in set(lexical_tokens(block)))
+        tokens = set(lexical_tokens(block))
+        return sum(w for t, w in terms.items() if t in tokens)
 
     # A lead-in whose list was left out ("...具有以下优势：") says nothing on its own.
     scores = [-1.0 if _bare_lead_in(block) else score(block) for block in blocks]
