@@ -23,6 +23,7 @@ from knowledge.answer import (
     excerpt,
     trim,
 )
+from knowledge.api import Answer
 from knowledge.build import build_index
 from knowledge.decide import Verdict, decide
 from knowledge.features import QUESTION_FEATURES, UNIT_FEATURES
@@ -139,36 +140,29 @@ def test_a_section_is_cited_once(retriever: Retriever):
     assert [s.section for s in answer.sources] == ["1. Hiring", "2. Compute"]
 
 
+def answer_citing_hiring_then(retriever: Retriever, heading: str, question: str, k: int = 5) -> Answer:
+    """The answer that cites the Hiring section first and `heading`'s second."""
+    hits = (hit(retriever, "Hiring", question), hit(retriever, heading, question))
+    return compose(question, retrieval(retriever, question, *hits), Verdict.ANSWER, 0.9, retriever.index, k)
+
+
 def test_the_second_source_is_quoted_after_the_first_under_its_own_lead(retriever: Retriever):
     question = "Which engineers should I hire and where do we rent GPUs for training?"
-    found = retrieval(
-        retriever, question, hit(retriever, "Hiring", question), hit(retriever, "Compute", question)
-    )
-    answer = compose(question, found, Verdict.ANSWER, 0.9, retriever.index, 5)
+    answer = answer_citing_hiring_then(retriever, "Compute", question)
     first, second = answer.text.split("\n\n")
     assert first.startswith("Hire engineers")
     assert second == f"{SECOND_LEAD['en']}\nRent GPUs from a cloud provider when training large models."
     assert [s.section for s in answer.sources] == ["1. Hiring", "2. Compute"]
+    alone = answer_citing_hiring_then(retriever, "Compute", question, k=1)
+    assert SECOND_LEAD["en"] not in alone.text and len(alone.sources) == 1  # no second source cited
 
 
 def test_a_second_source_in_the_other_language_is_quoted_saying_so(retriever: Retriever):
     question = "Which engineers should I hire, and how do startups get funding?"
-    found = retrieval(
-        retriever, question, hit(retriever, "Hiring", question), hit(retriever, "融资", question)
-    )
-    answer = compose(question, found, Verdict.ANSWER, 0.9, retriever.index, 5)
+    answer = answer_citing_hiring_then(retriever, "融资", question)
     lead, quote = answer.text.split("\n\n")[1].split("\n", 1)
     assert lead == SECOND_LEAD_OTHER_LANGUAGE["en"] == "Source 2 adds, in Chinese:"
     assert quote.startswith("创业公司应在产品验证之后")
-
-
-def test_a_single_source_answer_has_no_second_quote(retriever: Retriever):
-    question = "Which engineers should I hire and where do we rent GPUs for training?"
-    found = retrieval(
-        retriever, question, hit(retriever, "Hiring", question), hit(retriever, "Compute", question)
-    )
-    answer = compose(question, found, Verdict.ANSWER, 0.9, retriever.index, 1)
-    assert SECOND_LEAD["en"] not in answer.text and len(answer.sources) == 1
 
 
 def test_the_second_quote_leaves_out_what_the_first_already_says(tmp_path: Path):
