@@ -157,9 +157,9 @@ def section_source(
     other = index.section_by_id(section.pair) if section.pair and analysis is not None else None
     if other is not None:
         lead = TRANSLATION_LEAD[other.lang]
-        room = SOURCE_CHARS - len(text) - len(lead) - 2
+        room = SOURCE_CHARS - len(text) - len(f"\n\n{lead}\n")
         if room >= MIN_PART_CHARS:
-            text = f"{text}\n\n{lead}\n{trim(other.text, analysis, room)}"
+            text = _clip(f"{text}\n\n{lead}\n{trim(other.text, analysis, room)}")
     return Source(
         doc=section.doc,
         title=section.title,
