@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from knowledge_doubles import FakeEncoder, no_similarity
+from knowledge_doubles import FakeEncoder, no_similarity, one_article_corpus
 
 from knowledge.answer import (
     CLOSEST_LEAD,
@@ -27,6 +27,8 @@ from knowledge.api import Answer
 from knowledge.build import build_index
 from knowledge.decide import Verdict, decide
 from knowledge.features import QUESTION_FEATURES, UNIT_FEATURES
+from knowledge.index import KnowledgeIndex
+from knowledge.ingest import Section
 from knowledge.learned import LinearModel, Policy
 from knowledge.retrieve import Hit, Retrieval, Retriever
 
@@ -166,16 +168,13 @@ def test_a_second_source_in_the_other_language_is_quoted_saying_so(retriever: Re
 
 
 def test_the_second_quote_leaves_out_what_the_first_already_says(tmp_path: Path):
-    folder = tmp_path / "corpus"
-    folder.mkdir()
     items = "- Compute: training needs many GPUs.\n- Talent: engineers are scarce.\n"
-    (folder / "article.md").write_text(
+    index = article_index(
+        tmp_path,
         f"# Challenges\n\n## 1. Challenges\n\nStartups face these challenges:\n\n{items}\n"
         f"## 2. Summary\n\nIn short, the challenges are:\n\n{items}- Data: clean data is rare.\n\n"
         f"## 3. Recap\n\nTo recap, the challenges are:\n\n{items}",
-        "utf-8",
     )
-    index, _ = build_index(folder, FakeEncoder(), "fp", similarity=no_similarity)
     retriever = Retriever(index, FakeEncoder())
     question = "What challenges do startups face?"
 
@@ -190,17 +189,14 @@ def test_the_second_quote_leaves_out_what_the_first_already_says(tmp_path: Path)
 
 
 def test_a_cited_section_shows_what_its_translation_adds_after_its_own_text(tmp_path: Path):
-    folder = tmp_path / "corpus"
-    folder.mkdir()
-    (folder / "scale.md").write_text(
+    index = article_index(
+        tmp_path,
         "# T\n\n## 2. 核心概念\n\n### 2.1 大模型的规模\n\n大模型的参数数量达到数十亿乃至千亿级别。\n\n"
         "### 2.2 大模型的架构\n\n大模型通常采用Transformer架构，由编码器和解码器组成，可以并行处理很长的序列数据。\n\n"
         "## 2. Core Concepts\n\n### 2.1 The Scale of Large Models\n\n"
         "Large models have hundreds of millions or even trillions of parameters.\n\n"
         "### 2.2 The Architecture of Large Models\n\nLarge models usually use the Transformer architecture.\n",
-        "utf-8",
     )
-    index, _ = build_index(folder, FakeEncoder(), "fp", similarity=no_similarity)
     retriever = Retriever(index, FakeEncoder())
     for question, heading, own, added in (
         ("大模型的参数规模能达到万亿吗？", "大模型的规模", "数十亿乃至千亿", "trillions of parameters"),
@@ -215,17 +211,21 @@ def test_a_cited_section_shows_what_its_translation_adds_after_its_own_text(tmp_
     assert TRANSLATION_LEAD["en"] not in alone.sources[0].text
 
 
-def one_section_index(folder: Path, heading: str, paragraphs: list[str]):
+def article_index(root: Path, article: str) -> KnowledgeIndex:
+    """An index of a corpus holding this one article (built under root)."""
+    index, _ = build_index(one_article_corpus(root, article), FakeEncoder(), "fp", similarity=no_similarity)
+    return index
+
+
+def one_section_index(root: Path, heading: str, paragraphs: list[str]) -> tuple[KnowledgeIndex, Section]:
     """An index of one article holding one section of these paragraphs, with that section."""
-    folder.mkdir()
-    (folder / "article.md").write_text(f"# Article\n\n## 1. {heading}\n\n" + "\n\n".join(paragraphs), "utf-8")
-    index, _ = build_index(folder, FakeEncoder(), "fp", similarity=no_similarity)
+    index = article_index(root, f"# Article\n\n## 1. {heading}\n\n" + "\n\n".join(paragraphs))
     return index, index.sections[0]
 
 
 def test_a_long_section_is_cited_by_its_best_passages_in_document_order(tmp_path: Path):
     paragraphs = [f"Paragraph {n} on pricing. " + f"Detail {n} " * 60 for n in range(6)]
-    index, section = one_section_index(tmp_path / "corpus", "Plans", paragraphs)
+    index, section = one_section_index(tmp_path, "Plans", paragraphs)
     units = index.units_in(section)
     assert len(units) >= 4
     best, second = units[3], units[1]
@@ -246,7 +246,7 @@ def test_room_left_in_a_long_section_holds_the_best_sentences_of_a_passage_that_
     paragraphs[3] = (
         "Paragraph 3 on retention. " + "Detail 3 is minor. " * 14 + answer + " Detail 3 is minor." * 14
     )
-    index, section = one_section_index(tmp_path / "corpus", "Churn", paragraphs)
+    index, section = one_section_index(tmp_path, "Churn", paragraphs)
     units = index.units_in(section)
     assert len(units) == 4 and answer in index.units[units[3]].text
     ranked = (units[0], units[1], units[3])  # the third-ranked passage does not fit whole
