@@ -4,8 +4,8 @@ The blind set (knowledge/eval/blind.jsonl) was written apart from the code and s
 part (training data, like dev and probe) and a locked part, which nothing is fitted or changed on:
 only its aggregate figures are printed, and the exit status follows its target check (dev's when
 there is no blind set). A second blind set (blind2.jsonl), written later by other writers and scored
-once on the system it was written for, is training data too, as are a fourth and a fifth
-(blind4.jsonl, blind5.jsonl), each likewise scored once before anything was fitted on it. A third
+once on the system it was written for, is training data too, as are a fourth to a seventh
+(blind4.jsonl to blind7.jsonl), each likewise scored once before anything was fitted on it. A third
 (blind3.jsonl), written by yet other writers, is locked whole: a second locked part, which the exit
 status follows as well. The index remembers the training parts' questions (knowledge.asked), so their
 figures are in-sample; the ablation's rows before the last read an index without them.
@@ -70,9 +70,16 @@ def main() -> int:
     from knowledge.settings import KnowledgeSettings
 
     blind = read_questions(EVAL_DIR / "blind.jsonl") if (EVAL_DIR / "blind.jsonl").exists() else []
-    second, third, fourth, fifth = (
+    second, third, fourth, fifth, sixth, seventh = (
         read_questions(EVAL_DIR / name) if (EVAL_DIR / name).exists() else []
-        for name in ("blind2.jsonl", "blind3.jsonl", "blind4.jsonl", "blind5.jsonl")
+        for name in (
+            "blind2.jsonl",
+            "blind3.jsonl",
+            "blind4.jsonl",
+            "blind5.jsonl",
+            "blind6.jsonl",
+            "blind7.jsonl",
+        )
     )
     parts = {
         "dev (training data)": read_questions(EVAL_DIR / "dev.jsonl"),
@@ -80,6 +87,8 @@ def main() -> int:
         "second blind set (training data)": second,
         "fourth blind set (training data)": fourth,
         "fifth blind set (training data)": fifth,
+        "sixth blind set (training data)": sixth,
+        "seventh blind set (training data)": seventh,
         "blind, locked part": [q for q in blind if q.split == "locked"],
         "third blind set (locked)": [q for q in third if q.split == "locked"],
     }
