@@ -19,6 +19,8 @@ BLIND_SETS = (
     "blind5.jsonl",
     "blind6.jsonl",
     "blind7.jsonl",
+    "blind8.jsonl",
+    "blind9.jsonl",
 )
 # Every labelled question set training reads: the team's own, then the blind ones.
 LABELLED_SETS = ("dev.jsonl", "probe.jsonl", *BLIND_SETS)
