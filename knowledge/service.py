@@ -20,6 +20,7 @@ from knowledge.glossary import CURATED
 from knowledge.index import IndexError_, corpus_fingerprint, load, save
 from knowledge.learned import Policy, load_policy
 from knowledge.multilingual import Multilingual
+from knowledge.overview import asks_for_overview, overview_answer
 from knowledge.retrieve import Retrieval, Retriever
 from knowledge.settings import KnowledgeSettings
 from knowledge.text import simplified
@@ -242,9 +243,11 @@ class KnowledgeBase:
     def _answer(
         question: str, retriever: Retriever, retrieval: Retrieval, k: int, off_topic: bool = False
     ) -> Answer:
-        """Compose the answer; `off_topic` (the intent classifier's reading) declines, listing the topics
-        it can help with, unless the answer model is surer than not that the corpus answers it: set-up
+        """Compose the answer (a question about the articles as a whole gets their overview); `off_topic`
+        (the intent classifier's reading) declines, listing the topics it can help with, unless the answer model is surer than not that the corpus answers it: set-up
         questions ("which Python version do I need") read as coding help, yet the articles answer them."""
+        if asks_for_overview(question):
+            return overview_answer(retriever.index, question, retrieval.analysis.lang, k)
         verdict, confidence = decide(retrieval, retriever.policy)
         if off_topic and confidence < EVEN_CHANCE:
             verdict = Verdict.DECLINE

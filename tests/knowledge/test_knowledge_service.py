@@ -18,6 +18,7 @@ from knowledge.answer import DECLINE_TEXT
 from knowledge.api import Answer
 from knowledge.decide import Verdict
 from knowledge.intent import IntentClassifier, Prediction
+from knowledge.overview import OVERVIEW_LEAD
 from knowledge.text import simplified, traditional
 
 pytestmark = pytest.mark.slow
@@ -348,4 +349,13 @@ def test_every_section_has_a_stable_valid_deep_link_that_opens_it(real_kb) -> No
     faq = real_kb.faq("zh", 3)
     assert len(faq) == 3 and all(
         entry.lang == "zh" and entry.sources[0].link.startswith("f-") for entry in faq
+    )
+
+
+def test_the_knowledge_base_answers_an_overview_question_with_the_overview(real_kb):
+    answer = real_kb.ask("What is this article about?", 5)
+    assert answer.text.startswith(OVERVIEW_LEAD["en"].format(count=2))
+    assert sorted(s.doc[:3] for s in answer.sources) == ["001", "004"]
+    assert not real_kb.ask("What does the article say about data privacy?", 5).text.startswith(
+        "My sources are"
     )
