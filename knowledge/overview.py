@@ -19,7 +19,9 @@ _ARTICLE_EN = r"(?:article|articles|piece|paper|guide|post|sources|knowledge\s+b
 _OVERVIEW_EN = (
     # "what is this article about", after an opening such as "Give me the gist:" or "quick one -"
     re.compile(
-        rf"^(?:[\w\s,'-]{{0,40}}[:,\-—–]\s*)?what(?:'s|\s+is|\s+are|\s+does|\s+do)\s+(?:this|the|these|that|your)"
+        r"^(?:(?:hi|hey|ok|okay|so|please|pls|quick\s+one|give\s+me\s+(?:an?\s+|the\s+)?(?:quick\s+|short\s+|brief\s+)?"
+        r"(?:summary|gist|overview))\W+)?"
+        rf"what(?:'s|\s+is|\s+are|\s+does|\s+do)\s+(?:this|the|these|that|your)"
         rf"\s+{_ARTICLE_EN}\s+(?:(?:all|actually|mainly|really)\s+)?(?:about|cover|covers|say)"
         r"(?:\s+overall)?(?:,?\s+and\s+what\s+(?:topics\s+)?(?:does|do)\s+(?:it|they)\s+(?:cover|walk\s+through))?"
         r"\s*[?.!]*$",

@@ -58,6 +58,7 @@ def test_a_question_about_the_article_as_a_whole_asks_for_the_overview(question:
         "BERT 这篇 paper 讲了啥，为啥这么重要？",
         "这篇文章里GAN是怎么训练的？",
         "讲了什么",
+        "In the GAN section, what does the article say?",
     ],
 )
 def test_a_question_about_something_in_an_article_is_an_ordinary_question(question: str):
