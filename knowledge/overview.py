@@ -16,12 +16,12 @@ from knowledge.index import KnowledgeIndex
 from knowledge.ingest import Section
 
 _ARTICLE_EN = r"(?:article|articles|piece|paper|guide|post|sources|knowledge\s+base)"
+_SIZE = r"(?:an?\s+|the\s+)?(?:quick\s+|short\s+|brief\s+)?"  # "a quick" summary, "the" gist
 _OVERVIEW_EN = (
     # "what is this article about", after an opening such as "Give me the gist:" or "quick one -"
     re.compile(
-        r"^(?:(?:hi|hey|ok|okay|so|please|pls|quick\s+one|give\s+me\s+(?:an?\s+|the\s+)?(?:quick\s+|short\s+|brief\s+)?"
-        r"(?:summary|gist|overview))\W+)?"
-        rf"what(?:'s|\s+is|\s+are|\s+does|\s+do)\s+(?:this|the|these|that|your)"
+        rf"^(?:(?:hi|hey|ok|okay|so|please|pls|quick\s+one|give\s+me\s+{_SIZE}(?:summary|gist|overview))\W+)?"
+        r"what(?:'s|\s+is|\s+are|\s+does|\s+do)\s+(?:this|the|these|that|your)"
         rf"\s+{_ARTICLE_EN}\s+(?:(?:all|actually|mainly|really)\s+)?(?:about|cover|covers|say)"
         r"(?:\s+overall)?(?:,?\s+and\s+what\s+(?:topics\s+)?(?:does|do)\s+(?:it|they)\s+(?:cover|walk\s+through))?"
         r"\s*[?.!]*$",
@@ -29,8 +29,8 @@ _OVERVIEW_EN = (
     ),
     # "summarize the article", "give me a quick summary", "tl;dr?"
     re.compile(
-        r"^(?:(?:give|send)\s+me\s+|can\s+you\s+give\s+me\s+|please\s+|pls\s+)?(?:an?\s+|the\s+)?"
-        r"(?:quick\s+|short\s+|brief\s+)?(?:summary|gist|overview|tl;?dr|summari[sz]e)"
+        r"^(?:(?:give|send)\s+me\s+|can\s+you\s+give\s+me\s+|please\s+|pls\s+)?"
+        rf"{_SIZE}(?:summary|gist|overview|tl;?dr|summari[sz]e)"
         rf"(?:\s+(?:of\s+)?(?:this|the|these|your)\s+{_ARTICLE_EN})?\s*[?.!]*$",
         re.IGNORECASE,
     ),

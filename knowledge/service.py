@@ -244,8 +244,9 @@ class KnowledgeBase:
         question: str, retriever: Retriever, retrieval: Retrieval, k: int, off_topic: bool = False
     ) -> Answer:
         """Compose the answer (a question about the articles as a whole gets their overview); `off_topic`
-        (the intent classifier's reading) declines, listing the topics it can help with, unless the answer model is surer than not that the corpus answers it: set-up
-        questions ("which Python version do I need") read as coding help, yet the articles answer them."""
+        (the intent classifier's reading) declines, listing the topics it can help with, unless the
+        answer model is surer than not that the corpus answers it: set-up questions ("which Python
+        version do I need") read as coding help, yet the articles answer them."""
         if asks_for_overview(question):
             return overview_answer(retriever.index, question, retrieval.analysis.lang, k)
         verdict, confidence = decide(retrieval, retriever.policy)
