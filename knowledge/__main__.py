@@ -74,9 +74,9 @@ def main(argv: list[str] | None = None) -> int:
                 f"{report.faq_entries} FAQ entries in {report.seconds:.1f} s -> {settings.index_dir}"
             )
             return 0
-        kb.initialize()
         if args.command == "train":
-            return _train(kb)
+            return _train(kb)  # builds its own index, without the labelled questions
+        kb.initialize()
         if args.command == "ask":
             return _ask(kb, args)
         if args.command == "eval":

@@ -92,19 +92,26 @@ class QueryBatcher:
     def encode(self, text: str) -> np.ndarray:
         """One text -> its vector, computed in a batch with whatever other texts are waiting."""
         future: Future = Future()
-        self._submit(text, future, None)
+        self._submit([(text, future, None)])
         return future.result()
+
+    def encode_many(self, texts: list[str]) -> list[np.ndarray]:
+        """Many texts -> their vectors, queued at once so that they fill whole batches in order (with
+        no other asker, the same texts meet the same batch-mates on every run)."""
+        futures: list[Future] = [Future() for _ in texts]
+        self._submit([(text, future, None) for text, future in zip(texts, futures, strict=True)])
+        return [future.result() for future in futures]
 
     async def encode_async(self, text: str) -> np.ndarray:
         """`encode` for a coroutine: awaits the batch without holding a thread."""
         loop = asyncio.get_running_loop()
         future = loop.create_future()
-        self._submit(text, future, loop)
+        self._submit([(text, future, loop)])
         return await future
 
-    def _submit(self, text: str, future: Any, loop: asyncio.AbstractEventLoop | None) -> None:
+    def _submit(self, entries: list[tuple[str, Any, asyncio.AbstractEventLoop | None]]) -> None:
         with self._changed:
-            self._waiting.append((text, future, loop))
+            self._waiting.extend(entries)
             if self._worker is None:
                 self._worker = threading.Thread(target=self._serve, name="query-encoder", daemon=True)
                 self._worker.start()
@@ -213,6 +220,10 @@ class Encoder:
     async def encode_query_async(self, text: str) -> np.ndarray:
         """`encode_query` for an event loop: awaits the batch without holding a thread."""
         return await self.query_batcher.encode_async(text)
+
+    def encode_queries(self, texts: list[str]) -> list[np.ndarray]:
+        """Many questions at once (training): `encode_query` of each, in full batches."""
+        return self.query_batcher.encode_many(texts)
 
     def encode_document(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
         """Passages -> an (n, dimension) float32 matrix."""

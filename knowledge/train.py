@@ -1,7 +1,8 @@
 """Fit the passage ranker and the answer/decline models on the labelled question sets (`knowledge train`).
 
 Every choice is made by cross-validation over questions (folds never split one question's
-candidates): the regularisation of each model, and the answer threshold, which is the highest one
+candidates): the ranker's candidate pool, the answer models' regularisation, and the answer
+threshold, which is the highest one
 whose out-of-fold share of declined answerable questions written blind (the blind set's tuning part,
 the second and fourth to ninth blind sets; all answerable ones when there is none) stays within
 ANSWERABLE_DECLINE_BUDGET.
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, replace
+from functools import cached_property
 
 import numpy as np
 
@@ -24,6 +26,9 @@ from knowledge.retrieve import QueryAnalysis, Retriever, best_groups, retrieval_
 log = logging.getLogger(__name__)
 
 C_GRID = (0.01, 0.1, 1.0, 10.0)
+# The ranker learns from hundreds of thousands of pairs, against which the penalty of any C in the
+# grid is negligible (fits warm-started from C=0.01 stop at once for 0.1 to 10): one C, no search.
+RANKER_C = 1.0
 FOLDS = 5
 # Well under the allowed 5% of answerable questions declined: out-of-fold estimates are noisy, and
 # writers differ: scored before anything was fitted on them, groups of new writers' questions were
@@ -48,13 +53,21 @@ class Example:
     def answerable(self) -> bool:
         return self.question.answerable
 
+    @cached_property
+    def differences(self) -> np.ndarray:
+        """Each answering candidate's features minus each other candidate's: the ranker's pairs."""
+        positives = self.rows[self.labels == 1]
+        negatives = self.rows[self.labels == 0]
+        return (positives[:, None, :] - negatives[None, :, :]).reshape(-1, self.rows.shape[1])
+
 
 def collect(retriever: Retriever, questions: list[Question]) -> list[Example]:
     """Retrieve candidates for every question and label them by their shown text."""
     examples = []
-    for question in questions:
-        analysis = retriever.analyse(" ".join(question.question.split()))
-        signals = retriever.signals(analysis, retriever.encoder.encode_query(analysis.corrected))
+    analyses = [retriever.analyse(" ".join(question.question.split())) for question in questions]
+    vectors = retriever.encoder.encode_queries([analysis.corrected for analysis in analyses])
+    for question, analysis, vector in zip(questions, analyses, vectors, strict=True):
+        signals = retriever.signals(analysis, vector)
         units, rows, supports = retriever.candidate_features(analysis, signals, max(POOL_SIZES))
         wanted = [phrase.lower() for phrase in question.expect_any]
         labels = np.array(
@@ -67,29 +80,28 @@ def collect(retriever: Retriever, questions: list[Question]) -> list[Example]:
 
 def train(retriever: Retriever, questions: list[Question], counts: dict[str, int]) -> Policy:
     """Fit all three models on the labelled questions."""
-    examples = collect(retriever, questions)
-    folds = _folds(len(examples))
-    widest = examples
-    quality = {}
+    widest = collect(retriever, questions)
+    folds = _folds(len(widest))
+    findable = max(1, sum(e.answerable and e.labels.any() for e in widest))
+    quality, scored = {}, {}
     for pool in POOL_SIZES:
         pooled = [_restricted(e, pool) for e in widest]
         ranked = [n for n, e in enumerate(pooled) if e.answerable and e.labels.any()]
-        for c in C_GRID:
-            # Questions whose answer the pool leaves out count as misses.
-            hit1, mrr = _ranking_quality(pooled, ranked, folds, c)
-            share = len(ranked) / max(1, sum(e.answerable and e.labels.any() for e in widest))
-            quality[pool, c] = (hit1 * share, mrr * share)
-    pool, ranker_c = max(quality, key=lambda key: quality[key])
+        scored[pool] = _out_of_fold_scores(pooled, ranked, folds, RANKER_C)
+        hit1, mrr = _ranking_quality(pooled, ranked, scored[pool])
+        # Questions whose answer the pool leaves out count as misses.
+        share = len(ranked) / findable
+        quality[pool] = (hit1 * share, mrr * share)
+    pool = max(quality, key=lambda key: quality[key])
     examples = [_restricted(e, pool) for e in widest]
     ranked = [n for n, e in enumerate(examples) if e.answerable and e.labels.any()]
     log.info(
-        "ranker: %d candidates a signal, C=%s; out of fold, the first candidate answers %.3f (MRR %.3f)",
+        "ranker: %d candidates a signal; out of fold, the first candidate answers %.3f (MRR %.3f)",
         pool,
-        ranker_c,
-        *quality[pool, ranker_c],
+        *quality[pool],
     )
     # The answer model learns from rankings its questions did not train (out of fold), as in service.
-    out_of_fold = _out_of_fold_scores(examples, ranked, folds, ranker_c)
+    out_of_fold = scored[pool]
     groups = retriever.traits.groups
     rows = np.stack(
         [
@@ -126,7 +138,7 @@ def train(retriever: Retriever, questions: list[Question], counts: dict[str, int
         in_domain_model = _fit(
             domain_rows, in_domain, _best_c(domain_rows, in_domain, domain_folds), QUESTION_FEATURES
         )
-    ranker = _fit_ranker([examples[n] for n in ranked], ranker_c)
+    ranker = _fit_ranker([examples[n] for n in ranked], RANKER_C)
     answer_model = _fit(rows, answerable, answerable_c, QUESTION_FEATURES)
     return Policy(ranker, answer_model, answer_at, in_domain_model, dict(counts), pool)
 
@@ -157,9 +169,8 @@ def _folds(size: int) -> np.ndarray:
     return np.random.default_rng(0).permutation(size) % FOLDS
 
 
-def _ranking_quality(examples: list[Example], ranked: list[int], folds: np.ndarray, c: float) -> tuple:
-    """Out-of-fold (hit@1, MRR) of a ranker with regularisation c."""
-    scores = _out_of_fold_scores(examples, ranked, folds, c)
+def _ranking_quality(examples: list[Example], ranked: list[int], scores: list) -> tuple:
+    """(hit@1, MRR) of the ranked questions under the given candidate scores."""
     firsts, reciprocal = [], []
     for n in ranked:
         order = np.argsort(-scores[n], kind="stable")
@@ -192,14 +203,8 @@ def _fit_ranker(examples: list[Example], c: float) -> LinearModel:
     mean = rows.mean(axis=0)
     scale = rows.std(axis=0)
     scale[scale == 0] = 1.0
-    differences = []
-    for example in examples:
-        scaled = (example.rows - mean) / scale
-        positives = scaled[example.labels == 1]
-        negatives = scaled[example.labels == 0]
-        if len(positives) and len(negatives):
-            differences.append((positives[:, None, :] - negatives[None, :, :]).reshape(-1, scaled.shape[1]))
-    pairs = np.concatenate(differences)
+    # Standardising moves both units of a pair alike: a pair's difference needs only the scale.
+    pairs = np.concatenate([e.differences for e in examples]) / scale
     features = np.concatenate([pairs, -pairs])
     labels = np.concatenate([np.ones(len(pairs)), np.zeros(len(pairs))])
     model = LogisticRegression(C=c, fit_intercept=False, max_iter=2000)

@@ -31,6 +31,9 @@ class FakeEncoder:
     def encode_query(self, text: str) -> np.ndarray:
         return self._vector(text)
 
+    def encode_queries(self, texts: list[str]) -> list[np.ndarray]:
+        return [self._vector(text) for text in texts]
+
     def whole_words(self) -> frozenset[str]:
         return frozenset()  # no vocabulary: every word the corpus lacks is open to repair
 

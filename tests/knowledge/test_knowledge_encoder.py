@@ -68,6 +68,21 @@ def test_max_batch_splits_a_long_queue():
     assert held.sizes == [1, 4, 4, 2]
 
 
+def test_many_texts_fill_whole_batches_in_their_order():
+    batches: list[list[str]] = []
+
+    def recording(texts: list[str]) -> np.ndarray:
+        batches.append(list(texts))
+        return _vectors(texts)
+
+    batcher = QueryBatcher(recording, max_batch=4)
+    texts = ["b" * n for n in range(1, 11)]
+    vectors = batcher.encode_many(texts)
+    assert [int(vector[0]) for vector in vectors] == list(range(1, 11))
+    assert batches == [texts[0:4], texts[4:8], texts[8:10]]
+    assert batcher.encode_many([]) == []
+
+
 def test_a_failing_batch_raises_in_every_asker_and_the_batcher_recovers():
     calls = []
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from knowledge.evaluate import EVAL_DIR, Question, labelled_questions, read_questions
-from knowledge.features import BASE_FEATURES, QUESTION_FEATURES, UNIT_FEATURES, within_pool
+from knowledge.features import BASE_FEATURES, POOL_SIZES, QUESTION_FEATURES, UNIT_FEATURES, within_pool
 from knowledge.learned import SHIPPED, LinearModel, Policy, load_policy, save_policy
 from knowledge.train import (
     ANSWERABLE_DECLINE_BUDGET,
@@ -78,3 +78,23 @@ def test_training_never_reads_the_locked_part():
     third = read_questions(EVAL_DIR / "blind3.jsonl")
     assert third and all(q.split == "locked" for q in third)
     assert not {q.id for q in third} & {q.id for q in questions}
+
+
+def test_the_trainer_fits_the_same_usable_policy_twice_on_a_small_sample(
+    fake_encoder, subset_corpus, tmp_path
+):
+    """`knowledge train`'s fitting on a small labelled sample over two articles, with the fake encoder."""
+    from knowledge.service import KnowledgeBase
+    from knowledge.settings import PACKAGED_QUESTIONS
+    from knowledge.train import train
+
+    questions, _ = labelled_questions()
+    sample = [q for q in questions if q.doc in {"001", "004"} or not q.answerable][::16]
+    counts = {"sample": len(sample)}
+    kb = KnowledgeBase(subset_corpus, tmp_path / "index", "fake", questions_dir=PACKAGED_QUESTIONS)
+    retriever = kb.training_retriever()
+    policy = train(retriever, sample, counts)
+    assert policy.ranker.features == UNIT_FEATURES and policy.answerable.features == QUESTION_FEATURES
+    assert policy.candidates_per_signal in POOL_SIZES and 0.0 < policy.answer_at < 1.0
+    assert policy.trained_on == counts
+    assert train(retriever, sample, counts) == policy
