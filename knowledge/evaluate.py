@@ -21,6 +21,8 @@ BLIND_SETS = (
     "blind7.jsonl",
     "blind8.jsonl",
     "blind9.jsonl",
+    "blind10.jsonl",
+    "blind11.jsonl",
 )
 # Every labelled question set training reads: the team's own, then the blind ones.
 LABELLED_SETS = ("dev.jsonl", "probe.jsonl", *BLIND_SETS)

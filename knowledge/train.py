@@ -4,7 +4,7 @@ Every choice is made by cross-validation over questions (folds never split one q
 candidates): the ranker's candidate pool, the answer models' regularisation, and the answer
 threshold, which is the highest one
 whose out-of-fold share of declined answerable questions written blind (the blind set's tuning part,
-the second and fourth to ninth blind sets; all answerable ones when there is none) stays within
+the second and fourth to eleventh blind sets; all answerable ones when there is none) stays within
 ANSWERABLE_DECLINE_BUDGET.
 The locked part of the blind set is never read. Deterministic: same data, same weights.
 """
@@ -145,7 +145,7 @@ def train(retriever: Retriever, questions: list[Question], counts: dict[str, int
 
 def budgeted(examples: list[Example]) -> np.ndarray:
     """Which questions the decline budget is counted on: the answerable ones written blind, as users
-    write (the blind set's tuning part, the second and fourth to ninth blind sets), else every answerable
+    write (the blind set's tuning part, the second and fourth to eleventh blind sets), else every answerable
     one. The team's own dev and probe questions are easier: counted in, they let the threshold decline
     more of the real ones."""
     answerable = np.array([e.answerable for e in examples], dtype=bool)
