@@ -27,7 +27,19 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 EVAL_DIR = Path(__file__).resolve().parents[1] / "knowledge" / "eval"
 # Blind sets are named by their order of writing: blind2.jsonl is the second.
-ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth", "eleventh")
+ORDINALS = (
+    "first",
+    "second",
+    "third",
+    "fourth",
+    "fifth",
+    "sixth",
+    "seventh",
+    "eighth",
+    "ninth",
+    "tenth",
+    "eleventh",
+)
 TARGETS = (
     ("answerable declined", "<=", 0.05),
     ("hit@5 English", ">=", 0.95),

@@ -613,9 +613,11 @@ def generate_examples(
     per_class: int = 900,
     typo_rate: float = 0.2,
     held_out: Collection[str] = (),
+    harvest_sample: int = 0,
 ) -> list[Example]:
-    """Templated and harvested examples (the knowledge sets' questions, but those in `held_out`),
-    about `per_class` for each intent, in a seeded order."""
+    """Templated and harvested examples (the FAQ's and the knowledge sets' questions, but those in
+    `held_out`; `harvest_sample` of them spread over the list, 0: all), about `per_class` for each
+    intent, in a seeded order."""
     from knowledge.intent import INTENTS
 
     rng = random.Random(seed)
@@ -629,6 +631,9 @@ def generate_examples(
     left_out = set(held_out)
     harvested += [Example(text, "question", "evalset") for text in eval_questions if text not in left_out]
     harvested += [Example(text, "offtopic", "evalset") for text in eval_offtopic]
+    if harvest_sample and len(harvested) > harvest_sample:
+        step = len(harvested) / harvest_sample
+        harvested = [harvested[int(n * step)] for n in range(harvest_sample)]
     makers = {
         "image": _image,
         "text": _text,

@@ -84,6 +84,8 @@ class IntentRecipe:
     weight_decay: float = 0.01
     batch_size: int = 32
     tune_sample: int = 0  # 0: the whole tune part
+    # How many of the harvested questions (the FAQ's, the labelled knowledge sets') to train on (0: all).
+    harvest_sample: int = 0
     gate_sample: int = 0  # how many of the gate's messages to score models on (0: all)
     # How many of the real questions (the blind sets' tuning parts) the first fit leaves out to set the
     # threshold by (0: all). A couple of hundred count the routed-away budget in whole questions; the
@@ -108,6 +110,7 @@ class IntentRecipe:
 
 DRY_RUN = IntentRecipe(
     per_class=60,
+    harvest_sample=60,
     epochs=3,
     tune_sample=60,
     gate_sample=60,
@@ -295,7 +298,11 @@ def train_intent(
     if recipe.calibration_sample:
         questions = questions[: recipe.calibration_sample]
     examples = generate_examples(
-        recipe.seed, recipe.per_class, recipe.typo_rate, held_out={example.text for example in questions}
+        recipe.seed,
+        recipe.per_class,
+        recipe.typo_rate,
+        held_out={example.text for example in questions},
+        harvest_sample=recipe.harvest_sample,
     )
     examples += _spread(real_questions(REAL_TRAIN), recipe.real_question_share, {e.text for e in examples})
     extra = extra_examples() if extra is None else extra

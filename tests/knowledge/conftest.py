@@ -50,14 +50,18 @@ def subset_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def real_kb(subset_corpus: Path, tmp_path_factory: pytest.TempPathFactory):
+def real_kb(subset_corpus: Path, tmp_path_factory: pytest.TempPathFactory, worker_id: str):
     """A KnowledgeBase with the real default encoder over two of the packaged articles, remembering
-    the labelled questions as `KnowledgeBase.from_settings` does."""
+    the labelled questions as `KnowledgeBase.from_settings` does. Its index is built once for all test
+    processes (the first to get here builds, the others load it), as it takes minutes."""
+    from filelock import FileLock
+
     from knowledge.evaluate import labelled_questions
     from knowledge.service import KnowledgeBase
     from knowledge.settings import PACKAGED_EMBEDDING_MODEL, PACKAGED_QUESTIONS
 
-    data_dir = tmp_path_factory.mktemp("data")
+    session_root = tmp_path_factory.getbasetemp()
+    data_dir = (session_root if worker_id == "master" else session_root.parent) / "real-kb"
     kb = KnowledgeBase(
         subset_corpus,
         data_dir / "index",
@@ -65,7 +69,8 @@ def real_kb(subset_corpus: Path, tmp_path_factory: pytest.TempPathFactory):
         questions_dir=PACKAGED_QUESTIONS,
         labelled=labelled_questions()[0],
     )
-    kb.initialize()
+    with FileLock(f"{data_dir}.lock"):
+        kb.initialize()
     kb.data_dir = data_dir  # for the CLI test, which reads the same index
     yield kb
     kb.shutdown()

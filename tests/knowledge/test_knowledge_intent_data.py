@@ -78,6 +78,17 @@ def test_the_first_fit_can_leave_the_calibration_questions_out() -> None:
     assert sorted(harvested, key=repr) == sorted((e for e in first_fit if e.source != "template"), key=repr)
 
 
+def test_a_harvest_sample_spreads_over_the_faq_and_the_knowledge_sets() -> None:
+    """A quick recipe trains on a few harvested questions from every source, whatever the sets hold."""
+    full = [e for e in generate_examples(seed=0, per_class=50) if e.source != "template"]
+    sampled = [
+        e for e in generate_examples(seed=0, per_class=50, harvest_sample=40) if e.source != "template"
+    ]
+    assert len(sampled) == 40 and set(map(repr, sampled)) <= set(map(repr, full))
+    assert {e.source for e in sampled} == {"corpus", "evalset"}
+    assert {e.intent for e in sampled} == {"question", "offtopic"}
+
+
 def _normalised(text: str) -> str:
     return re.sub(r"[\W_]+", "", text.lower())
 
