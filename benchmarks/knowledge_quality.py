@@ -4,8 +4,8 @@ The blind set (knowledge/eval/blind.jsonl) was written apart from the code and s
 part (training data, like dev and probe) and a locked part, which nothing is fitted or changed on:
 only its aggregate figures are printed, and the exit status follows its target check (dev's when
 there is no blind set). A second blind set (blind2.jsonl), written later by other writers and scored
-once on the system it was written for, is training data too, as are a fourth to an eleventh
-(blind4.jsonl to blind11.jsonl), each likewise scored once before anything was fitted on it. A third
+once on the system it was written for, is training data too, as are the later ones in
+knowledge.evaluate.BLIND_SETS, each likewise scored once before anything was fitted on it. A third
 (blind3.jsonl), written by yet other writers, is locked whole: a second locked part, which the exit
 status follows as well. The index remembers the training parts' questions (knowledge.asked), so their
 figures are in-sample; the ablation's rows before the last read an index without them.

@@ -2,10 +2,9 @@
 
 Every choice is made by cross-validation over questions (folds never split one question's
 candidates): the ranker's candidate pool, the answer models' regularisation, and the answer
-threshold, which is the highest one
-whose out-of-fold share of declined answerable questions written blind (the blind set's tuning part,
-the second and fourth to eleventh blind sets; all answerable ones when there is none) stays within
-ANSWERABLE_DECLINE_BUDGET.
+threshold, which is the highest one whose out-of-fold share of declined answerable questions written
+blind (the tuning parts of knowledge.evaluate.BLIND_SETS; all answerable ones when there are none)
+stays within ANSWERABLE_DECLINE_BUDGET.
 The locked part of the blind set is never read. Deterministic: same data, same weights.
 """
 
@@ -83,25 +82,24 @@ def train(retriever: Retriever, questions: list[Question], counts: dict[str, int
     widest = collect(retriever, questions)
     folds = _folds(len(widest))
     findable = max(1, sum(e.answerable and e.labels.any() for e in widest))
-    quality, scored = {}, {}
+    quality, trials = {}, {}
     for pool in POOL_SIZES:
         pooled = [_restricted(e, pool) for e in widest]
         ranked = [n for n, e in enumerate(pooled) if e.answerable and e.labels.any()]
-        scored[pool] = _out_of_fold_scores(pooled, ranked, folds, RANKER_C)
-        hit1, mrr = _ranking_quality(pooled, ranked, scored[pool])
+        scores = _out_of_fold_scores(pooled, ranked, folds)
+        hit1, mrr = _ranking_quality(pooled, ranked, scores)
         # Questions whose answer the pool leaves out count as misses.
         share = len(ranked) / findable
         quality[pool] = (hit1 * share, mrr * share)
+        trials[pool] = (pooled, ranked, scores)
     pool = max(quality, key=lambda key: quality[key])
-    examples = [_restricted(e, pool) for e in widest]
-    ranked = [n for n, e in enumerate(examples) if e.answerable and e.labels.any()]
+    # The answer model learns from rankings its questions did not train (out of fold), as in service.
+    examples, ranked, out_of_fold = trials[pool]
     log.info(
         "ranker: %d candidates a signal; out of fold, the first candidate answers %.3f (MRR %.3f)",
         pool,
         *quality[pool],
     )
-    # The answer model learns from rankings its questions did not train (out of fold), as in service.
-    out_of_fold = scored[pool]
     groups = retriever.traits.groups
     rows = np.stack(
         [
@@ -138,16 +136,16 @@ def train(retriever: Retriever, questions: list[Question], counts: dict[str, int
         in_domain_model = _fit(
             domain_rows, in_domain, _best_c(domain_rows, in_domain, domain_folds), QUESTION_FEATURES
         )
-    ranker = _fit_ranker([examples[n] for n in ranked], RANKER_C)
+    ranker = _fit_ranker([examples[n] for n in ranked])
     answer_model = _fit(rows, answerable, answerable_c, QUESTION_FEATURES)
     return Policy(ranker, answer_model, answer_at, in_domain_model, dict(counts), pool)
 
 
 def budgeted(examples: list[Example]) -> np.ndarray:
     """Which questions the decline budget is counted on: the answerable ones written blind, as users
-    write (the blind set's tuning part, the second and fourth to eleventh blind sets), else every answerable
-    one. The team's own dev and probe questions are easier: counted in, they let the threshold decline
-    more of the real ones."""
+    write (the tuning parts of knowledge.evaluate.BLIND_SETS), else every answerable one. The team's
+    own dev and probe questions are easier: counted in, they let the threshold decline more of the
+    real ones."""
     answerable = np.array([e.answerable for e in examples], dtype=bool)
     blind = answerable & np.array([e.question.split == "tune" for e in examples], dtype=bool)
     return blind if blind.any() else answerable
@@ -180,18 +178,18 @@ def _ranking_quality(examples: list[Example], ranked: list[int], scores: list) -
     return float(np.mean(firsts)), float(np.mean(reciprocal))
 
 
-def _out_of_fold_scores(examples: list[Example], ranked: list[int], folds: np.ndarray, c: float) -> list:
+def _out_of_fold_scores(examples: list[Example], ranked: list[int], folds: np.ndarray) -> list:
     """Every question's candidate scores from a ranker fitted without its fold."""
     scores: list = [None] * len(examples)
     for fold in range(FOLDS):
-        model = _fit_ranker([examples[n] for n in ranked if folds[n] != fold], c)
+        model = _fit_ranker([examples[n] for n in ranked if folds[n] != fold])
         for n, example in enumerate(examples):
             if folds[n] == fold:
                 scores[n] = model.probability(example.rows)
     return scores
 
 
-def _fit_ranker(examples: list[Example], c: float) -> LinearModel:
+def _fit_ranker(examples: list[Example]) -> LinearModel:
     """Pairwise logistic ranker: within each question, an answering unit against each other one.
 
     Pairs compare candidates of one question only, so how well a question matches the corpus as a
@@ -207,7 +205,7 @@ def _fit_ranker(examples: list[Example], c: float) -> LinearModel:
     pairs = np.concatenate([e.differences for e in examples]) / scale
     features = np.concatenate([pairs, -pairs])
     labels = np.concatenate([np.ones(len(pairs)), np.zeros(len(pairs))])
-    model = LogisticRegression(C=c, fit_intercept=False, max_iter=2000)
+    model = LogisticRegression(C=RANKER_C, fit_intercept=False, max_iter=2000)
     model.fit(features, labels)
     weights = tuple(float(x) for x in model.coef_[0])
     return LinearModel(
