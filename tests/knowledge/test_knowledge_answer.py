@@ -326,6 +326,45 @@ def test_a_quote_from_a_list_starts_where_it_should_with_its_items(
     assert kept in quote and left_out not in quote
 
 
+STORY = (
+    "Founders often start with a public model. "
+    "Fine-tuning it on a few thousand examples of your own customers' requests is the cheapest way "
+    "to make it yours. "
+    "Hosting it yourself later cuts the bill per request once traffic is steady. "
+    "Either way, measure what users do with its answers."
+)
+
+
+def closer_to(sentence: str, cosine: float = 0.9):
+    """A closeness reading that rates blocks holding `sentence` at `cosine`, every other one 0.1."""
+    return lambda block: cosine if sentence in block else 0.1
+
+
+def test_a_quote_starts_at_the_sentence_closest_in_meaning_when_no_words_are_shared(retriever: Retriever):
+    question = "Most affordable route to personalising an LLM?"  # no word of its answer
+    analysis = retriever.analyse(question)
+    assert trim(STORY, analysis, 120).startswith("Founders often start")
+    quote = trim(STORY, analysis, 120, closer_to("Fine-tuning it"))
+    assert quote.startswith("Fine-tuning it on a few thousand examples")
+
+
+def test_the_question_s_words_still_count_beside_closeness(retriever: Retriever):
+    analysis = retriever.analyse("How do we cut the hosting bill per request?")
+    nearly_as_close = lambda block: 0.45 if "Hosting" in block else 0.5  # noqa: E731
+    assert trim(STORY, analysis, 120, nearly_as_close).startswith("Hosting it yourself")
+    assert trim(STORY, analysis, 120, lambda block: None).startswith("Hosting it yourself")
+
+
+def test_an_answer_s_quote_follows_the_retrieval_s_closeness(retriever: Retriever):
+    question = "Which people should we bring on first?"
+    found = replace(
+        retrieval(retriever, question, hit(retriever, "Hiring", question)),
+        closeness=closer_to("Hire engineers"),
+    )
+    answer = compose(question, found, Verdict.ANSWER, 0.9, retriever.index, 5)
+    assert answer.text.startswith("Hire engineers who have shipped")
+
+
 def test_the_verdict_follows_the_learned_probabilities(retriever: Retriever):
     question = "Which engineers should I hire?"
     found = retrieval(retriever, question, hit(retriever, "Hiring", question))
