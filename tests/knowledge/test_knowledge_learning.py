@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from knowledge.evaluate import EVAL_DIR, Question, labelled_questions, read_questions
+from knowledge.evaluate import EVAL_DIR, HELD_OUT_SETS, Question, labelled_questions, read_questions
 from knowledge.features import BASE_FEATURES, POOL_SIZES, QUESTION_FEATURES, UNIT_FEATURES, within_pool
 from knowledge.learned import SHIPPED, LinearModel, Policy, load_policy, save_policy
 from knowledge.train import (
@@ -78,6 +78,14 @@ def test_training_never_reads_the_locked_part():
     third = read_questions(EVAL_DIR / "blind3.jsonl")
     assert third and all(q.split == "locked" for q in third)
     assert not {q.id for q in third} & {q.id for q in questions}
+
+
+def test_the_held_out_sets_are_neither_remembered_nor_trained_on():
+    questions, counts = labelled_questions()
+    held = [q for name in HELD_OUT_SETS for q in read_questions(EVAL_DIR / name)]
+    assert len(held) > 400 and not set(HELD_OUT_SETS) & set(counts)
+    assert not {q.id for q in held} & {q.id for q in questions}
+    assert not {q.question for q in held} & {q.question for q in questions}
 
 
 def test_the_trainer_fits_the_same_usable_policy_twice_on_a_small_sample(
