@@ -118,6 +118,11 @@ TEXTS: dict[str, dict[Lang, str]] = {
         "zh": "抱歉，我的知识库里没有这个问题的答案。我可以回答基于大模型创业的问题：模型与训练、产品与用户、融资、"
         "团队、数据与隐私；也可以画数字（/image）和写短文（/text）。",
     },
+    # Said under the small-talk reply to a message the knowledge base would likely answer ("VGG").
+    "leaning_question": {
+        "en": "If that was a question for my sources, send /ask {command}",
+        "zh": "如果这是想问资料的问题，请发送 /ask {command}",
+    },
     # Said under the answer to a message that looked more like a picture or text request than a question.
     "leaning_image": {
         "en": "Did you want a picture? Send /image {command}",

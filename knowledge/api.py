@@ -98,7 +98,8 @@ class Understanding:
     """How a free-text message was read, and what to act on: the answer to a question, the digit and
     count of a picture request, the topic of a text request. A message answered as a question only
     because the classifier was unsure it asked for a picture or a text has `leaning` set to that
-    intent, with its digit and count or topic read, so the reply can offer the command."""
+    intent, with its digit and count or topic read, so the reply can offer the command; small talk
+    the knowledge base would likely answer has `leaning` "question", so the reply can offer /ask."""
 
     intent: Intent
     confidence: float

@@ -171,6 +171,12 @@ class KnowledgeBase:
         if prediction.intent in REQUESTS:
             fields = _request_fields(prediction.intent, message)
             return Understanding(prediction.intent, prediction.confidence, **fields)
+        if prediction.intent == "smalltalk":
+            # A bare term ("VGG", "tanh") can read as small talk. It is not answered outright, since
+            # the answer model is as sure of "test" or "帮助"; the reply offers /ask for it instead.
+            answer = await self._answer_read(message, retriever, query, multi, False, k)
+            if answer.answered and answer.confidence >= EVEN_CHANCE:
+                return Understanding("smalltalk", prediction.confidence, leaning="question")
         return Understanding(prediction.intent, prediction.confidence)
 
     def reload_intent(self) -> str | None:

@@ -25,6 +25,9 @@ from bot.texts import text
 from generation.api import MAX_IMAGES
 from knowledge.api import Lang, Understanding
 
+# Small talk is short; a longer message is offered cut, as a start the asker can edit.
+ASK_HINT_CHARS = 200
+
 
 async def on_message(update: Update, context: CustomContext) -> None:
     """Read the message, then answer it, draw, write, or reply in a line."""
@@ -40,7 +43,7 @@ async def on_message(update: Update, context: CustomContext) -> None:
     if understood.intent == "question" and understood.answer is not None:
         await reply_with_answer(context, request, message, understood.answer)
         if understood.leaning:
-            await reply(context, request, leaning_hint(understood, request.lang))
+            await reply(context, request, leaning_hint(understood, request.lang, message))
     elif understood.intent == "image" and understood.digit is None:
         await reply(context, request, text("image_which_digit", request.lang, max_images=MAX_IMAGES))
     elif understood.intent == "image":
@@ -49,15 +52,17 @@ async def on_message(update: Update, context: CustomContext) -> None:
         await write(context, request, understood.prompt)
     else:
         record_usage(context, request, "message", understood.intent)
-        await reply(
-            context,
-            request,
-            text("offtopic" if understood.intent == "offtopic" else "smalltalk", request.lang),
-        )
+        line = text("offtopic" if understood.intent == "offtopic" else "smalltalk", request.lang)
+        if understood.leaning == "question":
+            line += "\n\n" + leaning_hint(understood, request.lang, message)
+        await reply(context, request, line)
 
 
-def leaning_hint(understood: Understanding, lang: Lang) -> str:
-    """The command for what a message answered as a question looked like it asked for after all."""
+def leaning_hint(understood: Understanding, lang: Lang, message: str) -> str:
+    """The command for what a message looked like it asked for after all: a picture or a text, for
+    one answered as a question; an answer, for one read as small talk."""
+    if understood.leaning == "question":
+        return text("leaning_question", lang, command=escape(" ".join(message.split())[:ASK_HINT_CHARS]))
     if understood.leaning == "image":
         if understood.digit is None:
             return text("leaning_image_any", lang, max_images=MAX_IMAGES)

@@ -100,7 +100,8 @@ class FakeKnowledgeBase:
     async def understand_async(self, message: str, k: int = 5) -> Understanding:
         """Routes by a leading word, as the real classifier would read these: "draw 7 2" (digit, count),
         "write <topic>", a greeting, "recipe ..." (off-topic); "maybe draw 7 2" and "maybe write <topic>"
-        are questions the classifier leaned to read as requests; anything else is a question."""
+        are questions the classifier leaned to read as requests; "tanh" and "relu" are small talk the
+        knowledge base would answer; anything else is a question."""
         words = message.lower().split()
         first = words[0] if words else ""
         numbers = [int(word) for word in words[1:] if word.isdigit()]
@@ -111,6 +112,8 @@ class FakeKnowledgeBase:
             return Understanding("text", 0.9, prompt=" ".join(message.split()[1:]))
         if first in ("hi", "hello", "thanks", "thanks!", "你好", "谢谢"):
             return Understanding("smalltalk", 0.9)
+        if first in ("tanh", "relu"):  # a bare term read as small talk, which the articles answer
+            return Understanding("smalltalk", 0.9, leaning="question")
         if first in ("recipe", "菜谱"):
             return Understanding("offtopic", 0.9)
         if first == "maybe" and len(words) > 1 and words[1] in ("draw", "write"):

@@ -306,6 +306,21 @@ async def test_free_text_is_routed_by_what_it_asks_for(fake: FakeTelegram, data_
     assert "Sources" not in visible(declined)
 
 
+async def test_a_term_read_as_small_talk_is_offered_as_a_question(fake: FakeTelegram, data_dir: Path) -> None:
+    """A bare term the classifier reads as small talk gets the small-talk line and the /ask command
+    that would answer it, escaped; a greeting gets the line alone."""
+    async with run_bot(fake, data_dir):
+        chat = private_chat(fake)
+        chat.message("tanh <vs> relu")
+        [offer] = await fake.wait_for_reply(chat.id)
+        chat.message("hello")
+        [_, hello] = await fake.wait_for_reply(chat.id, count=2)
+    assert "/help" in visible(offer)
+    assert visible(offer).endswith("If that was a question for my sources, send /ask tanh <vs> relu")
+    assert "&lt;vs&gt;" in offer.text  # escaped, so the reply parses
+    assert "/help" in visible(hello) and "/ask" not in visible(hello)
+
+
 async def test_an_unsure_request_answered_as_a_question_offers_the_command(
     fake: FakeTelegram, data_dir: Path
 ) -> None:

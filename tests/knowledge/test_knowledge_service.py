@@ -307,6 +307,22 @@ async def test_a_message_answered_only_for_want_of_confidence_says_what_it_leane
     )
 
 
+@pytest.mark.parametrize(
+    ("message", "leaning"), [("tanh", "question"), ("thanks a lot, have a nice day!", None)]
+)
+async def test_small_talk_the_articles_would_answer_leans_to_a_question(
+    real_kb, monkeypatch, message, leaning
+):
+    """A bare term read as small talk is not answered outright (the answer model is as sure of "test"),
+    but leans to a question when the answer model is sure the articles answer it; a thank-you does not."""
+    probabilities = {"question": 0.01, "image": 0.0, "text": 0.0, "smalltalk": 0.98, "offtopic": 0.01}
+    monkeypatch.setattr(
+        IntentClassifier, "_prediction", lambda self, row: Prediction("smalltalk", 0.98, probabilities)
+    )
+    understood = await real_kb.understand_async(message)
+    assert (understood.intent, understood.answer, understood.leaning) == ("smalltalk", None, leaning)
+
+
 def test_reload_intent_serves_a_new_champion_and_keeps_it_over_a_broken_one(
     real_kb, tmp_path, monkeypatch
 ) -> None:
