@@ -312,8 +312,21 @@ def trim(
     lexical = [-1.0 if _bare_lead_in(block) else score(block) for block in blocks]
     scores = _with_closeness(blocks, lexical, closeness) if closeness is not None else lexical
     start = max(range(len(blocks)), key=lambda i: (scores[i], -i))
-    chosen = _fill([block for block in blocks[start:] if not _bare_lead_in(block)], limit, score)
+    items = score if closeness is None else _item_score(score, closeness, max(max(lexical), 0.0) or 1.0)
+    chosen = _fill([block for block in blocks[start:] if not _bare_lead_in(block)], limit, items)
     return _join(chosen) if chosen else _shorten(_join(blocks), limit)
+
+
+def _item_score(
+    words: Callable[[str], float], closeness: Callable[[str], float | None], top: float
+) -> Callable[[str], float]:
+    """A list item's score for a list too long to quote whole: as a block's (`_with_closeness`)."""
+
+    def score(item: str) -> float:
+        cosine = closeness(item)
+        return (cosine if cosine is not None else 0.0) + LEXICAL_WEIGHT * words(item) / top
+
+    return score
 
 
 def _with_closeness(

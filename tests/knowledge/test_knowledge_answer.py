@@ -355,6 +355,21 @@ def test_the_question_s_words_still_count_beside_closeness(retriever: Retriever)
     assert trim(STORY, analysis, 120, lambda block: None).startswith("Hosting it yourself")
 
 
+def test_a_list_too_long_to_quote_whole_keeps_the_item_closest_in_meaning(retriever: Retriever):
+    tools = (
+        "These tools help a small team:\n"
+        "- Weights & Biases tracks every training run and its charts.\n"
+        "- Label Studio lets annotators tag examples in a browser.\n"
+        "- Triton serves several models behind one endpoint on a GPU.\n"
+        "- DVC versions datasets next to the code."
+    )
+    analysis = retriever.analyse("Most affordable route to personalising an LLM?")  # no word of any item
+    assert "Weights & Biases" in trim(tools, analysis, 110)  # the first item, for want of a better one
+    quote = trim(tools, analysis, 110, closer_to("Triton serves"))
+    assert quote.startswith("These tools help a small team:") and "Triton serves" in quote
+    assert "Weights & Biases" not in quote
+
+
 def test_an_answer_s_quote_follows_the_retrieval_s_closeness(retriever: Retriever):
     question = "Which people should we bring on first?"
     found = replace(
