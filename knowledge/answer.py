@@ -310,40 +310,37 @@ def trim(
 
     # A lead-in whose list was left out ("...具有以下优势：") says nothing on its own.
     lexical = [-1.0 if _bare_lead_in(block) else score(block) for block in blocks]
-    scores = _with_closeness(blocks, lexical, closeness) if closeness is not None else lexical
+    scores, items = lexical, score
+    if closeness is not None:
+        top = max(max(lexical), 0.0) or 1.0  # the best block's matching words
+
+        def blend(cosine: float, words: float) -> float:
+            return cosine + LEXICAL_WEIGHT * words / top
+
+        scores = _with_closeness(blocks, lexical, closeness, blend)
+        items = lambda item: blend(closeness(item) or 0.0, score(item))  # noqa: E731
     start = max(range(len(blocks)), key=lambda i: (scores[i], -i))
-    items = score if closeness is None else _item_score(score, closeness, max(max(lexical), 0.0) or 1.0)
     chosen = _fill([block for block in blocks[start:] if not _bare_lead_in(block)], limit, items)
     return _join(chosen) if chosen else _shorten(_join(blocks), limit)
 
 
-def _item_score(
-    words: Callable[[str], float], closeness: Callable[[str], float | None], top: float
-) -> Callable[[str], float]:
-    """A list item's score for a list too long to quote whole: as a block's (`_with_closeness`)."""
-
-    def score(item: str) -> float:
-        cosine = closeness(item)
-        return (cosine if cosine is not None else 0.0) + LEXICAL_WEIGHT * words(item) / top
-
-    return score
-
-
 def _with_closeness(
-    blocks: list[str], lexical: list[float], closeness: Callable[[str], float | None]
+    blocks: list[str],
+    lexical: list[float],
+    closeness: Callable[[str], float | None],
+    blend: Callable[[float, float], float],
 ) -> list[float]:
-    """Each block's cosine with the question plus its share of the best block's matching words, times
-    LEXICAL_WEIGHT (a block the sentence vectors do not cover counts as the least close one); the
-    lexical scores alone when none is covered."""
+    """Each block's `blend` of its cosine with the question and its matching words (a block the
+    sentence vectors do not cover counts as the least close one; a bare lead-in never starts a
+    quote); the lexical scores alone when no block is covered. A list too long to quote whole keeps
+    its items by the same blend."""
     cosines = [closeness(block) for block in blocks]
     known = [c for c in cosines if c is not None]
     if not known:
         return lexical
     floor = min(known)
-    best = max(lexical)
-    top = best if best > 0 else 1.0
     return [
-        -math.inf if words < 0 else (floor if c is None else c) + LEXICAL_WEIGHT * words / top
+        -math.inf if words < 0 else blend(floor if c is None else c, words)
         for c, words in zip(cosines, lexical, strict=True)
     ]
 

