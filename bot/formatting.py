@@ -18,6 +18,8 @@ SOURCES_SHOWN = 3
 PASSAGE_CHARS = 700
 
 _TAG = re.compile(r"<(/?)([a-zA-Z-]+)[^>]*>")
+# A fenced block in an answer's text (the article's code it quotes).
+_FENCED = re.compile(r"^```[^\n]*\n(.*?)\n```$", re.DOTALL | re.MULTILINE)
 
 
 def escape(value: object) -> str:
@@ -61,7 +63,7 @@ def source_label(source: Source) -> str:
 
 def render_answer(answer: Answer, lang: Lang) -> str:
     """The reply for an Answer: its text, then its first sources (or suggestions when it declined)."""
-    parts = [escape(answer.text.strip())]
+    parts = [_FENCED.sub(r"<pre>\1</pre>", escape(answer.text.strip()))]
     if answer.answered and answer.sources:
         cited = [
             f"{number}. {source_label(source)}"

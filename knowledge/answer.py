@@ -13,6 +13,7 @@ from knowledge.decide import Verdict
 from knowledge.index import KnowledgeIndex, unit_heading_text
 from knowledge.ingest import Section
 from knowledge.retrieve import Hit, QueryAnalysis, Retrieval
+from knowledge.snippets import FENCE, matching_snippets
 from knowledge.text import CODE_FENCE, dedup_key, lexical_tokens, simplified, traditional
 
 ANSWER_CHARS = {"en": 700, "zh": 350}
@@ -43,6 +44,8 @@ SECOND_LEAD = {"en": "Source 2 adds:", "zh": "来源2补充："}
 SECOND_LEAD_OTHER_LANGUAGE = {"en": "Source 2 adds, in Chinese:", "zh": "来源2补充（英文）："}
 # Above the sentences a cited section's translation adds, named in that translation's language.
 TRANSLATION_LEAD = {"en": "In the English version:", "zh": "中文版本："}
+# Above the code of the quoted section that the question asks about.
+CODE_LEAD = {"en": "From the article's code:", "zh": "文中的代码："}
 SUGGESTIONS_HEADING = {"en": "It can help with topics like:", "zh": "它可以回答这些方面的问题："}
 SENTENCE_END = re.compile(r"(?<=[。！？!?；;])|(?<=\.)\s+(?=[A-Z0-9*\-])")
 LIST_ITEM = re.compile(r"^(?:[-*+•]|\d+[.)、])\s*")
@@ -65,15 +68,38 @@ def compose(
         topics = _suggestions(index, hits, lang)
         return Answer(question, lang, False, DECLINE_TEXT[lang], confidence, sources, topics)
     best_section, best_text = localised(index, hits[0].unit, lang)
-    text = trim(best_text, analysis, ANSWER_CHARS[best_section.lang], closeness)
+    room = ANSWER_CHARS[best_section.lang]
+    # A passage of code alone (part of a long block) is quoted from its section's prose.
+    text = trim(best_text, analysis, room, closeness) or trim(best_section.text, analysis, room, closeness)
     if best_section.lang != lang:
         text = f"{OTHER_LANGUAGE_NOTE[lang]}\n{text}"
+    text += _code_quote(index, best_section, analysis, lang, text)
     text += _second_quote(index, hits, analysis, lang, text, closeness)
     if verdict is Verdict.CLOSEST:
         return Answer(question, lang, False, f"{CLOSEST_LEAD[lang]}\n{text}", confidence, sources, [])
     if verdict is Verdict.TENTATIVE:
         text = f"{TENTATIVE_LEAD[lang]}\n{text}"
     return Answer(question, lang, True, text, confidence, sources, [])
+
+
+def _code_quote(
+    index: KnowledgeIndex, section: Section, analysis: QueryAnalysis, lang: str, quoted: str
+) -> str:
+    """The section's code that the question's words point to ("what learning rate does the example
+    use?"), as a fenced block under a lead; nothing when no snippet matches or the quote holds it."""
+    # The question's own words only: glossary translations ("LSTM" -> 循环神经网络) match comments
+    # by chance ("# 训练循环"). Words the prose quote holds say what the section is about (BERT, 模型),
+    # not which code the question means.
+    terms = set(analysis.terms) - set(lexical_tokens(quoted))
+    found = [
+        snippet
+        for snippet in matching_snippets(section.text, terms, index.lexical.term_idf)
+        if snippet.strip() not in quoted
+    ]
+    if not found:
+        return ""
+    code = "\n\n".join(found)
+    return f"\n\n{CODE_LEAD[lang]}\n{FENCE}\n{code}\n{FENCE}"
 
 
 def _second_quote(
@@ -145,7 +171,7 @@ def localised(index: KnowledgeIndex, unit_number: int, lang: str) -> tuple[Secti
         other = index.section_by_id(section.pair)
         if other is not None:
             return other, other.text
-    return section, unit.text
+    return section, index.shown_text(unit_number)
 
 
 def _source(
@@ -217,7 +243,7 @@ def excerpt(
     first_left_out: int | None = None
     used = 0
     for unit in sorted(members, key=lambda u: (rank.get(u, len(rank)), u)):
-        text = index.units[unit].text
+        text = index.shown_text(unit)
         if shown and used + len(text) > SOURCE_CHARS:
             if first_left_out is None:
                 first_left_out = unit
@@ -226,14 +252,17 @@ def excerpt(
         used += len(text)
     room = SOURCE_CHARS - used - len("\n\n…\n\n")
     if analysis is not None and first_left_out is not None and room >= MIN_PART_CHARS:
-        shown[first_left_out] = trim(index.units[first_left_out].text, analysis, room, closeness)
+        part = trim(index.shown_text(first_left_out), analysis, room, closeness)
+        if part:
+            shown[first_left_out] = part
     parts: list[str] = []
     for unit in sorted(shown):
-        whole = shown[unit] == index.units[unit].text
+        whole = shown[unit] == index.shown_text(unit)
         if (unit != members[0] and unit - 1 not in shown) or not whole:
             parts.append("…")  # a passage, or part of one, left out before this
         parts.append(shown[unit])
-    return _clip("\n\n".join(parts))
+    # Consecutive passages of one code block read as one block.
+    return _clip("\n\n".join(parts).replace(f"\n{FENCE}\n\n{FENCE}\n", "\n\n"))
 
 
 def _clip(text: str) -> str:
@@ -296,10 +325,11 @@ def trim(
     """A readable answer: from the block (sentence, or list with its lead-in) that best matches the
     question, the blocks that follow, within limit; a list too long to quote whole keeps its lead-in
     and the items that best match. A block matches by the question's words it holds and, where
-    `closeness` reads it, by how close its sentences come to the question's meaning."""
+    `closeness` reads it, by how close its sentences come to the question's meaning. Empty when the
+    text has no prose."""
     blocks = _prose_blocks(text)
     if not blocks:
-        return text[:limit].strip()
+        return ""  # code or formulas alone: nothing readable to quote
     if sum(len(b) for b in blocks) <= limit:
         return _join(blocks)
     terms = {**analysis.translated, **analysis.terms}

@@ -28,6 +28,7 @@ from knowledge.asked import question_files
 from knowledge.ingest import Section, corpus_files
 from knowledge.links import entry_payloads
 from knowledge.multilingual import unit_sentences
+from knowledge.snippets import fence_balanced
 from knowledge.text import CODE_FENCE, lexical_tokens
 from knowledge.tower import TOP_PARAMETERS
 
@@ -244,6 +245,12 @@ class KnowledgeIndex:
         self._section_units: dict[int, list[int]] = {}
         for n, unit in enumerate(self.units):
             self._section_units.setdefault(unit.section, []).append(n)
+        # A long code block split into passages: each passage is shown with the fences it lacks, so
+        # that its code reads as code (the stored texts stay as embedded).
+        self._shown: dict[int, str] = {}
+        for members in self._section_units.values():
+            texts = fence_balanced([self.units[n].text for n in members])
+            self._shown.update(zip(members, texts, strict=True))
 
     @property
     def fingerprint(self) -> str:
@@ -259,6 +266,10 @@ class KnowledgeIndex:
 
     def link_of(self, section: Section) -> str:
         return self.links[self._positions[section.id]]
+
+    def shown_text(self, unit: int) -> str:
+        """A unit's passage as shown to readers (code fences balanced)."""
+        return self._shown[unit]
 
     def units_in(self, section: Section) -> list[int]:
         """The units a section was split into, in document order."""

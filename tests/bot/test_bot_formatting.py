@@ -108,3 +108,13 @@ def test_caption_fits_the_limit_visibly() -> None:
     caption = fit_caption("x & y " * 400)
     problem, visible = parse_telegram_html(caption)
     assert problem is None and len(visible) <= CAPTION_LIMIT and visible.endswith("…")
+
+
+def test_code_an_answer_quotes_is_shown_preformatted_and_escaped() -> None:
+    text = "Train it like this.\n\nFrom the article's code:\n```\nif loss < best:\n    save(model)\n```"
+    answer = Answer("How is it trained?", "en", True, text, 0.9, [], [])
+    html = render_answer(answer, "en")
+    problem, visible = parse_telegram_html(html)
+    assert problem is None
+    assert "<pre>if loss &lt; best:\n    save(model)</pre>" in html
+    assert visible == "Train it like this.\n\nFrom the article's code:\nif loss < best:\n    save(model)"

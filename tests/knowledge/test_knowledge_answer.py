@@ -11,6 +11,7 @@ from knowledge_doubles import FakeEncoder, no_similarity, one_article_corpus
 
 from knowledge.answer import (
     CLOSEST_LEAD,
+    CODE_LEAD,
     DECLINE_TEXT,
     OTHER_LANGUAGE_NOTE,
     SECOND_LEAD,
@@ -256,6 +257,50 @@ def test_room_left_in_a_long_section_holds_the_best_sentences_of_a_passage_that_
     assert answer in shown and len(shown) <= SOURCE_CHARS + 1
     assert shown.index("Paragraph 1 ") < shown.index(answer)
     assert "\n\n…\n\n" in shown  # the part of the passage left out is marked
+
+
+CODE_EXAMPLE = (
+    "# Training\n\n## 1. Example\n\nThe example below trains a small classifier on labelled data.\n\n"
+    "```python\nmodel = build()\n\noptimizer = Adam(model.parameters(), lr=0.001)\n\n"
+    "model.fit(x, y, epochs=10, batch_size=64)\n```\n\n"
+    + "".join(f"## {n}. Topic {n}\n\nNotes on subject {n} for founders.\n\n" for n in range(2, 8))
+)
+
+
+def test_a_question_about_the_code_gets_the_code_that_answers_it(tmp_path: Path):
+    index = article_index(tmp_path, CODE_EXAMPLE)
+    retriever = Retriever(index, FakeEncoder())
+
+    def answer(question: str) -> str:
+        found = retrieval(retriever, question, hit(retriever, "Example", question))
+        return compose(question, found, Verdict.ANSWER, 0.9, index, 5).text
+
+    quoted = answer("How many epochs and what batch size does the example use?")
+    prose, code = quoted.split("\n\n")
+    assert prose.startswith("The example below trains")
+    assert code == f"{CODE_LEAD['en']}\n```\nmodel.fit(x, y, epochs=10, batch_size=64)\n```"
+    assert CODE_LEAD["en"] not in answer("Why train a classifier on labelled data?")
+
+
+def test_a_passage_of_code_alone_is_quoted_from_its_section_s_prose(tmp_path: Path):
+    statements = "\n\n".join(f"step_{n} = run_stage({n}, learning_rate=0.01, warmup=True)" for n in range(60))
+    index = article_index(
+        tmp_path,
+        f"# Guide\n\n## 1. Pipeline\n\nThe pipeline runs sixty stages in order.\n\n```python\n{statements}\n```\n",
+    )
+    section = index.sections[0]
+    units = index.units_in(section)
+    assert len(units) >= 3 and not index.units[units[1]].text.startswith("```")
+    retriever = Retriever(index, FakeEncoder())
+    question = "What does the pipeline run?"
+    middle = Hit(units[1], index.units[units[1]].group, 1.0, 0.9, 5.0, 1.0, (units[1], units[2]))
+    answer = compose(question, retrieval(retriever, question, middle), Verdict.ANSWER, 0.9, index, 5)
+    assert answer.text == "The pipeline runs sixty stages in order."
+    # Each passage of the block is shown as code, and two in a row as one block.
+    for unit in units:
+        assert index.shown_text(unit).count("```") % 2 == 0
+    cited = answer.sources[0].text
+    assert cited.startswith("…\n\n```\nstep_") and cited.endswith("```") and "```\n\n```" not in cited
 
 
 def test_english_question_answered_only_in_chinese_says_so(retriever: Retriever):

@@ -14,7 +14,7 @@ import pytest
 
 from knowledge import service
 from knowledge.__main__ import main as cli_main
-from knowledge.answer import DECLINE_TEXT
+from knowledge.answer import CODE_LEAD, DECLINE_TEXT
 from knowledge.api import Answer
 from knowledge.decide import Verdict
 from knowledge.intent import IntentClassifier, Prediction
@@ -375,3 +375,11 @@ def test_the_knowledge_base_answers_an_overview_question_with_the_overview(real_
     assert not real_kb.ask("What does the article say about data privacy?", 5).text.startswith(
         "My sources are"
     )
+
+
+def test_a_question_about_the_example_code_gets_the_code_it_asks_about(real_kb):
+    answer = real_kb.ask("What hidden_size and vocab_size does the LSTM language model code use?")
+    assert answer.answered
+    prose, lead, code = answer.text.partition(f"\n\n{CODE_LEAD['en']}\n```\n")
+    assert lead and "hidden_size" in code and "vocab_size" in code
+    assert "```" not in prose  # the prose quote holds no code of its own
