@@ -13,7 +13,7 @@ from knowledge.decide import Verdict
 from knowledge.index import KnowledgeIndex, unit_heading_text
 from knowledge.ingest import Section
 from knowledge.retrieve import Hit, QueryAnalysis, Retrieval
-from knowledge.snippets import FENCE, matching_snippets
+from knowledge.snippets import FENCE, matching_snippets, opening_code
 from knowledge.text import CODE_FENCE, dedup_key, lexical_tokens, simplified, traditional
 
 ANSWER_CHARS = {"en": 700, "zh": 350}
@@ -69,8 +69,14 @@ def compose(
         return Answer(question, lang, False, DECLINE_TEXT[lang], confidence, sources, topics)
     best_section, best_text = localised(index, hits[0].unit, lang)
     room = ANSWER_CHARS[best_section.lang]
-    # A passage of code alone (part of a long block) is quoted from its section's prose.
-    text = trim(best_text, analysis, room, closeness) or trim(best_section.text, analysis, room, closeness)
+    # A passage of code alone (part of a long block) is quoted from its section's prose, a section of
+    # code alone by its opening code.
+    text = (
+        trim(best_text, analysis, room, closeness)
+        or trim(best_section.text, analysis, room, closeness)
+        or _fenced(opening_code(best_section.text, room))
+        or best_section.text[:room].strip()
+    )
     if best_section.lang != lang:
         text = f"{OTHER_LANGUAGE_NOTE[lang]}\n{text}"
     text += _code_quote(index, best_section, analysis, lang, text)
@@ -96,10 +102,11 @@ def _code_quote(
         for snippet in matching_snippets(section.text, terms, index.lexical.term_idf)
         if snippet.strip() not in quoted
     ]
-    if not found:
-        return ""
-    code = "\n\n".join(found)
-    return f"\n\n{CODE_LEAD[lang]}\n{FENCE}\n{code}\n{FENCE}"
+    return f"\n\n{CODE_LEAD[lang]}\n{_fenced(found)}" if found else ""
+
+
+def _fenced(snippets: list[str]) -> str:
+    return f"{FENCE}\n" + "\n\n".join(snippets) + f"\n{FENCE}" if snippets else ""
 
 
 def _second_quote(

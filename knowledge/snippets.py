@@ -53,6 +53,18 @@ def snippets(text: str) -> list[str]:
     return found
 
 
+def opening_code(text: str, limit: int) -> list[str]:
+    """The text's first snippets within limit (at least the first, cut if it must be)."""
+    chosen: list[str] = []
+    used = 0
+    for snippet in snippets(text):
+        if chosen and used + len(snippet) > limit:
+            break
+        chosen.append(snippet[:limit])
+        used += len(snippet)
+    return chosen
+
+
 def matching_snippets(text: str, terms: set[str], idf: Callable[[str], float]) -> list[str]:
     """The text's snippets that the question's `terms` point to, in order, within CODE_CHARS: the best
     (when its terms weigh MIN_MATCH) and up to MOST_SNIPPETS in all that match half as well."""

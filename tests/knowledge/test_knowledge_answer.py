@@ -303,6 +303,17 @@ def test_a_passage_of_code_alone_is_quoted_from_its_section_s_prose(tmp_path: Pa
     assert cited.startswith("…\n\n```\nstep_") and cited.endswith("```") and "```\n\n```" not in cited
 
 
+def test_a_section_of_code_alone_is_quoted_by_its_opening_code(tmp_path: Path):
+    index = article_index(
+        tmp_path, "# Setup\n\n## 1. Install\n\n```bash\npip install torch\n\npython train.py\n```\n"
+    )
+    retriever = Retriever(index, FakeEncoder())
+    question = "How do I set it up?"
+    found = retrieval(retriever, question, hit(retriever, "Install", question))
+    answer = compose(question, found, Verdict.ANSWER, 0.9, index, 5)
+    assert answer.text == "```\npip install torch\n\npython train.py\n```"
+
+
 def test_english_question_answered_only_in_chinese_says_so(retriever: Retriever):
     question = "How do startups get funding?"
     found = retrieval(retriever, question, hit(retriever, "融资", question))

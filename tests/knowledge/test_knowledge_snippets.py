@@ -8,6 +8,7 @@ from knowledge.snippets import (
     MOST_SNIPPETS,
     fence_balanced,
     matching_snippets,
+    opening_code,
     snippets,
 )
 from knowledge.text import lexical_tokens
@@ -74,3 +75,9 @@ def test_a_long_snippet_keeps_its_first_line_and_the_lines_holding_the_question_
     kept = chosen.split("\n")
     assert kept[0] == "def train(model):" and kept[-1] == "    save(model, 'model.pth')"
     assert kept[1] == "    step_0(model)" and len(chosen) <= CODE_CHARS < len(text)
+
+
+def test_the_opening_code_is_the_first_snippets_that_fit():
+    assert opening_code(BLOCK, 40) == ["import torch", "optimizer = Adam(lr=1e-5)"]
+    assert opening_code(BLOCK, 5) == ["impor"]
+    assert opening_code("No code here.", 100) == []
