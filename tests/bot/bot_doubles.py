@@ -91,6 +91,9 @@ class FakeKnowledgeBase:
         if "long" in lowered:
             paragraphs = [f"Paragraph {i}: " + "word " * 150 for i in range(12)]
             return Answer(question, lang, True, "\n\n".join(paragraphs), 0.9, sources[:2])
+        if "learning rate" in lowered:  # an answer quoting the article's code, as knowledge.answer does
+            code = "From the article's code:\n```\nif loss < best:\n    optimizer = Adam(lr=1e-5)\n```"
+            return Answer(question, lang, True, f"The example trains with Adam.\n\n{code}", 0.9, sources)
         if "pricing" in lowered or "定价" in question:
             body = "定价要基于价值。" if lang == "zh" else "Price on value, not cost."
             return Answer(question, lang, True, f"{body} (You asked: {question})", 0.8, sources)

@@ -57,6 +57,17 @@ async def test_html_in_question_is_escaped(fake: FakeTelegram, data_dir: Path) -
     assert "You asked: pricing for <b>AT&T</b> & <script>" in visible(reply)
 
 
+async def test_code_an_answer_quotes_arrives_preformatted(fake: FakeTelegram, data_dir: Path) -> None:
+    async with run_bot(fake, data_dir):
+        chat = private_chat(fake)
+        chat.message("What learning rate does the example use?")
+        [reply] = await fake.wait_for_reply(chat.id)
+    assert "<pre>if loss &lt; best:\n    optimizer = Adam(lr=1e-5)</pre>" in reply.text
+    assert visible(reply).startswith(
+        "The example trains with Adam.\n\nFrom the article's code:\nif loss < best:\n    optimizer = Adam(lr=1e-5)\n\n"
+    )
+
+
 async def test_long_answer_is_split_on_paragraphs_with_buttons_on_last(
     fake: FakeTelegram, data_dir: Path
 ) -> None:
