@@ -18,8 +18,9 @@ SOURCES_SHOWN = 3
 PASSAGE_CHARS = 700
 
 _TAG = re.compile(r"<(/?)([a-zA-Z-]+)[^>]*>")
-# A fenced block in an answer's text (the article's code it quotes).
+# A fenced block in an answer's text (the article's code it quotes), and a fence line's marks.
 _FENCED = re.compile(r"^```[^\n]*\n(.*?)\n```$", re.DOTALL | re.MULTILINE)
+_FENCE_MARK = re.compile(r"^```\w*$", re.MULTILINE)
 
 
 def escape(value: object) -> str:
@@ -41,6 +42,11 @@ def metrics_text(metrics: dict[str, Any] | None) -> str:
 
 def _is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def passage_plain(value: str, limit: int) -> str:
+    """A passage on one line (code fence marks left out), cut to `limit` as `truncate_plain` does."""
+    return truncate_plain(" ".join(_FENCE_MARK.sub(" ", value).split()), limit)
 
 
 def truncate_plain(value: str, limit: int) -> str:
@@ -80,7 +86,7 @@ def render_passages(sources: Sequence[Source], first_number: int) -> str:
     """Quoted passages for the "More sources" button, numbered from `first_number`."""
     blocks = []
     for number, source in enumerate(sources, start=first_number):
-        passage = escape(truncate_plain(" ".join(source.text.split()), PASSAGE_CHARS))
+        passage = escape(passage_plain(source.text, PASSAGE_CHARS))
         blocks.append(f"{number}. {source_label(source)}\n<blockquote>{passage}</blockquote>")
     return "\n\n".join(blocks)
 

@@ -16,7 +16,7 @@ from telegram.constants import ParseMode
 from telegram.error import BadRequest
 
 from bot.context import CustomContext
-from bot.formatting import MESSAGE_LIMIT, render_answer, split_html, truncate_plain
+from bot.formatting import MESSAGE_LIMIT, passage_plain, render_answer, split_html, truncate_plain
 from bot.keyboards import HELP_PAYLOAD, open_in_bot_buttons
 from bot.texts import Lang, text
 from knowledge.api import Answer, detect_lang
@@ -68,7 +68,7 @@ def _results(answer: Answer, context: CustomContext) -> list[InlineQueryResultAr
         return [_article("declined", answer, context, title=text("inline_declined", lang))]
     results = [_article("0", answer, context, title=answer.sources[0].section or answer.sources[0].title)]
     for n, source in enumerate(answer.sources[1:SOURCE_RESULTS], start=1):
-        passage = truncate_plain(" ".join(source.text.split()), PASSAGE_CHARS)
+        passage = passage_plain(source.text, PASSAGE_CHARS)
         alone = replace(answer, text=passage, sources=[source])
         results.append(_article(str(n), alone, context, title=source.section or source.title))
     return results
@@ -80,7 +80,7 @@ def _article(result_id: str, answer: Answer, context: CustomContext, title: str)
     return InlineQueryResultArticle(
         id=result_id,
         title=truncate_plain(title, 120) or text("inline_answer", lang),
-        description=truncate_plain(" ".join(answer.text.split()), DESCRIPTION_CHARS),
+        description=passage_plain(answer.text, DESCRIPTION_CHARS),
         # One message: a long answer is cut at a paragraph, as its first reply part would be.
         input_message_content=InputTextMessageContent(
             split_html(render_answer(answer, lang), MESSAGE_LIMIT)[0], parse_mode=ParseMode.HTML

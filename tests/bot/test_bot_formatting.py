@@ -118,3 +118,9 @@ def test_code_an_answer_quotes_is_shown_preformatted_and_escaped() -> None:
     assert problem is None
     assert "<pre>if loss &lt; best:\n    save(model)</pre>" in html
     assert visible == "Train it like this.\n\nFrom the article's code:\nif loss < best:\n    save(model)"
+
+
+def test_a_passage_of_code_is_quoted_on_one_line_without_its_fence_marks() -> None:
+    sources = [Source("d", "T", "S", "en", "Train it:\n\n```python\nmodel.fit(x, y)\n```\n\nThen save.", 0.5)]
+    _, visible = parse_telegram_html(render_passages(sources, first_number=2))
+    assert visible == "2. T — S\nTrain it: model.fit(x, y) Then save."
