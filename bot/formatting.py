@@ -10,7 +10,7 @@ from typing import Any
 from telegram.constants import MessageLimit
 
 from bot.texts import Lang, text
-from knowledge.api import Answer, Source
+from knowledge.api import CODE_FENCE_MARK, Answer, Source
 
 MESSAGE_LIMIT = MessageLimit.MAX_TEXT_LENGTH  # 4096
 CAPTION_LIMIT = MessageLimit.CAPTION_LENGTH  # 1024
@@ -19,8 +19,9 @@ PASSAGE_CHARS = 700
 
 _TAG = re.compile(r"<(/?)([a-zA-Z-]+)[^>]*>")
 # A fenced block in an answer's text (the article's code it quotes), and a fence line's marks.
-_FENCED = re.compile(r"^```[^\n]*\n(.*?)\n```$", re.DOTALL | re.MULTILINE)
-_FENCE_MARK = re.compile(r"^```\w*$", re.MULTILINE)
+_FENCE = re.escape(CODE_FENCE_MARK)
+_FENCED = re.compile(rf"^{_FENCE}[^\n]*\n(.*?)\n{_FENCE}$", re.DOTALL | re.MULTILINE)
+_FENCE_MARK = re.compile(rf"^{_FENCE}\w*$", re.MULTILINE)
 
 
 def escape(value: object) -> str:

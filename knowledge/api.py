@@ -68,6 +68,11 @@ class Source:
         )
 
 
+# Code an answer quotes stands in its text between two lines of this mark (a Markdown fence), so that
+# a reply can show it preformatted.
+CODE_FENCE_MARK = "```"
+
+
 @dataclass(frozen=True)
 class Answer:
     """What the knowledge base says to one question."""

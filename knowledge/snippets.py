@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from knowledge.api import CODE_FENCE_MARK as FENCE
 from knowledge.text import lexical_tokens
 
-FENCE = "```"
 # A snippet is quoted when the question's words it holds, beyond those the prose quote already holds,
 # weigh this much together (their idf summed): one common word ("model", "size") does not make a
 # question about the code; a rare one ("lr", "save") or two ("epochs", "batch_size") do. Chosen leaving
@@ -26,11 +26,15 @@ def fence_balanced(pieces: list[str]) -> list[str]:
     for piece in pieces:
         opened = inside
         for line in piece.split("\n"):
-            if line.strip().startswith(FENCE):
+            if _is_fence(line):
                 inside = not inside
         text = f"{FENCE}\n{piece}" if opened else piece
         balanced.append(f"{text}\n{FENCE}" if inside else text)
     return balanced
+
+
+def _is_fence(line: str) -> bool:
+    return line.strip().startswith(FENCE)
 
 
 def snippets(text: str) -> list[str]:
@@ -39,7 +43,7 @@ def snippets(text: str) -> list[str]:
     run: list[str] = []
     inside = False
     for line in text.split("\n"):
-        fence = line.strip().startswith(FENCE)
+        fence = _is_fence(line)
         if fence or not line.strip():
             if run:
                 found.append("\n".join(run))
