@@ -43,6 +43,7 @@ ORDINALS = (
     "eleventh",
     "twelfth",
     "thirteenth",
+    "fourteenth",
 )
 TARGETS = (
     ("answerable declined", "<=", 0.05),
