@@ -53,6 +53,11 @@ LEAD_IN_END = ("：", ":")
 # A quote starts at the block closest to the question in meaning (a cosine) plus this much for holding
 # as many of its words as the best-matching block; chosen leaving each labelled set out in turn.
 LEXICAL_WEIGHT = 0.5
+# After its start, a quote takes the blocks that score best and fit; one that follows a block already
+# taken counts this much more. Chosen leaving each labelled set out in turn.
+FOLLOW_BONUS = 0.1
+# Marks blocks left out between two quoted ones.
+GAP = "…"
 
 
 def compose(
@@ -329,11 +334,11 @@ def opening(text: str, limit: int) -> str:
 def trim(
     text: str, analysis: QueryAnalysis, limit: int, closeness: Callable[[str], float | None] | None = None
 ) -> str:
-    """A readable answer: from the block (sentence, or list with its lead-in) that best matches the
-    question, the blocks that follow, within limit; a list too long to quote whole keeps its lead-in
-    and the items that best match. A block matches by the question's words it holds and, where
-    `closeness` reads it, by how close its sentences come to the question's meaning. Empty when the
-    text has no prose."""
+    """A readable answer: the block (sentence, or list with its lead-in) that best matches the
+    question, then the best-matching blocks that fit within limit, in document order (`_choose`); a
+    list too long to quote whole keeps its lead-in and the items that best match. A block matches by
+    the question's words it holds and, where `closeness` reads it, by how close its sentences come to
+    the question's meaning. Empty when the text has no prose."""
     blocks = _prose_blocks(text)
     if not blocks:
         return ""  # code or formulas alone: nothing readable to quote
@@ -357,8 +362,39 @@ def trim(
         scores = _with_closeness(blocks, lexical, closeness, blend)
         items = lambda item: blend(closeness(item) or 0.0, score(item))  # noqa: E731
     start = max(range(len(blocks)), key=lambda i: (scores[i], -i))
-    chosen = _fill([block for block in blocks[start:] if not _bare_lead_in(block)], limit, items)
-    return _join(chosen) if chosen else _shorten(_join(blocks), limit)
+    if _bare_lead_in(blocks[start]):  # every block is one
+        return _shorten(_join(blocks), limit)
+    if len(blocks[start]) > limit:
+        return _shorten(blocks[start], limit, items)
+    return _join_with_gaps(blocks, _choose(blocks, scores, start, limit))
+
+
+def _choose(blocks: list[str], scores: list[float], start: int, limit: int) -> list[int]:
+    """The start block, then, while any fits, the best-scoring block left (one right after a chosen
+    block counts FOLLOW_BONUS more, so that a quote reads on where it can), in document order."""
+    chosen = {start}
+    used = len(blocks[start])
+    while True:
+        fitting = [
+            n
+            for n, block in enumerate(blocks)
+            if n not in chosen and not _bare_lead_in(block) and used + len(block) <= limit
+        ]
+        if not fitting:
+            return sorted(chosen)
+        best = max(fitting, key=lambda n: (scores[n] + FOLLOW_BONUS * (n - 1 in chosen), -n))
+        chosen.add(best)
+        used += len(blocks[best])
+
+
+def _join_with_gaps(blocks: list[str], chosen: list[int]) -> str:
+    """The chosen blocks joined, with a gap mark where blocks were left out between them."""
+    parts: list[str] = []
+    for place, n in enumerate(chosen):
+        if place and n != chosen[place - 1] + 1:
+            parts.append(GAP)
+        parts.append(blocks[n])
+    return _join(parts)
 
 
 def _with_closeness(

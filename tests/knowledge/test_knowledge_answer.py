@@ -407,8 +407,30 @@ def test_a_quote_starts_at_the_sentence_closest_in_meaning_when_no_words_are_sha
 def test_the_question_s_words_still_count_beside_closeness(retriever: Retriever):
     analysis = retriever.analyse("How do we cut the hosting bill per request?")
     nearly_as_close = lambda block: 0.45 if "Hosting" in block else 0.5  # noqa: E731
-    assert trim(STORY, analysis, 120, nearly_as_close).startswith("Hosting it yourself")
-    assert trim(STORY, analysis, 120, lambda block: None).startswith("Hosting it yourself")
+    for quote in (
+        trim(STORY, analysis, 120, nearly_as_close),
+        trim(STORY, analysis, 120, lambda block: None),
+    ):
+        assert "Hosting it yourself later cuts" in quote and "Fine-tuning" not in quote
+
+
+def test_a_quote_fills_its_room_with_the_best_matching_blocks_in_document_order(retriever: Retriever):
+    analysis = retriever.analyse("Most affordable route to personalising an LLM?")  # no word of the story
+    readings = {"Founders": 0.5, "Fine-tuning": 0.1, "Hosting": 0.9, "Either way": 0.2}
+
+    def closeness(block: str) -> float:
+        return max(cosine for start, cosine in readings.items() if start in block)
+
+    assert trim(STORY, analysis, 130, closeness) == (
+        "Founders often start with a public model. … "
+        "Hosting it yourself later cuts the bill per request once traffic is steady."
+    )
+    # A block right after one already quoted counts a little more: the quote reads on.
+    readings["Either way"] = 0.45
+    assert trim(STORY, analysis, 130, closeness) == (
+        "Hosting it yourself later cuts the bill per request once traffic is steady. "
+        "Either way, measure what users do with its answers."
+    )
 
 
 def test_a_list_too_long_to_quote_whole_keeps_the_item_closest_in_meaning(retriever: Retriever):
