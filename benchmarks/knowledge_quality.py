@@ -44,6 +44,7 @@ ORDINALS = (
     "twelfth",
     "thirteenth",
     "fourteenth",
+    "fifteenth",
 )
 TARGETS = (
     ("answerable declined", "<=", 0.05),

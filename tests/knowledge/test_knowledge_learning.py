@@ -83,7 +83,7 @@ def test_training_never_reads_the_locked_part():
 def test_the_held_out_sets_are_neither_remembered_nor_trained_on():
     questions, counts = labelled_questions()
     held = [q for name in HELD_OUT_SETS for q in read_questions(EVAL_DIR / name)]
-    assert len(held) > 200 and not set(HELD_OUT_SETS) & set(counts)
+    assert len(held) > 400 and not set(HELD_OUT_SETS) & set(counts)
     assert not {q.id for q in held} & {q.id for q in questions}
     assert not {q.question for q in held} & {q.question for q in questions}
 
