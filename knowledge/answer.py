@@ -56,7 +56,7 @@ LEXICAL_WEIGHT = 0.5
 # After its start, a quote takes the blocks that score best and fit; one that follows a block already
 # taken counts this much more. Chosen leaving each labelled set out in turn.
 FOLLOW_BONUS = 0.1
-# Marks blocks left out between two quoted ones.
+# Marks text left out between two quoted or cited parts of a section.
 GAP = "…"
 
 
@@ -262,7 +262,7 @@ def excerpt(
             continue
         shown[unit] = text
         used += len(text)
-    room = SOURCE_CHARS - used - len("\n\n…\n\n")
+    room = SOURCE_CHARS - used - len(f"\n\n{GAP}\n\n")
     if analysis is not None and first_left_out is not None and room >= MIN_PART_CHARS:
         part = trim(index.shown_text(first_left_out), analysis, room, closeness)
         if part:
@@ -271,7 +271,7 @@ def excerpt(
     for unit in sorted(shown):
         whole = shown[unit] == index.shown_text(unit)
         if (unit != members[0] and unit - 1 not in shown) or not whole:
-            parts.append("…")  # a passage, or part of one, left out before this
+            parts.append(GAP)  # a passage, or part of one, left out before this
         parts.append(shown[unit])
     # Consecutive passages of one code block read as one block.
     return _clip("\n\n".join(parts).replace(f"\n{FENCE}\n\n{FENCE}\n", "\n\n"))
@@ -313,14 +313,14 @@ def _prose_blocks(text: str) -> list[str]:
     return _blocks(prose)
 
 
-def _fill(blocks: list[str], limit: int, score: Callable[[str], float] | None = None) -> list[str]:
+def _fill(blocks: list[str], limit: int) -> list[str]:
     """The leading blocks that fit within limit (the first always, shortened if it must be)."""
     chosen: list[str] = []
     used = 0
     for block in blocks:
         if used and used + len(block) > limit:
             break
-        chosen.append(block if len(block) <= limit else _shorten(block, limit, score))
+        chosen.append(block if len(block) <= limit else _shorten(block, limit))
         used += len(block)
     return chosen
 
@@ -374,12 +374,9 @@ def _choose(blocks: list[str], scores: list[float], start: int, limit: int) -> l
     block counts FOLLOW_BONUS more, so that a quote reads on where it can), in document order."""
     chosen = {start}
     used = len(blocks[start])
+    left = [n for n, block in enumerate(blocks) if n != start and not _bare_lead_in(block)]
     while True:
-        fitting = [
-            n
-            for n, block in enumerate(blocks)
-            if n not in chosen and not _bare_lead_in(block) and used + len(block) <= limit
-        ]
+        fitting = [n for n in left if n not in chosen and used + len(blocks[n]) <= limit]
         if not fitting:
             return sorted(chosen)
         best = max(fitting, key=lambda n: (scores[n] + FOLLOW_BONUS * (n - 1 in chosen), -n))
