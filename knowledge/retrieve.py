@@ -27,6 +27,7 @@ from knowledge.glossary import Glossary, Spans
 from knowledge.index import KnowledgeIndex, dense_rows
 from knowledge.learned import Policy
 from knowledge.multilingual import Multilingual
+from knowledge.spelling import ChineseSpelling
 from knowledge.text import (
     CHINESE_STOP_CHARS,
     CJK_RUN,
@@ -170,6 +171,9 @@ class Retriever:
             section = index.sections[unit.section]
             words.update(re.findall(r"[a-z]+", f"{section.heading} {unit.text}".lower()))
         self._word_counts = words
+        self._chinese_spelling = ChineseSpelling(
+            text for unit in index.units for text in (index.sections[unit.section].heading, unit.text)
+        )
         self._spelling = _delete_index(w for w in words if len(w) >= 4 and w.isalpha())
         # A word the encoder's vocabulary holds whole is a real word, even one the corpus never uses
         # ("weather" is not a misspelt "whether", nor "valuation" of "evaluation").
@@ -206,6 +210,7 @@ class Retriever:
 
     def analyse(self, question: str) -> QueryAnalysis:
         """Language, weighted lexical terms (with translations and spelling repairs), coverage."""
+        question = self._chinese_spelling.repair(question)
         lang = detect_lang(question)
         corrected, repaired = self.correct(question) if lang == "en" else (question, set())
         terms: dict[str, float] = defaultdict(float)

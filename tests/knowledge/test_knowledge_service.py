@@ -67,10 +67,18 @@ def test_typo_and_one_word_questions(real_kb):
             "Should angel investors care about our valuation?",
         ),
         ("give me a short intro to patent strategy", "give me a short intro to patent strategy"),
+        ("大模型在智能刻服方面能做什么", "大模型在智能客服方面能做什么"),
+        ("有哪些学习大模型的书推荐", "有哪些学习大模型的书推荐"),
     ],
 )
 def test_spelling_repair_leaves_real_words_alone(real_kb, question, corrected):
     assert real_kb.retriever().analyse(question).corrected == corrected
+
+
+def test_a_chinese_question_with_a_pinyin_typo_is_answered_as_the_one_without(real_kb):
+    typo, clean = real_kb.ask("交叉商损失函数是干嘛用的？"), real_kb.ask("交叉熵损失函数是干嘛用的？")
+    assert typo.answered and typo.question == "交叉商损失函数是干嘛用的？"
+    assert (typo.text, typo.sources) == (clean.text, clean.sources)
 
 
 def test_script_conversion_between_traditional_and_simplified_chinese():
