@@ -45,6 +45,8 @@ ORDINALS = (
     "thirteenth",
     "fourteenth",
     "fifteenth",
+    "sixteenth",
+    "seventeenth",
 )
 TARGETS = (
     ("answerable declined", "<=", 0.05),

@@ -25,12 +25,14 @@ BLIND_SETS = (
     "blind11.jsonl",
     "blind12.jsonl",
     "blind13.jsonl",
+    "blind14.jsonl",
+    "blind15.jsonl",
 )
 # Every labelled question set training reads: the team's own, then the blind ones.
 LABELLED_SETS = ("dev.jsonl", "probe.jsonl", *BLIND_SETS)
 # Blind sets kept out of the memory and out of training, so that their figures stay out of sample:
 # written like the others, scored, never fitted on.
-HELD_OUT_SETS = ("blind14.jsonl", "blind15.jsonl")
+HELD_OUT_SETS = ("blind16.jsonl", "blind17.jsonl")
 
 
 @dataclass(frozen=True)
