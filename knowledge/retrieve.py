@@ -185,7 +185,9 @@ class Retriever:
 
     def correct(self, question: str) -> tuple[str, set[str]]:
         """The question with misspelt English words (neither the corpus's nor the encoder's
-        vocabulary holds them) replaced by the closest corpus word."""
+        vocabulary holds them) replaced by the closest corpus word that starts with the same letter:
+        typing seldom misses the first letter, and a real word outside both vocabularies ("vesting",
+        "PhDs") otherwise became another one ("testing", "hdfs")."""
         repaired: set[str] = set()
 
         def fix(match: re.Match[str]) -> str:
@@ -199,7 +201,7 @@ class Retriever:
                 return word
             candidates: set[str] = set()
             for variant in {lowered, *_deletes(lowered)}:
-                candidates.update(self._spelling.get(variant, ()))
+                candidates.update(c for c in self._spelling.get(variant, ()) if c[0] == lowered[0])
             if not candidates:
                 return word
             best = max(sorted(candidates), key=lambda c: self._word_counts[c])

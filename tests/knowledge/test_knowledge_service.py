@@ -67,6 +67,7 @@ def test_typo_and_one_word_questions(real_kb):
             "Should angel investors care about our valuation?",
         ),
         ("give me a short intro to patent strategy", "give me a short intro to patent strategy"),
+        ("what vesting schedule should cofounders use", "what vesting schedule should cofounders use"),
         ("大模型在智能刻服方面能做什么", "大模型在智能客服方面能做什么"),
         ("有哪些学习大模型的书推荐", "有哪些学习大模型的书推荐"),
     ],
