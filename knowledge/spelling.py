@@ -26,7 +26,7 @@ WILDCARD = "*"
 
 
 def readings(char: str) -> frozenset[str]:
-    """The character's pinyin readings without tone marks ("" for a character pinyin does not know)."""
+    """The character's pinyin readings without tone marks (none for a character pinyin does not know)."""
     raw = pinyin_dict.get(ord(char))
     if not raw:
         return frozenset()
