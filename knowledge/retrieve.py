@@ -166,14 +166,10 @@ class Retriever:
             for lang in ("en", "zh")
         }
         self.traits = UnitTraits(groups, faq, shown_in)
-        words: Counter[str] = Counter()
-        for unit in index.units:
-            section = index.sections[unit.section]
-            words.update(re.findall(r"[a-z]+", f"{section.heading} {unit.text}".lower()))
+        texts = [f"{index.sections[unit.section].heading} {unit.text}" for unit in index.units]
+        words = Counter(re.findall(r"[a-z]+", " ".join(texts).lower()))
         self._word_counts = words
-        self._chinese_spelling = ChineseSpelling(
-            text for unit in index.units for text in (index.sections[unit.section].heading, unit.text)
-        )
+        self._chinese_spelling = ChineseSpelling(texts)
         self._spelling = _delete_index(w for w in words if len(w) >= 4 and w.isalpha())
         # A word the encoder's vocabulary holds whole is a real word, even one the corpus never uses
         # ("weather" is not a misspelt "whether", nor "valuation" of "evaluation").

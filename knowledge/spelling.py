@@ -85,16 +85,16 @@ class ChineseSpelling:
         """The same-sounding character with the most convincing trigrams at position i, if any convinces."""
         best: tuple[tuple[int, float], str] | None = None
         original = chars[i]
-        for reading in readings(original):
-            for candidate in sorted(self._homophones.get(reading, ())):
-                if candidate == original:
-                    continue
-                shares = self._trigram_shares(chars, start, end, i, candidate)
-                if not shares or max(shares) < TRIGRAM_SHARE:
-                    continue
-                score = (len(shares), max(shares))
-                if best is None or score > best[0]:
-                    best = (score, candidate)
+        # One set over all of a polyphone's readings, in a fixed order: a character two readings share
+        # is weighed once, and a tie goes the same way in every process (frozenset order does not).
+        candidates = set().union(*(self._homophones.get(reading, ()) for reading in readings(original)))
+        for candidate in sorted(candidates - {original}):
+            shares = self._trigram_shares(chars, start, end, i, candidate)
+            if not shares or max(shares) < TRIGRAM_SHARE:
+                continue
+            score = (len(shares), max(shares))
+            if best is None or score > best[0]:
+                best = (score, candidate)
         return best[1] if best else None
 
     def _trigram_shares(self, chars: list[str], start: int, end: int, i: int, candidate: str) -> list[float]:
